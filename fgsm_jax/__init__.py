@@ -1,0 +1,1 @@
+"""fgsm_jax: adversarial attacks on face recognition as pure JAX functions."""
