@@ -1,2 +1,3 @@
-"""Models: face recognizers and their weights."""
-from fgsm_jax.models.dlib_files import DlibModelPaths, dlib_model_paths  # noqa: F401
+"""Models: the original face CNN and dlib's face-recognition ResNet."""
+from fgsm_jax.models.apply import ApplyFn
+from fgsm_jax.models.cnn import OriginalCNN

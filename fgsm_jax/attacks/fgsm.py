@@ -1,0 +1,51 @@
+"""FGSM: the Fast Gradient Sign Method (Goodfellow, Shlens & Szegedy, 2015).
+
+"Explaining and Harnessing Adversarial Examples", ICLR 2015, arXiv:1412.6572.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from fgsm_jax.attacks import core
+from fgsm_jax.attacks.losses import LossFn, cross_entropy
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn", "loss_fn", "targeted", "per_example"))
+def fgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
+         labels: jnp.ndarray, eps: float | jnp.ndarray, *, loss_fn: LossFn = cross_entropy,
+         targeted: bool = False, per_example: bool = True) -> jnp.ndarray:
+  """One signed-gradient step of size eps: adv = clip(x + eps * sign(grad_x J(params, x, y))).
+
+  Distance: L-infinity; |adv - x|_inf <= eps and adv in [0, 1] (the original notebook did not
+  clip; we do, so results are valid images).
+
+  Args:
+    apply_fn: ``apply_fn(params, images) -> outputs`` (logits, or descriptors with an
+      embedding loss). Static: pass the same function object to avoid recompiling.
+    params: the model's parameters (any pytree).
+    images: N x H x W x C float in [0, 1].
+    labels: (N,) true labels (untargeted) or target labels (targeted); for embedding losses,
+      N x D reference or target descriptors.
+    eps: budget in image units, e.g. 5/255; a scalar or (N,). Traced: a new eps does not
+      recompile.
+    loss_fn: per-example loss ``loss_fn(outputs, labels) -> (N,)``; default cross-entropy.
+    targeted: False (default) ascends the loss on the true labels; True descends it toward
+      ``labels`` as targets.
+    per_example: True (default) computes ``vmap(grad)`` of each example's loss; False the
+      gradient of the summed loss (same result for models without batch statistics).
+
+  Returns:
+    Adversarial images, same shape as ``images``, float32.
+
+  Example:
+    >>> apply_fn = ApplyFn(OriginalCNN(num_classes=50))   # fgsm_jax.models
+    >>> adv = fgsm(apply_fn, params, images, labels, eps=5 / 255)   # images N x 160 x 160 x 3
+  """
+  core.check_images(images)
+  images = images.astype(jnp.float32)
+  grad = core.input_gradient(apply_fn, params, images, labels, loss_fn, per_example=per_example)
+  step = core.step_direction(targeted) * jnp.sign(grad)
+  return core.project_linf(images + core._per_example(eps, images) * step, images, eps)

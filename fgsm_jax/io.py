@@ -1,0 +1,45 @@
+"""Atomic writes: an output is either the old file or the complete new one, never a torn one."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
+  """Writes ``data`` to a temporary file beside ``path``, then renames it over ``path``."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+  return path
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> pathlib.Path:
+  """Writes ``obj`` as indented JSON, atomically."""
+  return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike) -> Any:
+  with open(path, "rb") as f:
+    return json.load(f)
+
+
+def save_figure(fig, path: str | os.PathLike, **kwargs) -> pathlib.Path:
+  """Saves a matplotlib figure atomically (format from the suffix)."""
+  import io
+  path = pathlib.Path(path)
+  buf = io.BytesIO()
+  fig.savefig(buf, format=path.suffix.lstrip(".") or "png", **kwargs)
+  return atomic_write_bytes(path, buf.getvalue())

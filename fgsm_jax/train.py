@@ -1,0 +1,182 @@
+"""Training a face classifier: create_train_state, a jitted train_step, eval_step, checkpoints.
+
+Everything a step uses comes in as an argument (state, batch); randomness comes from PRNG keys
+the caller splits and passes. Configs are plain dataclasses, saved beside each checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+from typing import Any, Callable, Iterator
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from fgsm_jax import io
+from fgsm_jax.models import ApplyFn, OriginalCNN
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """How to train a classifier. The defaults are the original notebook's."""
+  dataset: str = "gt"
+  model: str = "cnn"            # a name in MODELS
+  num_classes: int = 50
+  image_size: int = 160
+  learning_rate: float = 1e-3   # Adam
+  epochs: int = 5
+  batch_size: int = 8
+  seed: int = 0
+
+
+# Model constructors by name; other modules (stronger classifiers) register here too.
+MODELS: dict[str, Callable[[int], nn.Module]] = {"cnn": lambda n: OriginalCNN(num_classes=n)}
+
+
+def build_model(config: TrainConfig) -> nn.Module:
+  if config.model not in MODELS:
+    raise ValueError(f"unknown model {config.model!r}; expected one of {sorted(MODELS)}")
+  return MODELS[config.model](config.num_classes)
+
+
+class TrainState(train_state.TrainState):
+  pass
+
+
+def create_train_state(key: jax.Array, config: TrainConfig) -> TrainState:
+  """Initialises the model's parameters from ``key`` and an Adam optimizer."""
+  model = build_model(config)
+  dummy = jnp.zeros((1, config.image_size, config.image_size, 3), jnp.float32)
+  params = model.init(key, dummy)["params"]
+  return TrainState.create(apply_fn=ApplyFn(model), params=params,
+                           tx=optax.adam(config.learning_rate))
+
+
+def _weighted_metrics(logits: jnp.ndarray, labels: jnp.ndarray,
+                      weights: jnp.ndarray) -> dict[str, jnp.ndarray]:
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  count = jnp.maximum(jnp.sum(weights), 1.0)
+  return {"loss": jnp.sum(losses * weights) / count,
+          "accuracy": jnp.sum(correct * weights) / count,
+          "count": jnp.sum(weights)}
+
+
+def _weights(batch: dict[str, jnp.ndarray]) -> jnp.ndarray:
+  # A padded last batch carries 'mask' (1 real, 0 padding); full batches may omit it.
+  return batch.get("mask", jnp.ones(batch["label"].shape, jnp.float32)).astype(jnp.float32)
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def train_step(state: TrainState, batch: dict[str, jnp.ndarray]
+               ) -> tuple[TrainState, dict[str, jnp.ndarray]]:
+  """One Adam step on a batch {'image': N x H x W x 3 in [0,1], 'label': N, 'mask'?: N}."""
+  weights = _weights(batch)
+
+  def loss_fn(params):
+    logits = state.apply_fn(params, batch["image"])
+    metrics = _weighted_metrics(logits, batch["label"], weights)
+    return metrics["loss"], metrics
+
+  grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+  return state.apply_gradients(grads=grads), metrics
+
+
+@functools.partial(jax.jit, static_argnames="apply_fn")
+def eval_step(apply_fn: ApplyFn, params: Any, batch: dict[str, jnp.ndarray]
+              ) -> dict[str, jnp.ndarray]:
+  """Loss, accuracy and example count on a (possibly padded) batch."""
+  return _weighted_metrics(apply_fn(params, batch["image"]), batch["label"], _weights(batch))
+
+
+def padded_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *,
+                   rng: np.random.Generator | None = None) -> Iterator[dict[str, np.ndarray]]:
+  """Batches of exactly ``batch_size``; the last is padded and masked, so one compile serves all.
+
+  Shuffled when ``rng`` is given (draw it from the run's seed for reproducibility).
+  """
+  n = len(images)
+  order = rng.permutation(n) if rng is not None else np.arange(n)
+  for start in range(0, n, batch_size):
+    idx = order[start:start + batch_size]
+    mask = np.ones(batch_size, np.float32)
+    if len(idx) < batch_size:
+      mask[len(idx):] = 0.0
+      idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[0])])
+    yield {"image": images[idx], "label": labels[idx], "mask": mask}
+
+
+def evaluate(apply_fn: ApplyFn, params: Any, images: np.ndarray, labels: np.ndarray,
+             batch_size: int = 64) -> dict[str, float]:
+  """Mean loss and accuracy over a whole split."""
+  totals = {"loss": 0.0, "accuracy": 0.0, "count": 0.0}
+  for batch in padded_batches(images, labels, batch_size):
+    m = jax.device_get(eval_step(apply_fn, params, batch))
+    for k in ("loss", "accuracy"):
+      totals[k] += float(m[k]) * float(m["count"])
+    totals["count"] += float(m["count"])
+  count = max(totals["count"], 1.0)
+  return {"loss": totals["loss"] / count, "accuracy": totals["accuracy"] / count,
+          "count": int(totals["count"])}
+
+
+def train(config: TrainConfig, train_images: np.ndarray, train_labels: np.ndarray, *,
+          log: Callable[[str], None] = print) -> tuple[TrainState, list[dict[str, float]]]:
+  """Trains for ``config.epochs`` from ``config.seed``; returns the state and per-epoch metrics.
+
+  The seed fixes both the initialisation (a JAX key) and the shuffling (a NumPy generator
+  seeded from the same number), so a rerun gives the same parameters.
+  """
+  init_key = jax.random.key(config.seed)
+  state = create_train_state(init_key, config)
+  rng = np.random.default_rng(config.seed)
+  history = []
+  for epoch in range(1, config.epochs + 1):
+    sums = {"loss": 0.0, "accuracy": 0.0, "count": 0.0}
+    for batch in padded_batches(train_images, train_labels, config.batch_size, rng=rng):
+      state, m = train_step(state, batch)
+      m = jax.device_get(m)
+      for k in ("loss", "accuracy"):
+        sums[k] += float(m[k]) * float(m["count"])
+      sums["count"] += float(m["count"])
+    record = {"epoch": epoch, "loss": sums["loss"] / sums["count"],
+              "accuracy": sums["accuracy"] / sums["count"]}
+    history.append(record)
+    log(f"epoch {epoch}: loss {record['loss']:.4f}, train accuracy {record['accuracy']:.4f}")
+  return state, history
+
+
+# --- checkpoints -------------------------------------------------------------------------
+
+def save_checkpoint(workdir: str | pathlib.Path, params: Any, config: TrainConfig,
+                    metrics: dict[str, Any] | None = None) -> pathlib.Path:
+  """Saves params (orbax, written atomically by orbax) and ``config.json`` beside them."""
+  import orbax.checkpoint as ocp
+  workdir = pathlib.Path(workdir).resolve()
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(workdir / "checkpoint", jax.device_get(params), force=True)
+  checkpointer.wait_until_finished()
+  io.write_json(workdir / "config.json",
+                {"config": dataclasses.asdict(config), "metrics": metrics or {}})
+  return workdir / "checkpoint"
+
+
+def load_checkpoint(workdir: str | pathlib.Path) -> tuple[ApplyFn, Any, TrainConfig]:
+  """Restores (apply_fn, params, config) saved by ``save_checkpoint``."""
+  import orbax.checkpoint as ocp
+  workdir = pathlib.Path(workdir).resolve()
+  meta_path = workdir / "config.json"
+  if not meta_path.is_file():
+    raise FileNotFoundError(f"{meta_path}: no checkpoint config here (train a model first)")
+  config = TrainConfig(**io.read_json(meta_path)["config"])
+  model = build_model(config)
+  target = jax.eval_shape(
+      lambda: model.init(jax.random.key(0),
+                         jnp.zeros((1, config.image_size, config.image_size, 3)))["params"])
+  params = ocp.StandardCheckpointer().restore(workdir / "checkpoint", target)
+  return ApplyFn(model), params, config
