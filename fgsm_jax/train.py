@@ -18,14 +18,14 @@ import optax
 from flax.training import train_state
 
 from fgsm_jax import io
-from fgsm_jax.models import ApplyFn, OriginalCNN
+from fgsm_jax.models import ApplyFn, build_classifier
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """How to train a classifier. The defaults are the original notebook's."""
   dataset: str = "gt"
-  model: str = "cnn"            # a name in MODELS
+  model: str = "cnn"            # a name in fgsm_jax.models.CLASSIFIERS
   num_classes: int = 50
   image_size: int = 160
   learning_rate: float = 1e-3   # Adam
@@ -34,14 +34,8 @@ class TrainConfig:
   seed: int = 0
 
 
-# Model constructors by name; other modules (stronger classifiers) register here too.
-MODELS: dict[str, Callable[[int], nn.Module]] = {"cnn": lambda n: OriginalCNN(num_classes=n)}
-
-
 def build_model(config: TrainConfig) -> nn.Module:
-  if config.model not in MODELS:
-    raise ValueError(f"unknown model {config.model!r}; expected one of {sorted(MODELS)}")
-  return MODELS[config.model](config.num_classes)
+  return build_classifier(config.model, config.num_classes)
 
 
 class TrainState(train_state.TrainState):

@@ -1,3 +1,19 @@
-"""Models: the original face CNN and dlib's face-recognition ResNet."""
+"""Models: the original face CNN, stronger classifiers, and dlib's face-recognition ResNet."""
+from typing import Callable
+
+import flax.linen as nn
+
 from fgsm_jax.models.apply import ApplyFn
 from fgsm_jax.models.cnn import OriginalCNN
+
+# Classifier constructors by name (num_classes -> module), for configs and CLI flags.
+CLASSIFIERS: dict[str, Callable[[int], nn.Module]] = {
+    "cnn": lambda num_classes: OriginalCNN(num_classes=num_classes),
+}
+
+
+def build_classifier(name: str, num_classes: int) -> nn.Module:
+  """The classifier called ``name`` (a key of CLASSIFIERS) with ``num_classes`` outputs."""
+  if name not in CLASSIFIERS:
+    raise ValueError(f"unknown model {name!r}; expected one of {sorted(CLASSIFIERS)}")
+  return CLASSIFIERS[name](num_classes)
