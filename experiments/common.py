@@ -1,0 +1,40 @@
+"""Small helpers the experiment scripts share: eps lists, one-line errors, logging."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def eps_list_255(text: str) -> list[float]:
+  """Parses '0,1,2,4' (eps on the 0-255 scale) for argparse; negative or junk -> usage error."""
+  try:
+    values = [float(v) for v in text.split(",") if v.strip()]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+  if not values:
+    raise argparse.ArgumentTypeError("expected at least one eps")
+  if any(v < 0 or v > 255 for v in values):
+    raise argparse.ArgumentTypeError(f"eps must be in [0, 255] (0-255 scale), got {text!r}")
+  return values
+
+
+def int_list(text: str) -> list[int]:
+  """Parses '1,8,64' into positive ints for argparse."""
+  try:
+    values = [int(v) for v in text.split(",") if v.strip()]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+  if not values or any(v <= 0 for v in values):
+    raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+  return values
+
+
+def eps_key(eps_255: float) -> str:
+  """JSON key of an eps on the 0-255 scale: '5' for 5.0, '0.5' for 0.5."""
+  return f"{eps_255:g}"
+
+
+def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
+  """Prints a one-line error (no traceback) and exits."""
+  print(f"error: {message}", file=sys.stderr)
+  raise SystemExit(code)

@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""Test accuracy of a trained classifier under white-box FGSM, at each eps (0-255 scale).
+
+  python experiments/fgsm_eval.py --workdir runs/gt_cnn --eps 0,1,2,4,5,8,16
+
+Reads the checkpoint and metrics.json that train_classifier.py wrote in W, and writes
+W/fgsm_eval.json ({"accuracy": {"0": ..., "5": ...}, "config": ...}), W/accuracy_vs_eps.png and
+W/triplets_eps<E>.png (original | perturbation | adversarial, each with its predicted identity).
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from common import eps_key, eps_list_255, fail  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[1],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--workdir", type=pathlib.Path, required=True,
+                 help="folder of a trained classifier (train_classifier.py --workdir)")
+  p.add_argument("--eps", type=eps_list_255, default=eps_list_255("0,1,2,4,5,8,16"),
+                 help="L-inf budgets on the 0-255 scale, comma-separated")
+  p.add_argument("--figure-eps", type=float, default=5.0,
+                 help="eps (0-255 scale) of the triplet figure")
+  p.add_argument("--figure-examples", type=int, default=3)
+  p.add_argument("--targeted", action="store_true",
+                 help="targeted FGSM toward the next identity ((y + 1) mod C) instead")
+  p.add_argument("--batch-size", type=int, default=64)
+  p.add_argument("--manual-dir", type=pathlib.Path, default=None,
+                 help="override the photo folder recorded in W/metrics.json")
+  p.add_argument("--data-dir", type=pathlib.Path, default=None,
+                 help="override the TFDS data dir recorded in W/metrics.json")
+  p.add_argument("--seed", type=int, default=0, help="picks the figure's examples")
+  args = p.parse_args(argv)
+  if args.figure_eps < 0 or args.figure_eps > 255:
+    p.error("--figure-eps must be in [0, 255]")
+  if args.batch_size <= 0 or args.figure_examples < 0:
+    p.error("--batch-size must be positive and --figure-examples non-negative")
+  return args
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  import jax.numpy as jnp
+  import numpy as np
+
+  from fgsm_jax import figures, io, train
+  from fgsm_jax.attacks import fgsm
+  from fgsm_jax.data import DatasetError, load_split
+  from fgsm_jax.evaluation import attack_split, predict
+
+  metrics_path = args.workdir / "metrics.json"
+  if not metrics_path.is_file():
+    fail(f"{metrics_path}: not found (run experiments/train_classifier.py first)")
+  trained = io.read_json(metrics_path)
+  apply_fn, params, config = train.load_checkpoint(args.workdir)
+  data = trained.get("data", {})
+  manual_dir = args.manual_dir or (pathlib.Path(data["manual_dir"]) if data.get("manual_dir")
+                                   else None)
+  data_dir = args.data_dir or (pathlib.Path(data["data_dir"]) if data.get("data_dir") else None)
+  names = data.get("class_names") or [str(i) for i in range(config.num_classes)]
+  try:
+    images, labels = load_split(config.dataset, "test", manual_dir=manual_dir, data_dir=data_dir)
+  except (DatasetError, FileNotFoundError, ValueError) as e:
+    fail(str(e).splitlines()[0])
+
+  def targets_of(y):
+    return (y + 1) % config.num_classes if args.targeted else y
+
+  accuracy, adversarial = {}, {}
+  for eps_255 in sorted(set(args.eps) | {args.figure_eps}):
+    eps = eps_255 / 255.0
+    adv = attack_split(
+        lambda x, y: fgsm(apply_fn, params, x, targets_of(y), eps, targeted=args.targeted),
+        images, labels, args.batch_size)
+    predictions = predict(apply_fn, params, adv, args.batch_size)
+    if eps_255 in args.eps:
+      accuracy[eps_key(eps_255)] = float(np.mean(predictions == labels))
+      print(f"eps {eps_255:g}/255: test accuracy {accuracy[eps_key(eps_255)]:.4f}")
+    adversarial[eps_255] = (adv, predictions)
+
+  result = {
+      "accuracy": accuracy,
+      "attack": "fgsm-targeted" if args.targeted else "fgsm",
+      "test_examples": int(len(labels)),
+      "config": {"eps_255": args.eps, "targeted": args.targeted, "checkpoint_workdir":
+                 str(args.workdir.resolve()), "train_config": trained.get("config"),
+                 "batch_size": args.batch_size},
+  }
+  io.write_json(args.workdir / "fgsm_eval.json", result)
+  figures.plot_accuracy_vs_eps(
+      {f"{config.model} on {config.dataset}": {float(k): v for k, v in accuracy.items()}},
+      args.workdir / "accuracy_vs_eps.png",
+      title=f"White-box {'targeted ' if args.targeted else ''}FGSM, {config.dataset} test split")
+
+  if args.figure_examples:
+    clean_pred = predict(apply_fn, params, images, args.batch_size)
+    adv, adv_pred = adversarial[args.figure_eps]
+    # Show faces the model got right, so the figure shows what the attack changes.
+    rng = np.random.default_rng(args.seed)
+    candidates = np.flatnonzero(clean_pred == labels)
+    if len(candidates) == 0:
+      candidates = np.arange(len(labels))
+    pick = rng.choice(candidates, size=min(args.figure_examples, len(candidates)), replace=False)
+    path = args.workdir / f"triplets_eps{eps_key(args.figure_eps)}.png"
+    amplification = figures.plot_triplets(
+        images[pick], adv[pick], [names[i] for i in clean_pred[pick]],
+        [names[i] for i in adv_pred[pick]], [names[i] for i in labels[pick]],
+        args.figure_eps, path)
+    result["figure"] = {"triplets": path.name, "examples": pick.tolist(),
+                        "perturbation_amplification": amplification}
+    io.write_json(args.workdir / "fgsm_eval.json", result)
+  print(f"wrote {args.workdir / 'fgsm_eval.json'}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
