@@ -17,3 +17,14 @@ def build_classifier(name: str, num_classes: int) -> nn.Module:
   if name not in CLASSIFIERS:
     raise ValueError(f"unknown model {name!r}; expected one of {sorted(CLASSIFIERS)}")
   return CLASSIFIERS[name](num_classes)
+
+# dlib's face-recognition ResNet (150x150 aligned chip -> 128-D descriptor) and its files.
+from fgsm_jax.models.dlib_files import DlibModelPaths, dlib_model_paths  # noqa: E402,F401
+from fgsm_jax.models.dlib_resnet import (  # noqa: E402,F401
+    SAME_PERSON_THRESHOLD,
+    DlibModelError,
+    DlibResNet,
+    descriptor_distance,
+    dlib_resnet_apply,
+    load_dlib_resnet,
+)
