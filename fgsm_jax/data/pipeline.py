@@ -1,0 +1,121 @@
+"""Loading the face datasets as arrays, and batching them.
+
+    images, labels = load_split('gt', 'train', manual_dir='.../gt_db', data_dir='/tmp/tfds')
+
+builds the dataset with TFDS the first time (into data_dir/gt_faces/default/1.0.0/) and
+reads it from there afterwards. TFDS keys a built dataset by data_dir, name, config name and
+version only -- not by the manual folder it was built from -- so building from another
+folder (a test's small generated one) needs its own data_dir (or config name).
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Iterator
+
+import numpy as np
+
+# Short name -> (module, builder class) under fgsm_jax.data.
+_BUILDERS = {'gt': ('fgsm_jax.data.gt_faces', 'GtFaces'),
+             'orl': ('fgsm_jax.data.orl_faces', 'OrlFaces')}
+DATASETS = tuple(_BUILDERS)
+SPLITS = ('train', 'test')
+
+
+def builder_class(dataset: str):
+  """The TFDS builder class of 'gt' or 'orl' (imports tensorflow_datasets)."""
+  if dataset not in _BUILDERS:
+    raise ValueError(f'unknown dataset {dataset!r}; expected one of {", ".join(DATASETS)}')
+  module, name = _BUILDERS[dataset]
+  return getattr(importlib.import_module(module), name)
+
+
+def get_builder(dataset: str, *, manual_dir: str | os.PathLike | None = None,
+                data_dir: str | os.PathLike | None = None, config=None):
+  """The dataset's TFDS builder, built first if data_dir does not hold it yet.
+
+  Args:
+    dataset: 'gt' or 'orl'.
+    manual_dir: folder holding the photos (see the builder's MANUAL_DOWNLOAD_INSTRUCTIONS);
+      None: data_dir/downloads/manual (GT then falls back to downloading).
+    data_dir: where TFDS keeps built datasets; None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
+    config: a `FaceConfig` (seed, identities, ...) or None for the default one.
+
+  Raises:
+    ValueError: unknown dataset name. DatasetError: no usable data to build from.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  builder = builder_class(dataset)(
+      data_dir=None if data_dir is None else os.fspath(data_dir), config=config)
+  if not builder.is_prepared():
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=None if manual_dir is None else os.fspath(manual_dir)))
+  return builder
+
+
+def load_split(dataset: str, split: str, *, manual_dir: str | os.PathLike | None = None,
+               data_dir: str | os.PathLike | None = None,
+               config=None) -> tuple[np.ndarray, np.ndarray]:
+  """One split of a face dataset, whole, as arrays (built first if needed, see get_builder).
+
+  Args:
+    dataset: 'gt' or 'orl'.
+    split: 'train' or 'test' (any TFDS split string, e.g. 'train[:10]', also works).
+
+  Returns:
+    images: float32 N x 160 x 160 x 3 in [0, 1]; labels: int32 N, in [0, num_classes).
+    Order is TFDS's stored order (fixed for a given build), not shuffled per call.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  builder = get_builder(dataset, manual_dir=manual_dir, data_dir=data_dir, config=config)
+  data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+  images = data['image'].astype(np.float32) / np.float32(255)
+  return images, data['label'].astype(np.int32)
+
+
+def class_names(dataset: str, *, manual_dir: str | os.PathLike | None = None,
+                data_dir: str | os.PathLike | None = None, config=None) -> list[str]:
+  """Identity names in label order (label i is class_names(...)[i])."""
+  builder = get_builder(dataset, manual_dir=manual_dir, data_dir=data_dir, config=config)
+  return list(builder.info.features['label'].names)
+
+
+def num_classes(dataset: str, *, manual_dir: str | os.PathLike | None = None,
+                data_dir: str | os.PathLike | None = None, config=None) -> int:
+  """Number of labels (identities) of the dataset's label space."""
+  return len(class_names(dataset, manual_dir=manual_dir, data_dir=data_dir, config=config))
+
+
+def skipped(dataset: str, *, manual_dir: str | os.PathLike | None = None,
+            data_dir: str | os.PathLike | None = None, config=None) -> dict:
+  """What the build dropped: {split: {'photos', 'written', 'unreadable': [..], 'no_face': [..]}}."""
+  builder = get_builder(dataset, manual_dir=manual_dir, data_dir=data_dir, config=config)
+  return dict(builder.info.metadata.get('skipped', {}))
+
+
+def batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *,
+            rng: np.random.Generator | None,
+            drop_remainder: bool = False) -> Iterator[dict[str, np.ndarray]]:
+  """One pass over (images, labels) in batches.
+
+  Args:
+    images: N x H x W x C. labels: N.
+    batch_size: examples per batch (>= 1).
+    rng: shuffles the order when given (one permutation per call); None keeps the order.
+    drop_remainder: leave out the last batch if it is smaller than batch_size.
+
+  Yields:
+    {'image': B x H x W x C, 'label': B}, B = batch_size except possibly the last.
+  """
+  if images.ndim != 4:
+    raise ValueError(f'expected images N x H x W x C, got shape {images.shape}')
+  if labels.shape != images.shape[:1]:
+    raise ValueError(f'expected labels of shape ({images.shape[0]},), got {labels.shape}')
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+  n = images.shape[0]
+  order = np.arange(n) if rng is None else rng.permutation(n)
+  stop = n - n % batch_size if drop_remainder else n
+  for start in range(0, stop, batch_size):
+    idx = order[start:start + batch_size]
+    yield {'image': images[idx], 'label': labels[idx]}
