@@ -1,0 +1,248 @@
+"""The shared engine of the iterative attacks: one jitted loop that every attack configures.
+
+I-FGSM, PGD, MI-, NI-, VMI-, DI- and TI-FGSM, EOT and their combinations (e.g. DI-TI-MI) are
+all ``iterative_attack`` with different options; the modules named after each attack fix the
+defaults from its paper and document it. Each step:
+
+  1. gradient g of the per-example loss at x_t (at the Nesterov look-ahead point for NI),
+     averaged over ``eot_samples`` random transformations when ``transform`` is given (EOT;
+     DI-FGSM is EOT with one sample of ResizePad), smoothed by a Gaussian kernel for TI;
+  2. VMI: g + v_t, where v_t is the variance term of the previous step;
+  3. momentum (MI): m_{t+1} = decay * m_t + g / mean|g|  (per example);
+  4. x_{t+1} = Proj(x_t + direction * step_size * s(m_{t+1})), where s = sign for L-inf and
+     s(g) = g / ||g||_2 for L2, direction = +1 untargeted / -1 targeted, and Proj projects onto
+     the eps-ball around x and onto [0, 1].
+
+Randomness: ``key`` is one PRNG key, split into one key per example, or already (N,) keys,
+one per example; every draw (random start, transformations, VMI's neighbours) for example i
+comes from its own key, so its result does not depend on the rest of the batch (pass
+``fold_in(key, index_in_dataset)`` keys to make a whole run independent of batching).
+
+Early stopping: ``done_fn(outputs, labels) -> bool (N,)`` (see ``goals``) is evaluated before
+each step; examples that meet it are frozen (neither image nor momentum change), and the loop
+ends when every example is done. The loop is a ``lax.while_loop`` then, a ``lax.fori_loop``
+without ``done_fn``; either way one jit compiles the whole attack.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from fgsm_jax.attacks import core
+from fgsm_jax.attacks import transforms as transforms_lib
+from fgsm_jax.attacks.losses import LossFn, cross_entropy
+
+# done_fn(outputs N x ..., labels) -> bool (N,): the example's goal is met; freeze it.
+DoneFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
+
+NORMS = ("linf", "l2")
+
+# Key streams (fold_in tags), so the draws of different purposes never share a key.
+_START, _STEP, _NEIGHBOURS = 0, 1, 2
+
+
+def example_keys(key: jax.Array, n: int) -> jax.Array:
+  """(n,) typed PRNG keys: ``key`` split n ways, or ``key`` itself if it is already (n,) keys.
+
+  Accepts typed keys (``jax.random.key``) and raw uint32 keys (``jax.random.PRNGKey``).
+  """
+  if key is None:
+    raise ValueError("this attack is randomised: pass a PRNG key, e.g. jax.random.key(0)")
+  key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+  if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    key = jax.random.wrap_key_data(key)
+  if key.ndim == 0:
+    return jax.random.split(key, n)
+  if key.shape == (n,):
+    return key
+  raise ValueError(f"expected one PRNG key or {n} keys (one per example), got key shape "
+                   f"{key.shape}")
+
+
+def fold_keys(keys: jax.Array, *tags) -> jax.Array:
+  """Each example's key folded with ``tags`` in turn (ints or traced int scalars)."""
+  for tag in tags:
+    keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, tag)
+  return keys
+
+
+def random_start(keys: jax.Array, images: jnp.ndarray, eps: jnp.ndarray,
+                 norm: str = "linf") -> jnp.ndarray:
+  """A uniform random point of the eps-ball around each image, clipped to [0, 1].
+
+  L-inf: x + U(-eps, eps) per pixel (Madry et al. 2018). L2: x + a point uniform in the L2
+  ball (direction uniform on the sphere, radius eps * U^(1/d), d = H * W * C).
+  keys (N,), images N x H x W x C, eps scalar or (N,).
+  """
+  eps_b = core._per_example(eps, images)
+  shape = images.shape[1:]
+  if norm == "linf":
+    noise = jax.vmap(lambda k: jax.random.uniform(k, shape, minval=-1.0, maxval=1.0))(keys)
+    return core.clip_to_unit(images + eps_b * noise)
+  d = float(images[0].size)
+
+  def ball(k):
+    k_dir, k_rad = jax.random.split(k)
+    direction = jax.random.normal(k_dir, shape)
+    direction = direction / jnp.maximum(jnp.linalg.norm(direction), 1e-12)
+    return direction * jax.random.uniform(k_rad) ** (1.0 / d)
+
+  return core.project_l2(images + eps_b * jax.vmap(ball)(keys), images, eps)
+
+
+def _mean_abs(g: jnp.ndarray) -> jnp.ndarray:
+  return jnp.mean(jnp.abs(g), axis=tuple(range(1, g.ndim)), keepdims=True)
+
+
+def _freeze(done: jnp.ndarray | None, old: jnp.ndarray, new: jnp.ndarray) -> jnp.ndarray:
+  if done is None:
+    return new
+  return jnp.where(done.reshape((-1,) + (1,) * (new.ndim - 1)), old, new)
+
+
+@functools.partial(jax.jit, static_argnames=(
+    "apply_fn", "loss_fn", "steps", "norm", "random_init", "nesterov", "variance_samples",
+    "transform", "eot_samples", "kernel_size", "targeted", "done_fn", "per_example"))
+def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
+                     labels: jnp.ndarray, eps: float | jnp.ndarray, *,
+                     key: jax.Array | None = None, steps: int = 10,
+                     step_size: float | jnp.ndarray | None = None, norm: str = "linf",
+                     random_init: bool = False, decay: float | jnp.ndarray | None = None,
+                     nesterov: bool = False, variance_samples: int = 0,
+                     variance_beta: float | jnp.ndarray = 1.5,
+                     transform: transforms_lib.Transform | None = None, eot_samples: int = 1,
+                     kernel_size: int | None = None,
+                     kernel_sigma: float | jnp.ndarray | None = None,
+                     loss_fn: LossFn = cross_entropy, targeted: bool = False,
+                     done_fn: DoneFn | None = None, per_example: bool = True) -> jnp.ndarray:
+  """The configurable iterative gradient attack (see the module docstring for the update).
+
+  Args:
+    apply_fn: ``apply_fn(params, images) -> outputs``; static (hashable).
+    params: the model's parameters (pytree).
+    images: N x H x W x C float in [0, 1].
+    labels: (N,) true labels (untargeted) or targets (targeted); N x D descriptors for
+      embedding losses.
+    eps: budget, scalar or (N,), image units (e.g. 8/255); L-inf or L2 radius per ``norm``.
+    key: PRNG key, or (N,) keys; needed when ``random_init``, ``transform`` or
+      ``variance_samples`` is used.
+    steps: number of iterations (static).
+    step_size: per-step size, scalar or (N,); default eps / steps.
+    norm: 'linf' (sign steps) or 'l2' (L2-normalised steps), and the ball projected onto.
+    random_init: start from a uniform random point of the ball (PGD).
+    decay: momentum decay mu (MI/NI/VMI), or None for no momentum.
+    nesterov: NI-FGSM's look-ahead x_t + direction * step_size * decay * m_t (needs decay).
+    variance_samples: VMI-FGSM's number of neighbours N (0: off).
+    variance_beta: VMI's neighbourhood radius as a multiple of eps (U(-beta eps, beta eps)).
+    transform: a random transformation (see ``transforms``) applied before the model when
+      computing gradients (DI, EOT); gradients flow through it.
+    eot_samples: transformation draws averaged per gradient (static).
+    kernel_size: TI-FGSM's Gaussian kernel size (odd), or None for no smoothing (static).
+    kernel_sigma: its standard deviation in pixels; default (kernel_size - 1) / 6, the
+      reference code's kernel spanning +-3 sigma.
+    loss_fn: per-example loss ``loss_fn(outputs, labels) -> (N,)``.
+    targeted: descend the loss towards ``labels`` instead of ascending it.
+    done_fn: optional early stopping predicate ``done_fn(outputs, labels) -> bool (N,)``.
+    per_example: passed to ``core.input_gradient``.
+
+  Returns:
+    Adversarial images N x H x W x C, float32, within eps of ``images`` and in [0, 1].
+  """
+  core.check_images(images)
+  if norm not in NORMS:
+    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+  if steps < 0 or eot_samples < 1 or variance_samples < 0:
+    raise ValueError(f"expected steps >= 0, eot_samples >= 1, variance_samples >= 0, got "
+                     f"{steps}, {eot_samples}, {variance_samples}")
+  if nesterov and decay is None:
+    raise ValueError("nesterov=True needs a momentum decay (decay=1.0 in NI-FGSM)")
+  images = images.astype(jnp.float32)
+  n = images.shape[0]
+  randomised = random_init or transform is not None or variance_samples > 0
+  keys = example_keys(key, n) if randomised else None
+  eps_b = core._per_example(eps, images)
+  if step_size is None:
+    step_size = jnp.asarray(eps, jnp.float32) / max(steps, 1)
+  alpha = core._per_example(step_size, images)
+  direction = core.step_direction(targeted)
+  project = core.project_linf if norm == "linf" else core.project_l2
+  kernel = None
+  if kernel_size is not None:
+    sigma = (kernel_size - 1) / 6 if kernel_sigma is None else kernel_sigma
+    kernel = transforms_lib.gaussian_kernel(kernel_size, sigma)
+
+  def gradient(x, grad_keys):
+    """Input gradient at x, EOT-averaged over transformations and TI-smoothed."""
+    if transform is None:
+      g = core.input_gradient(apply_fn, params, x, labels, loss_fn, per_example=per_example)
+    else:
+      def one_draw(s, total):
+        draw_keys = fold_keys(grad_keys, s)
+        y, pullback = jax.vjp(
+            lambda z: transforms_lib.apply_batch(transform, draw_keys, z), x)
+        gy = core.input_gradient(apply_fn, params, y, labels, loss_fn, per_example=per_example)
+        return total + pullback(gy)[0]
+      g = jax.lax.fori_loop(0, eot_samples, one_draw, jnp.zeros_like(x)) / eot_samples
+    if kernel is not None:
+      g = transforms_lib.gaussian_smooth(g, kernel, "zero")
+    return g
+
+  def neighbourhood_gradient(x, t):
+    """VMI: mean gradient over x + U(-beta eps, beta eps) neighbours (not clipped, as in
+    the paper), each with its own transformation draws."""
+    radius = variance_beta * eps_b
+
+    def one(s, total):
+      k = fold_keys(keys, _NEIGHBOURS, t, s)
+      k_noise, k_grad = jax.vmap(jax.random.split, out_axes=1)(k)
+      noise = jax.vmap(lambda kk: jax.random.uniform(
+          kk, x.shape[1:], minval=-1.0, maxval=1.0))(k_noise)
+      return total + gradient(x + radius * noise, k_grad)
+    return jax.lax.fori_loop(0, variance_samples, one, jnp.zeros_like(x)) / variance_samples
+
+  def step(t, adv, momentum, variance, done):
+    grad_keys = fold_keys(keys, _STEP, t) if keys is not None else None
+    point = adv
+    if nesterov:
+      point = adv + direction * alpha * decay * momentum
+    g = gradient(point, grad_keys)
+    new_variance = variance
+    if variance_samples > 0:
+      # v_{t+1} = E[grad at neighbours of x_t] - grad(x_t); g uses v_t.
+      new_variance = neighbourhood_gradient(adv, t) - g
+      g = g + variance
+    new_momentum = momentum
+    if decay is not None:
+      new_momentum = decay * momentum + g / jnp.maximum(_mean_abs(g), 1e-12)
+      g = new_momentum
+    update = jnp.sign(g) if norm == "linf" else core.l2_normalize(g)
+    new_adv = project(adv + direction * alpha * update, images, eps)
+    return (_freeze(done, adv, new_adv), _freeze(done, momentum, new_momentum),
+            _freeze(done, variance, new_variance))
+
+  start = (random_start(fold_keys(keys, _START), images, eps, norm) if random_init
+           else images)
+  zeros = jnp.zeros_like(images)
+  if done_fn is None:
+    def body(t, carry):
+      return step(t, *carry, None)
+    adv, _, _ = jax.lax.fori_loop(0, steps, body, (start, zeros, zeros))
+    return adv
+
+  def is_done(adv):
+    return done_fn(apply_fn(params, adv), labels).astype(bool)
+
+  def cond(carry):
+    t, _, _, _, done = carry
+    return (t < steps) & ~jnp.all(done)
+
+  def while_body(carry):
+    t, adv, momentum, variance, done = carry
+    adv, momentum, variance = step(t, adv, momentum, variance, done)
+    return t + 1, adv, momentum, variance, is_done(adv)
+
+  init = (jnp.asarray(0, jnp.int32), start, zeros, zeros, is_done(start))
+  return jax.lax.while_loop(cond, while_body, init)[1]
