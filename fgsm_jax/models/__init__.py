@@ -5,10 +5,12 @@ import flax.linen as nn
 
 from fgsm_jax.models.apply import ApplyFn
 from fgsm_jax.models.cnn import OriginalCNN
+from fgsm_jax.models.resnet import ResNet
 
 # Classifier constructors by name (num_classes -> module), for configs and CLI flags.
 CLASSIFIERS: dict[str, Callable[[int], nn.Module]] = {
     "cnn": lambda num_classes: OriginalCNN(num_classes=num_classes),
+    "resnet": lambda num_classes: ResNet(num_classes=num_classes),
 }
 
 

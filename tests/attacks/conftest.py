@@ -72,6 +72,21 @@ def tiny_images(n=3, h=H, w=W, c=C, seed=0):
   return jnp.asarray(x)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fast_xla_compiles():
+  """Compile these tests' many tiny programs without XLA's optimisation passes.
+
+  The programs are the same (same jaxprs, same results up to float rounding); only XLA's
+  fusion and other passes are skipped, which more than halves compile time on the CPU and
+  keeps this suite within its time budget. Restored after each module, so tests elsewhere
+  run with the default settings.
+  """
+  before = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", before)
+
+
 @pytest.fixture(scope="session")
 def linear():
   return Linear(), linear_params()
