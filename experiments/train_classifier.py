@@ -38,10 +38,19 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--batch-size", type=int, default=8)
   p.add_argument("--learning-rate", type=float, default=1e-3)
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--cosine", action="store_true",
+                 help="decay the learning rate to 0 over training (cosine); default constant")
+  p.add_argument("--flip", action="store_true", help="augment: random left-right mirroring")
+  p.add_argument("--max-shift", type=int, default=0,
+                 help="augment: random shifts of up to this many pixels")
+  p.add_argument("--brightness", type=float, default=0.0,
+                 help="augment: scale intensities by 1 + U(-b, b)")
   args = p.parse_args(argv)
   for name in ("epochs", "batch_size"):
     if getattr(args, name) <= 0:
       p.error(f"--{name.replace('_', '-')} must be positive")
+  if args.max_shift < 0 or not 0 <= args.brightness < 1:
+    p.error("--max-shift must be >= 0 and --brightness in [0, 1)")
   if args.learning_rate <= 0:
     p.error("--learning-rate must be positive")
   return args
@@ -66,7 +75,11 @@ def main(argv=None) -> int:
 
   config = train.TrainConfig(dataset=args.dataset, model=args.model, num_classes=len(names),
                              image_size=int(train_x.shape[1]), learning_rate=args.learning_rate,
-                             epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+                             epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                             cosine_decay=args.cosine,
+                             steps_per_epoch=-(-len(train_x) // args.batch_size),
+                             flip=args.flip, max_shift=args.max_shift,
+                             brightness=args.brightness)
   start = time.perf_counter()
   state, history = train.train(config, train_x, train_y)
   seconds = time.perf_counter() - start

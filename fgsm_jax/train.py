@@ -10,6 +10,7 @@ import functools
 import pathlib
 from typing import Any, Callable, Iterator
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -29,9 +30,15 @@ class TrainConfig:
   num_classes: int = 50
   image_size: int = 160
   learning_rate: float = 1e-3   # Adam
+  cosine_decay: bool = False    # decay the learning rate to 0 over training (else constant)
+  steps_per_epoch: int = 0      # needed by cosine_decay; train() fills it in
   epochs: int = 5
   batch_size: int = 8
   seed: int = 0
+  # Random augmentation in train_step (0 / False: none, as the original notebook).
+  flip: bool = False            # mirror left-right with probability 1/2
+  max_shift: int = 0            # translate by up to this many pixels (edge-padded)
+  brightness: float = 0.0       # scale intensities by 1 + U(-b, b)
 
 
 def build_model(config: TrainConfig) -> nn.Module:
@@ -39,16 +46,47 @@ def build_model(config: TrainConfig) -> nn.Module:
 
 
 class TrainState(train_state.TrainState):
-  pass
+  """Flax's TrainState plus the augmentation key and settings (static, from the config)."""
+  key: jax.Array = None
+  augment: tuple = flax.struct.field(pytree_node=False, default=(False, 0, 0.0))
 
 
 def create_train_state(key: jax.Array, config: TrainConfig) -> TrainState:
-  """Initialises the model's parameters from ``key`` and an Adam optimizer."""
+  """Initialises the model's parameters and an Adam optimizer; ``key`` seeds both the
+  initialisation and the per-step augmentation (a separate stream, split here)."""
+  init_key, augment_key = jax.random.split(key)
   model = build_model(config)
   dummy = jnp.zeros((1, config.image_size, config.image_size, 3), jnp.float32)
-  params = model.init(key, dummy)["params"]
+  params = model.init(init_key, dummy)["params"]
+  learning_rate = config.learning_rate
+  if config.cosine_decay:
+    if config.steps_per_epoch <= 0:
+      raise ValueError("cosine_decay needs steps_per_epoch > 0 in the config")
+    learning_rate = optax.cosine_decay_schedule(config.learning_rate,
+                                                config.epochs * config.steps_per_epoch)
   return TrainState.create(apply_fn=ApplyFn(model), params=params,
-                           tx=optax.adam(config.learning_rate))
+                           tx=optax.adam(learning_rate), key=augment_key,
+                           augment=(config.flip, config.max_shift, config.brightness))
+
+
+def augment_images(key: jax.Array, images: jnp.ndarray, flip: bool, max_shift: int,
+                   brightness: float) -> jnp.ndarray:
+  """Random flip, shift (edge-padded) and brightness per image; N x H x W x C in [0, 1]."""
+  n, h, w, _ = images.shape
+  k_flip, k_dy, k_dx, k_b = jax.random.split(key, 4)
+  if flip:
+    mirror = jax.random.bernoulli(k_flip, 0.5, (n, 1, 1, 1))
+    images = jnp.where(mirror, images[:, :, ::-1], images)
+  if max_shift:
+    padded = jnp.pad(images, ((0, 0), (max_shift,) * 2, (max_shift,) * 2, (0, 0)), mode="edge")
+    dy = jax.random.randint(k_dy, (n,), 0, 2 * max_shift + 1)
+    dx = jax.random.randint(k_dx, (n,), 0, 2 * max_shift + 1)
+    images = jax.vmap(lambda im, y, x: jax.lax.dynamic_slice(im, (y, x, 0), (h, w, im.shape[-1]))
+                      )(padded, dy, dx)
+  if brightness:
+    scale = 1.0 + jax.random.uniform(k_b, (n, 1, 1, 1), minval=-brightness, maxval=brightness)
+    images = jnp.clip(images * scale, 0.0, 1.0)
+  return images
 
 
 def _weighted_metrics(logits: jnp.ndarray, labels: jnp.ndarray,
@@ -69,11 +107,18 @@ def _weights(batch: dict[str, jnp.ndarray]) -> jnp.ndarray:
 @functools.partial(jax.jit, donate_argnums=0)
 def train_step(state: TrainState, batch: dict[str, jnp.ndarray]
                ) -> tuple[TrainState, dict[str, jnp.ndarray]]:
-  """One Adam step on a batch {'image': N x H x W x 3 in [0,1], 'label': N, 'mask'?: N}."""
+  """One Adam step on a batch {'image': N x H x W x 3 in [0,1], 'label': N, 'mask'?: N}.
+
+  Augmentation (if the config asked for it) draws from ``fold_in(state.key, state.step)``, so
+  the step stays a pure function of (state, batch).
+  """
   weights = _weights(batch)
+  images = batch["image"]
+  if any(state.augment):
+    images = augment_images(jax.random.fold_in(state.key, state.step), images, *state.augment)
 
   def loss_fn(params):
-    logits = state.apply_fn(params, batch["image"])
+    logits = state.apply_fn(params, images)
     metrics = _weighted_metrics(logits, batch["label"], weights)
     return metrics["loss"], metrics
 
@@ -126,6 +171,9 @@ def train(config: TrainConfig, train_images: np.ndarray, train_labels: np.ndarra
   The seed fixes both the initialisation (a JAX key) and the shuffling (a NumPy generator
   seeded from the same number), so a rerun gives the same parameters.
   """
+  steps_per_epoch = -(-len(train_images) // config.batch_size)
+  if config.steps_per_epoch != steps_per_epoch:
+    config = dataclasses.replace(config, steps_per_epoch=steps_per_epoch)
   init_key = jax.random.key(config.seed)
   state = create_train_state(init_key, config)
   rng = np.random.default_rng(config.seed)

@@ -75,3 +75,24 @@ def test_load_checkpoint_names_the_missing_file(tmp_path):
 def test_unknown_model_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown model 'nope'"):
     train.create_train_state(jax.random.key(0), train.TrainConfig(model="nope"))
+
+
+def test_augmentation_is_keyed_and_keeps_shape_and_range():
+  images, _ = _tiny_data(n=4)
+  a = train.augment_images(jax.random.key(0), jnp.asarray(images), True, 4, 0.2)
+  b = train.augment_images(jax.random.key(0), jnp.asarray(images), True, 4, 0.2)
+  c = train.augment_images(jax.random.key(1), jnp.asarray(images), True, 4, 0.2)
+  assert a.shape == images.shape and float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, c)
+  # With every augmentation off the images pass through unchanged.
+  np.testing.assert_array_equal(
+      train.augment_images(jax.random.key(0), jnp.asarray(images), False, 0, 0.0), images)
+
+
+def test_cosine_schedule_trains_and_is_recorded():
+  images, labels = _tiny_data()
+  config = train.TrainConfig(**{**CONFIG.__dict__, "cosine_decay": True, "flip": True,
+                                "max_shift": 2})
+  state, history = train.train(config, images, labels, log=lambda _: None)
+  assert len(history) == config.epochs and int(state.step) == config.epochs * 3
