@@ -27,6 +27,49 @@ def batch_loss(apply_fn: ApplyFn, params: Params, images: jnp.ndarray, targets: 
   return loss_fn(apply_fn(params, images), targets)
 
 
+# XLA:CPU computes a backward pass over a small chunk of images faster per image than over a
+# large batch: a chunk's activations stay in cache, and the per-call scratch memory (which
+# the CPU runtime maps afresh, page by page, on every call) is one chunk's, reused by each
+# chunk in turn. 8 was the fastest of 2..64 for the original CNN on a 2-core x86 (see
+# experiments/benchmark_fgsm.py). Other backends take the whole batch at once.
+CPU_CHUNK = 8
+
+
+def map_batch_chunks(fn: Callable[..., Any], chunk: int, *batched: Any) -> Any:
+  """``fn(*batched)`` computed ``chunk`` examples at a time, in a ``lax.map`` loop.
+
+  Every leaf of ``batched`` has the batch as its leading axis; ``fn`` must treat examples
+  independently (as inference-mode models do) and return leaves with that leading axis. A
+  batch not divisible by ``chunk`` is padded by repeating its last example, and the padding
+  is sliced off the result. A batch of at most ``chunk`` examples is one plain call.
+  """
+  n = jax.tree.leaves(batched)[0].shape[0]
+  if chunk < 1:
+    raise ValueError(f"chunk must be >= 1, got {chunk}")
+  if n <= chunk:
+    return fn(*batched)
+  count = -(-n // chunk)
+  pad = count * chunk - n
+
+  def split(leaf):
+    if pad:
+      leaf = jnp.concatenate([leaf, jnp.repeat(leaf[-1:], pad, axis=0)])
+    return leaf.reshape((count, chunk) + leaf.shape[1:])
+
+  out = jax.lax.map(lambda args: fn(*args), jax.tree.map(split, batched))
+  return jax.tree.map(lambda leaf: leaf.reshape((count * chunk,) + leaf.shape[2:])[:n], out)
+
+
+def chunked_on_cpu(fn: Callable[..., Any], *batched: Any) -> Any:
+  """``map_batch_chunks(fn, CPU_CHUNK, ...)`` where the computation runs on CPU, else ``fn``.
+
+  The choice is made when the computation is lowered for its device
+  (``lax.platform_dependent``), not from the default backend at trace time.
+  """
+  return jax.lax.platform_dependent(
+      *batched, cpu=lambda *b: map_batch_chunks(fn, CPU_CHUNK, *b), default=fn)
+
+
 def input_gradient(apply_fn: ApplyFn, params: Params, images: jnp.ndarray,
                    targets: jnp.ndarray, loss_fn: LossFn, *,
                    per_example: bool = True) -> jnp.ndarray:
@@ -34,17 +77,23 @@ def input_gradient(apply_fn: ApplyFn, params: Params, images: jnp.ndarray,
 
   ``per_example=True`` is ``vmap(grad(loss of one example))``; ``False`` takes the gradient of
   the summed batch loss. They are equal whenever examples do not interact inside the model
-  (no batch statistics), which holds for every model here in inference mode; the summed form
-  gives XLA one large batched backward pass instead of a vmapped one.
+  (no batch statistics), which holds for every model here in inference mode; both compile to
+  one batched backward pass and run equally fast.
+  On CPU the batch is processed ``CPU_CHUNK`` examples at a time (``chunked_on_cpu``), which
+  relies on the same independence of examples.
   The gradient is computed in float32 whatever the model's compute dtype: a bfloat16 gradient
   can underflow to 0, and sign(0) = 0 would leave pixels unperturbed.
   """
   images = images.astype(jnp.float32)
-  if per_example:
-    def one(image, target):
-      return batch_loss(apply_fn, params, image[None], target[None], loss_fn)[0]
-    return jax.vmap(jax.grad(one))(images, targets)
-  return jax.grad(lambda x: jnp.sum(batch_loss(apply_fn, params, x, targets, loss_fn)))(images)
+
+  def gradient(x, t):
+    if per_example:
+      def one(image, target):
+        return batch_loss(apply_fn, params, image[None], target[None], loss_fn)[0]
+      return jax.vmap(jax.grad(one))(x, t)
+    return jax.grad(lambda z: jnp.sum(batch_loss(apply_fn, params, z, t, loss_fn)))(x)
+
+  return chunked_on_cpu(gradient, images, targets)
 
 
 def clip_to_unit(images: jnp.ndarray) -> jnp.ndarray:

@@ -46,6 +46,16 @@ def fgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
   """
   core.check_images(images)
   images = images.astype(jnp.float32)
-  grad = core.input_gradient(apply_fn, params, images, labels, loss_fn, per_example=per_example)
-  step = core.step_direction(targeted) * jnp.sign(grad)
-  return core.project_linf(images + core._per_example(eps, images) * step, images, eps)
+  eps = jnp.asarray(eps, jnp.float32)
+
+  def attack(x, y, e):
+    grad = core.input_gradient(apply_fn, params, x, y, loss_fn, per_example=per_example)
+    step = core.step_direction(targeted) * jnp.sign(grad)
+    return core.project_linf(x + core._per_example(e, x) * step, x, e)
+
+  if eps.ndim > 1:
+    return attack(images, labels, eps)
+  # The whole step per chunk on CPU (see core.chunked_on_cpu): the loop writes the
+  # adversarial images directly, instead of a gradient buffer and a second pass over it.
+  eps = jnp.broadcast_to(eps, images.shape[:1])
+  return core.chunked_on_cpu(attack, images, labels, eps)

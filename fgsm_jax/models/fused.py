@@ -1,0 +1,219 @@
+"""conv -> bias -> ReLU -> max-pool as one differentiable op, fast on XLA:CPU.
+
+The original CNN is three such blocks. Written plainly (``lax.conv_general_dilated`` +
+``nn.max_pool``), XLA:CPU spends most of an FGSM step outside the convolutions: the
+gradient of ``reduce_window`` max is a ``select_and_scatter`` that XLA:CPU runs slowly, the
+gradient of a 3-in-channel convolution (the first layer's input gradient, 160 x 160 x 8 ->
+160 x 160 x 3) falls to a slow generic kernel, and every full-resolution activation is
+written and re-read several times. ``conv_relu_maxpool`` replaces that with:
+
+* pooling windows as strided slices, with the argmax kept as an int8 index (as
+  PyTorch's ``max_pool2d_with_indices`` and TensorFlow's MaxPoolGrad route the gradient:
+  to the first maximum of each window), so the backward pass reads 1 byte per pooled value
+  instead of the full-resolution activation;
+* for the 2 x 2 pool after a 3 x 3 convolution (the first layer), a space-to-depth form: the
+  convolution becomes a 2 x 2 convolution of the 2 x 2-blocked image (12 in, 4 x 8 out
+  channels, one output channel group per pooling-window position), so pooling is a max over
+  four channel groups and both the forward and the input-gradient convolutions have
+  channel counts XLA:CPU's convolution library handles well;
+* a hand-written VJP (``jax.custom_vjp``): dx is one convolution with the flipped kernel,
+  and the kernel and bias gradients (training) are computed only when asked for: an attack
+  needs only dx, and XLA drops the rest.
+
+Semantics equal the plain formulation (``reference``): outputs to float rounding (the
+space-to-depth convolution sums in another order, ~1e-6), gradients identical except where a
+pooling window holds tied maxima (the first one gets the gradient, as in TF and PyTorch;
+``reduce_window``'s gradient in XLA picks one too). ReLU'(0) = 0.
+
+``impl='auto'`` (the default) picks the fused form when the computation is lowered for CPU
+and the plain one elsewhere (cuDNN and XLA:GPU handle the plain form well), via
+``jax.lax.platform_dependent``: the choice follows the device the computation runs on, not
+the default backend at trace time.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_DN = ("NHWC", "HWIO", "NHWC")
+IMPLS = ("auto", "fused", "reference")
+
+
+def conv_relu_maxpool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, pool: int, *,
+                      impl: str = "auto") -> jnp.ndarray:
+  """relu(maxpool_k(conv_same(x, kernel) + bias)): Keras' Conv2D(same, relu) + MaxPooling2D(k).
+
+  Args:
+    x: N x H x W x C.
+    kernel: kh x kw x C x O (HWIO), odd kh and kw; SAME padding, stride 1.
+    bias: (O,).
+    pool: k, the pooling window and stride (VALID: the last H % k rows and W % k columns
+      are dropped, as Keras does).
+    impl: 'auto' (fused on CPU, reference elsewhere), 'fused' or 'reference'.
+
+  Returns:
+    N x H // k x W // k x O, in x's dtype.
+  """
+  if impl not in IMPLS:
+    raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+  if x.ndim != 4 or kernel.ndim != 4 or kernel.shape[2] != x.shape[3]:
+    raise ValueError(f"expected x N x H x W x C and kernel kh x kw x C x O, got {x.shape} and "
+                     f"{kernel.shape}")
+  if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+    raise ValueError(f"expected an odd kernel size, got {kernel.shape[:2]}")
+  if bias.shape != kernel.shape[3:]:
+    raise ValueError(f"expected bias ({kernel.shape[3]},), got {bias.shape}")
+  if not 1 <= pool <= min(x.shape[1], x.shape[2]) or pool * pool > 127:
+    raise ValueError(f"pool must be in [1, min(H, W)] and pool**2 <= 127, got {pool} for "
+                     f"{x.shape}")
+  if impl == "reference":
+    return reference(x, kernel, bias, pool)
+  if impl == "fused":
+    return _fused(x, kernel, bias, pool)
+  return lax.platform_dependent(
+      x, kernel, bias, cpu=lambda *a: _fused(*a, pool),
+      default=lambda *a: reference(*a, pool))
+
+
+def reference(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, pool: int) -> jnp.ndarray:
+  """The plain formulation: XLA convolution, bias, ReLU, ``reduce_window`` max."""
+  y = jax.nn.relu(_conv_same(x, kernel) + bias)
+  return lax.reduce_window(y, -jnp.inf, lax.max, (1, pool, pool, 1), (1, pool, pool, 1),
+                           "VALID")
+
+
+# --- the fused op ----------------------------------------------------------------------------
+
+def _conv(x, kernel, padding):
+  return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN)
+
+
+def _conv_same(x, kernel):
+  ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
+  return _conv(x, kernel, ((ph, ph), (pw, pw)))
+
+
+def _flip_io(kernel):
+  """The kernel of the input-gradient convolution: spatially flipped, in/out swapped."""
+  return jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
+
+
+def _first_argmax(parts: list[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Elementwise max of equally shaped arrays and the index (int8) of the first maximum.
+
+  A pairwise tree of compare/selects: XLA fuses it into one elementwise loop, where an
+  argmax ``reduce`` over a window axis would be a slow variadic reduction.
+  """
+  items = [(p, jnp.full(p.shape, i, jnp.int8)) for i, p in enumerate(parts)]
+  while len(items) > 1:
+    merged = []
+    for a in range(0, len(items) - 1, 2):
+      (m0, i0), (m1, i1) = items[a], items[a + 1]
+      later = m1 > m0   # strict: on a tie the earlier index wins
+      merged.append((jnp.where(later, m1, m0), jnp.where(later, i1, i0)))
+    if len(items) % 2:
+      merged.append(items[-1])
+    items = merged
+  return items[0]
+
+
+def _use_space_to_depth(x, kernel, pool):
+  return (pool == 2 and kernel.shape[:2] == (3, 3) and x.shape[1] % 2 == 0
+          and x.shape[2] % 2 == 0)
+
+
+def _space_to_depth(x):
+  """N x 2h x 2w x C -> N x h x w x 4C, channels ordered (row in block, col in block, c)."""
+  n, h, w, c = x.shape
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(
+      n, h // 2, w // 2, 4 * c)
+
+
+def _depth_to_space(x, c):
+  n, h, w, _ = x.shape
+  return x.reshape(n, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, c)
+
+
+def _s2d_kernel(kernel):
+  """3 x 3 x C x O -> 2 x 2 x 4C x 4O acting on the 2 x 2 blocks of the padded image.
+
+  Output channel group (a, b) is the 3 x 3 convolution's output at position (a, b) of each
+  2 x 2 pooling window; it reads padded-image rows a..a+2 and columns b..b+2 of the 4 x 4
+  neighbourhood that 2 x 2 blocks of the padded image cover.
+  """
+  c, o = kernel.shape[2], kernel.shape[3]
+  big = jnp.zeros((4, 4, c, 2, 2, o), kernel.dtype)
+  for a in range(2):
+    for b in range(2):
+      big = big.at[a:a + 3, b:b + 3, :, a, b, :].set(kernel)
+  # padded row r = 2 R + dr -> (R, S, dr, ds, c, a, b, o)
+  big = big.reshape(2, 2, 2, 2, c, 2, 2, o).transpose(0, 2, 1, 3, 4, 5, 6, 7)
+  return big.reshape(2, 2, 4 * c, 4 * o)
+
+
+def _s2d_preact(x, kernel):
+  """The 3 x 3 SAME convolution of x, as N x H/2 x W/2 x (4 window positions x O)."""
+  blocks = _space_to_depth(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))))
+  return _conv(blocks, _s2d_kernel(kernel), "VALID")
+
+
+def _forward(x, kernel, bias, pool):
+  """(y, argmax index per pooled value)."""
+  o = kernel.shape[3]
+  if _use_space_to_depth(x, kernel, pool):
+    z = _s2d_preact(x, kernel)
+    m, idx = _first_argmax([z[..., i * o:(i + 1) * o] for i in range(4)])
+  else:
+    z = _conv_same(x, kernel)
+    n, h, w, _ = z.shape
+    h2, w2 = h // pool, w // pool
+    windows = z[:, :h2 * pool, :w2 * pool].reshape(n, h2, pool, w2, pool, o)
+    m, idx = _first_argmax([windows[:, :, i, :, j, :]
+                            for i in range(pool) for j in range(pool)])
+  # max(z) + b then ReLU equals pooling relu(z + b): both are monotone.
+  return jax.nn.relu(m + bias), idx
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _fused(x, kernel, bias, pool):
+  return _forward(x, kernel, bias, pool)[0]
+
+
+def _fused_fwd(x, kernel, bias, pool):
+  # The barrier keeps y and the int8 index as the saved values; without it XLA fuses their
+  # computation into the backward pass and keeps the full-resolution activation alive.
+  y, idx = lax.optimization_barrier(_forward(x, kernel, bias, pool))
+  return y, (x, kernel, y, idx)
+
+
+def _fused_bwd(pool, residuals, g):
+  x, kernel, y, idx = residuals
+  n, h2, w2, o = y.shape
+  g_active = jnp.where(y > 0, g, jnp.zeros_like(g))           # ReLU'(0) = 0
+  if _use_space_to_depth(x, kernel, pool):
+    positions = jnp.arange(4, dtype=jnp.int8)[:, None]
+    g_pre = jnp.where(idx[..., None, :] == positions, g_active[..., None, :],
+                      jnp.zeros((), g.dtype)).reshape(n, h2, w2, 4 * o)
+    blocks = _conv(g_pre, _flip_io(_s2d_kernel(kernel)), ((1, 1), (1, 1)))
+    dx = _depth_to_space(blocks, x.shape[3])[:, 1:-1, 1:-1]
+    preact = lambda k: _s2d_preact(x, k)
+  else:
+    positions = jnp.arange(pool * pool, dtype=jnp.int8).reshape(1, 1, pool, 1, pool, 1)
+    g_windows = jnp.where(idx[:, :, None, :, None, :] == positions,
+                          g_active[:, :, None, :, None, :], jnp.zeros((), g.dtype))
+    g_pre = g_windows.reshape(n, h2 * pool, w2 * pool, o)
+    g_pre = jnp.pad(g_pre, ((0, 0), (0, x.shape[1] - h2 * pool),
+                            (0, x.shape[2] - w2 * pool), (0, 0)))
+    ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
+    dx = _conv(g_pre, _flip_io(kernel), ((ph, ph), (pw, pw)))
+    preact = lambda k: _conv_same(x, k)
+  # Kernel and bias gradients, for training; XLA removes them when only dx is used.
+  dkernel = jax.vjp(preact, kernel)[1](g_pre)[0]
+  dbias = jnp.sum(g_active, axis=(0, 1, 2))
+  return dx, dkernel, dbias
+
+
+_fused.defvjp(_fused_fwd, _fused_bwd)

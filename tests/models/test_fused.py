@@ -1,0 +1,130 @@
+"""fgsm_jax.models.fused: the fused conv-ReLU-maxpool equals the plain XLA formulation, in
+value and gradient; the original CNN keeps nn.Conv's parameters whatever ``impl``."""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from fgsm_jax.models import OriginalCNN
+from fgsm_jax.models import fused
+
+
+def _inputs(shape, out_channels, seed=0):
+  kx, kw, kb = jax.random.split(jax.random.key(seed), 3)
+  x = jax.random.uniform(kx, shape)
+  w = jax.random.normal(kw, (3, 3, shape[-1], out_channels)) * 0.3
+  b = jax.random.normal(kb, (out_channels,)) * 0.1
+  return x, w, b
+
+
+# (shape, out channels, pool): the space-to-depth path (pool 2, even H/W), the window path
+# with cropping (26 -> 8 for pool 3), odd sizes, and pool 2 on odd H/W (window path).
+CASES = [((2, 16, 16, 3), 8, 2), ((2, 26, 26, 16), 32, 3), ((1, 11, 13, 4), 5, 3),
+         ((3, 9, 7, 2), 4, 2), ((2, 8, 8, 3), 4, 1)]
+
+
+@pytest.mark.parametrize("shape,out,pool", CASES)
+def test_value_and_gradients_equal_the_reference(shape, out, pool):
+  x, w, b = _inputs(shape, out)
+  g = jax.random.normal(jax.random.key(9), (shape[0], shape[1] // pool, shape[2] // pool, out))
+
+  def run(impl):
+    y, pullback = jax.vjp(lambda *a: fused.conv_relu_maxpool(*a, pool, impl=impl), x, w, b)
+    return (y,) + pullback(g)
+
+  got = jax.jit(lambda: run("fused"))()
+  want = jax.jit(lambda: run("reference"))()
+  for name, a, e in zip(("y", "dx", "dkernel", "dbias"), got, want):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=1e-5, atol=1e-5,
+                               err_msg=name)
+
+
+def test_reference_is_keras_conv_relu_maxpool_in_numpy():
+  x, w, b = _inputs((1, 6, 6, 2), 3)
+  xn, wn, bn = (np.asarray(a, np.float64) for a in (x, w, b))
+  padded = np.pad(xn, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  z = np.zeros((1, 6, 6, 3))
+  for i in range(6):
+    for j in range(6):
+      z[0, i, j] = np.einsum("hwc,hwco->o", padded[0, i:i + 3, j:j + 3], wn)
+  want = np.maximum(z + bn, 0).reshape(1, 3, 2, 3, 2, 3).max(axis=(2, 4))
+  for impl in ("fused", "reference"):
+    got = fused.conv_relu_maxpool(x, w, b, 2, impl=impl)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
+
+
+def test_tied_maxima_route_the_gradient_to_the_first():
+  # A constant image and a kernel summing its window: every value of each 2x2 window's
+  # interior ties; the first position of each window (top-left) gets the whole gradient.
+  x = jnp.ones((1, 4, 4, 1))
+  w = jnp.zeros((3, 3, 1, 1)).at[1, 1].set(1.0)     # identity: every pre-activation is 1
+  b = jnp.zeros((1,))
+  dx = jax.grad(lambda x: fused.conv_relu_maxpool(x, w, b, 2, impl="fused").sum())(x)
+  want = np.zeros((4, 4))
+  want[::2, ::2] = 1.0
+  np.testing.assert_array_equal(np.asarray(dx)[0, :, :, 0], want)
+
+
+def test_relu_gradient_at_zero_is_zero():
+  x = jnp.ones((1, 4, 4, 1))
+  w = jnp.zeros((3, 3, 1, 1)).at[1, 1].set(1.0)
+  b = -jnp.ones((1,))                                # pre-activation exactly 0
+  for impl in ("fused", "reference"):
+    dx = jax.grad(lambda x: fused.conv_relu_maxpool(x, w, b, 2, impl=impl).sum())(x)
+    assert float(jnp.abs(dx).max()) == 0.0
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(pool=2, impl="fast"), "impl"),
+    (dict(pool=0), "pool"),
+])
+def test_bad_arguments_raise(kwargs, match):
+  x, w, b = _inputs((1, 8, 8, 3), 4)
+  with pytest.raises(ValueError, match=match):
+    fused.conv_relu_maxpool(x, w, b, **kwargs)
+  with pytest.raises(ValueError, match="kernel"):
+    fused.conv_relu_maxpool(x, w[:, :, :2], b, 2)
+
+
+def test_original_cnn_params_are_those_of_nn_conv_and_impls_agree():
+  class PlainCNN(nn.Module):   # the formulation OriginalCNN had before the fused blocks
+    @nn.compact
+    def __call__(self, x):
+      for features, pool in ((8, 2), (16, 3), (32, 3)):
+        x = nn.relu(nn.Conv(features, (3, 3), padding="SAME")(x))
+        x = nn.max_pool(x, (pool, pool), strides=(pool, pool), padding="VALID")
+      x = nn.relu(nn.Dense(512)(x.reshape((x.shape[0], -1))))
+      return nn.Dense(5)(x)
+
+  x = jax.random.uniform(jax.random.key(1), (2, 48, 48, 3))
+  labels = jnp.array([1, 3])
+  want_params = PlainCNN().init(jax.random.key(0), x[:1])["params"]
+  params = OriginalCNN(num_classes=5).init(jax.random.key(0), x[:1])["params"]
+  assert jax.tree.structure(params) == jax.tree.structure(want_params)
+  jax.tree.map(np.testing.assert_array_equal, params, want_params)
+
+  def loss_and_grads(module):
+    def loss(p, x):
+      return optax.softmax_cross_entropy_with_integer_labels(
+          module.apply({"params": p}, x), labels).sum()
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, x)
+
+  want = loss_and_grads(PlainCNN())
+  for impl in ("auto", "reference"):   # 'auto' is the fused form on CPU
+    got = loss_and_grads(OriginalCNN(num_classes=5, impl=impl))
+    np.testing.assert_allclose(float(got[0]), float(want[0]), rtol=1e-5)
+    jax.tree.map(lambda a, e: np.testing.assert_allclose(a, e, rtol=2e-4, atol=1e-6),
+                 got[1], want[1])
+
+
+def test_bfloat16_compute_close_to_float32():
+  x = jax.random.uniform(jax.random.key(1), (2, 48, 48, 3))
+  params = OriginalCNN(num_classes=5).init(jax.random.key(0), x[:1])["params"]
+  f32 = OriginalCNN(num_classes=5).apply({"params": params}, x)
+  bf16 = OriginalCNN(num_classes=5, dtype=jnp.bfloat16).apply({"params": params}, x)
+  assert bf16.dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(bf16), np.asarray(f32), atol=0.05)
