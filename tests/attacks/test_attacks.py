@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fgsm_jax.attacks import ATTACK_NORMS, ATTACKS, cross_entropy, example_keys
+from fgsm_jax.attacks import (ATTACK_NORMS, ATTACKS, cross_entropy, example_keys,
+                              iterative_attack)
 from fgsm_jax.attacks.transforms import GaussianBlur, ResizePad
 from conftest import TRACES, Counting, Linear, linear_params, tiny_images, H, W, C, K
 
@@ -107,33 +108,52 @@ def test_same_key_same_result_other_key_other_result(name):
   c = run(name, key=jax.random.key(43))
   np.testing.assert_array_equal(a, b)
   assert not np.array_equal(a, c)
-  # Raw uint32 keys work too and give the same draws as the typed key they hold.
-  raw = run(name, key=jax.random.key_data(KEY))
-  np.testing.assert_array_equal(a, raw)
+
+
+def test_raw_uint32_keys_give_the_draws_of_the_typed_key():
+  np.testing.assert_array_equal(run("pgd"), run("pgd", key=jax.random.key_data(KEY)))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_batched_equals_per_example(name):
+  # One key is split into one key per example; example i alone with its key must give the
+  # same result as within the batch.
   keys = example_keys(KEY, len(IMAGES))
-  batched = run(name, key=keys)
-  np.testing.assert_array_equal(batched, run(name))   # one key == its split, explicitly
+  batched = run(name)
   for i in range(len(IMAGES)):
     single = run(name, images=IMAGES[i:i + 1], labels=LABELS[i:i + 1], key=keys[i:i + 1])
     np.testing.assert_allclose(batched[i:i + 1], single, atol=1e-6)
 
 
-# Eager execution compiles every primitive separately, slowly; difgsm and eot_pgd are left
-# out: their transformation path is ditimifgsm's (ResizePad) and test_transforms' (blur).
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("difgsm", "eot_pgd")])
+# The attacks that draw transformations: disable_jit would take ~10 s each here, so they are
+# compared with the engine's plain Python function (not jitted; its inner loops still
+# compile as primitives), called with the options the attack should pass.
+# (difgsm is ditimifgsm without TI and momentum.)
+TRANSFORMED = {
+    "ditimifgsm": {"transform": ResizePad(min_scale=0.5, prob=0.5), "decay": 1.0,
+                   "kernel_size": 7},
+    "eot_pgd": {"transform": OVERRIDES["eot_pgd"]["transform"], "eot_samples": 2,
+                "random_init": True, "step_size": 2.5 * EPS_LINF / 2},
+}
+
+
+# Eager execution compiles every primitive separately, the PRNG's hashing most slowly.
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in TRANSFORMED and n != "difgsm"])
 def test_jitted_equals_eager(name):
-  # Eager (op-by-op) execution is slow, the PRNG's hashing most: two steps, or one where
-  # each step draws transformations.
-  most = 1 if name == "ditimifgsm" else 2
-  short = {k: min(v, most) for k, v in OVERRIDES[name].items() if k in ("steps", "samples")}
+  short = {k: min(v, 2) for k, v in OVERRIDES[name].items() if k in ("steps", "samples")}
   jitted = run(name, **short)
   with jax.disable_jit():
     eager = run(name, **short)
   np.testing.assert_allclose(jitted, eager, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(TRANSFORMED))
+def test_jitted_equals_the_python_engine(name):
+  short = {k: min(v, 2) for k, v in OVERRIDES[name].items() if k in ("steps", "samples")}
+  jitted = run(name, **short)
+  python = iterative_attack.__wrapped__(MODEL, PARAMS, IMAGES, LABELS, EPS_LINF, key=KEY,
+                                        steps=2, **TRANSFORMED[name])
+  np.testing.assert_allclose(jitted, python, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -15,7 +15,7 @@ from conftest import Linear, linear_params, tiny_images
 from test_attacks import OVERRIDES
 from test_fgsm import numpy_ce_gradient
 
-SETTINGS = settings(max_examples=12, deadline=None, derandomize=True, database=None)
+SETTINGS = settings(max_examples=8, deadline=None, derandomize=True, database=None)
 SHAPES = st.tuples(st.integers(1, 3), st.sampled_from([4, 6]), st.sampled_from([1, 3]))
 
 
@@ -43,7 +43,7 @@ def test_any_attack_stays_in_budget_and_range(name, shape, eps, steps, targeted,
     assert np.sqrt((delta ** 2).sum(1)).max() <= budget * (1 + 1e-5) + 1e-6
 
 
-@settings(max_examples=6, deadline=None, derandomize=True, database=None)
+@settings(max_examples=4, deadline=None, derandomize=True, database=None)
 @given(shape=SHAPES, eps=st.floats(0.001, 0.1), steps=st.integers(1, 4),
        targeted=st.booleans(), seed=st.integers(0, 1000))
 def test_fgsm_and_ifgsm_match_numpy_on_any_shape(shape, eps, steps, targeted, seed):

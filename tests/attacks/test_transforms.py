@@ -52,8 +52,9 @@ def test_batch_draws_per_example_keys():
 
 def test_resize_matrix_matches_jax_image_resize():
   x = jnp.asarray(smooth_image())[..., 0]
-  rows = T._linear_resize_matrix(jnp.arange(24), 24, 24, 17 / 24)[:17]
-  cols = T._linear_resize_matrix(jnp.arange(32), 32, 32, 23 / 32)[:23]
+  matrix = jax.jit(T._linear_resize_matrix, static_argnums=1)
+  rows = matrix(jnp.arange(24), 24, 24, 17 / 24)[:17]
+  cols = matrix(jnp.arange(32), 32, 32, 23 / 32)[:23]
   expected = jax.image.resize(x, (17, 23), "linear", antialias=True)
   np.testing.assert_allclose(rows @ x @ cols.T, expected, atol=1e-5)
 
@@ -74,12 +75,16 @@ def test_resize_pad_places_a_shrunken_image_on_a_zero_canvas():
 def test_identity_settings():
   x = jnp.asarray(smooth_image())
   k = jax.random.key(0)
-  np.testing.assert_allclose(T.DownUpResize(min_scale=1.0)(k, x), x, atol=1e-6)
-  np.testing.assert_allclose(T.ResizePad(min_scale=1.0, prob=1.0)(k, x), x, atol=1e-6)
-  np.testing.assert_array_equal(T.ResizePad(prob=0.0)(k, x), x)
+
+  def call(transform, image):
+    return jax.jit(transform)(k, image)
+
+  np.testing.assert_allclose(call(T.DownUpResize(min_scale=1.0), x), x, atol=1e-6)
+  np.testing.assert_allclose(call(T.ResizePad(min_scale=1.0, prob=1.0), x), x, atol=1e-6)
+  np.testing.assert_array_equal(call(T.ResizePad(prob=0.0), x), x)
   grey = jnp.full((16, 16, 3), 0.4)
-  np.testing.assert_allclose(T.GaussianBlur()(k, grey), grey, atol=1e-6)  # reflect padding
-  blurred = T.GaussianBlur(min_sigma=1.0, max_sigma=1.0)(k, x)
+  np.testing.assert_allclose(call(T.GaussianBlur(), grey), grey, atol=1e-6)  # reflect pad
+  blurred = call(T.GaussianBlur(min_sigma=1.0, max_sigma=1.0), x)
   assert float(jnp.var(blurred)) < float(jnp.var(x))
 
 
@@ -90,7 +95,7 @@ def test_jpeg_approx_is_close_to_pil_jpeg(quality):
   Image.fromarray((x * 255).round().astype(np.uint8)).save(buf, "JPEG", quality=quality,
                                                            subsampling=0)
   real = np.asarray(Image.open(buf), np.float32) / 255
-  ours = np.asarray(T.jpeg_approx(jnp.asarray(x), quality))
+  ours = np.asarray(jax.jit(T.jpeg_approx)(jnp.asarray(x), quality))   # one compile
   # JPEG itself moves pixels by several grey levels; we track it to about one level.
   change = np.abs(real - x).mean() * 255
   error = np.abs(ours - real).mean() * 255
@@ -105,7 +110,8 @@ def test_jpeg_straight_through_and_cubic_gradients():
   # the gradient of the sum is 1 where no pixel saturates.
   np.testing.assert_allclose(g_ste, 1.0, atol=1e-4)
   assert np.all(np.isfinite(g_cubic)) and not np.allclose(g_cubic, g_ste)
-  grey = T.jpeg_approx(jnp.full((9, 13, 1), 0.5), 75)    # one channel, sizes not 8-multiples
+  # One channel, sides not multiples of 8:
+  grey = jax.jit(T.jpeg_approx)(jnp.full((9, 13, 1), 0.5), 75)
   np.testing.assert_allclose(grey, 0.5, atol=1 / 255)
   with pytest.raises(ValueError, match="1 or 3 channels"):
     T.jpeg_approx(jnp.zeros((8, 8, 2)), 75)
@@ -131,7 +137,7 @@ def test_eot_pgd_with_the_default_distribution_raises_the_expected_loss():
     def one(k):
       t = T.apply_batch(T.default_eot(), example_keys(k, len(images)), images)
       return cross_entropy(apply_fn(params, t), labels)
-    return jnp.mean(jax.vmap(one)(jax.random.split(key, 32)), axis=0)
+    return jnp.mean(jax.vmap(one)(jax.random.split(key, 16)), axis=0)
 
   key = jax.random.key(99)   # fresh draws, not the attack's
   assert bool(jnp.all(expected_loss(adv, key) > expected_loss(x, key)))
