@@ -101,9 +101,12 @@ def main(argv=None) -> int:
   if args.figure_examples:
     clean_pred = predict(apply_fn, params, images, args.batch_size)
     adv, adv_pred = adversarial[args.figure_eps]
-    # Show faces the model got right, so the figure shows what the attack changes.
+    # Show faces the model got right and the attack turned, so the figure shows what the
+    # attack changes; fall back to any correctly classified (then any) face.
     rng = np.random.default_rng(args.seed)
-    candidates = np.flatnonzero(clean_pred == labels)
+    candidates = np.flatnonzero((clean_pred == labels) & (adv_pred != labels))
+    if len(candidates) < args.figure_examples:
+      candidates = np.flatnonzero(clean_pred == labels)
     if len(candidates) == 0:
       candidates = np.arange(len(labels))
     pick = rng.choice(candidates, size=min(args.figure_examples, len(candidates)), replace=False)
