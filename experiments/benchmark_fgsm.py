@@ -1,0 +1,401 @@
+#!/usr/bin/env python
+"""Attack throughput: images/s of fgsm_jax's attacks per model, batch size and dtype, and of
+the same attacks in TensorFlow and PyTorch on the same weights (--peers), as ratios.
+
+  python experiments/benchmark_fgsm.py --attacks fgsm,pgd --batch-sizes 1,8,64,256 \
+      --peers tf,torch --json /tmp/bench.json
+
+Models (--models): 'cnn' is the original face CNN (fgsm_jax.models.OriginalCNN, 160 x 160 x 3,
+50 classes; impl='auto', the fused CPU form on CPU); 'cnn-xla' the same network written with
+plain XLA ops (impl='reference', the formulation before the CPU work); 'dlib' dlib's
+face-recognition ResNet (150 x 150 x 3 chips -> 128-D, dodging loss), listed when
+fgsm_jax.models.dlib_resnet imports. Attacks (--attacks): names of fgsm_jax.attacks.ATTACKS,
+plus 'fgsm_naive': jit(vmap(grad)) of the Flax CNN's loss without any of the CPU work (the
+straightforward JAX FGSM, for reference). Iterative attacks run --steps steps; PGD starts at
+x (random_init=False) with step 2.5 eps / steps, and its PyTorch peer does the same.
+
+Weights are random (the CNN's Flax init; dlib's real weights when the packaged file loads):
+throughput does not depend on the weights' values. Images are uniform random in [0, 1].
+
+Each configuration is compiled once (lower + compile, timed apart as compile_s; for peers,
+compile_s is the first call minus the steady-state median), run --warmup times, then timed
+--repeats times with block_until_ready; images_per_s = batch / median time. fgsm_jax and its
+peers are timed in interleaved rounds (one call each per round), so a change in machine load
+hits all of them alike and the ratios stay meaningful on a shared machine. Before timing,
+each peer's adversarial images are compared with fgsm_jax's (fraction of pixels differing by
+more than eps / 10, and the largest difference: sign flips where the gradient is ~0 are
+allowed up to --peer-tolerance); a peer that disagrees is reported and not timed.
+
+Peak memory: device.memory_stats()['peak_bytes_in_use'] where the backend reports it (GPU;
+not CPU), else null; temp_bytes is XLA's compiled scratch size (all backends).
+
+--json OUT writes a list of records: attack, model, batch_size, dtype, images_per_s,
+compile_s, backend, device, peak_bytes, temp_bytes, steps, framework ('fgsm_jax', 'tf-eager',
+'tf-function', 'torch'), implementation, times_s, and for peers match (the comparison) and
+ratio (fgsm_jax images/s over the peer's).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+PEER_NAMES = ("tf", "torch")
+DTYPES = ("float32", "bfloat16")
+EXTRA_ATTACKS = ("fgsm_naive",)
+
+
+def _models_available() -> list[str]:
+  names = ["cnn", "cnn-xla"]
+  try:
+    import fgsm_jax.models.dlib_resnet  # noqa: F401
+    names.append("dlib")
+  except ImportError:
+    pass
+  return names
+
+
+def _csv(kind: str, choices: tuple | list | None = None, cast: Callable = str):
+  def parse(text: str) -> list:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+      raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind}")
+    out = []
+    for item in items:
+      try:
+        value = cast(item)
+      except ValueError:
+        raise argparse.ArgumentTypeError(f"bad {kind} {item!r}") from None
+      if choices is not None and value not in choices:
+        raise argparse.ArgumentTypeError(
+            f"unknown {kind} {item!r}; expected some of {', '.join(map(str, choices))}")
+      if cast is int and value < 1:
+        raise argparse.ArgumentTypeError(f"{kind} must be >= 1, got {value}")
+      out.append(value)
+    return list(dict.fromkeys(out))
+  return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+  from fgsm_jax.attacks import ATTACKS
+  p = argparse.ArgumentParser(
+      description=__doc__.split("\n\n")[0],
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog="See the module docstring (top of this file) for what is measured and how.")
+  p.add_argument("--attacks", type=_csv("attack", list(ATTACKS) + list(EXTRA_ATTACKS)),
+                 default=["fgsm"], help="comma-separated (default fgsm)")
+  p.add_argument("--models", type=_csv("model", _models_available()), default=["cnn"],
+                 help=f"comma-separated, of {', '.join(_models_available())} (default cnn)")
+  p.add_argument("--batch-sizes", type=_csv("batch size", cast=int), default=[1, 8, 64],
+                 help="comma-separated (default 1,8,64)")
+  p.add_argument("--dtypes", type=_csv("dtype", DTYPES), default=["float32"],
+                 help="model compute dtypes: float32,bfloat16 (default float32)")
+  p.add_argument("--steps", type=int, default=10, help="iterative attacks' steps (default 10)")
+  p.add_argument("--eps", type=float, default=5 / 255,
+                 help="L-inf budget in [0, 1] image units (default 5/255)")
+  p.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
+  p.add_argument("--warmup", type=int, default=1, help="untimed runs after compiling (default 1)")
+  p.add_argument("--peers", type=_csv("peer", PEER_NAMES), default=[],
+                 help="also time tf (eager + tf.function FGSM) and/or torch (torchattacks "
+                      "FGSM/PGD) on the CNN, float32")
+  p.add_argument("--peer-tolerance", type=float, default=1e-3,
+                 help="largest fraction of pixels a peer's adversarial images may differ in "
+                      "(default 0.001)")
+  p.add_argument("--num-classes", type=int, default=50)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--json", metavar="OUT", help="write the records here (JSON list)")
+  return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  if args.repeats < 1 or args.warmup < 0 or args.steps < 1:
+    parser.error("--repeats and --steps must be >= 1, --warmup >= 0")
+  if not 0 < args.eps <= 1:
+    parser.error(f"--eps must be in (0, 1], got {args.eps}")
+  if args.num_classes < 2:
+    parser.error("--num-classes must be >= 2")
+  for peer, module in (("tf", "tensorflow"), ("torch", "torch")):
+    if peer in args.peers:
+      try:
+        __import__(module)
+      except ImportError:
+        parser.error(f"--peers {peer}: {module} is not installed "
+                     f"(pip install -e '.[peers]', see setup.cfg)")
+  return args
+
+
+# --- what is timed ---------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Workload:
+  """One (model, dtype)'s apply_fn, params, input shape and targets maker."""
+  model: str
+  dtype: str
+  apply_fn: Any
+  params: Any
+  image_size: int
+  loss_fn: Any
+  make_targets: Callable[[np.random.Generator, int], np.ndarray]
+  weights: str
+
+
+def build_workload(model: str, dtype: str, num_classes: int, seed: int) -> Workload:
+  import jax
+  import jax.numpy as jnp
+  from fgsm_jax.attacks import losses
+  from fgsm_jax.models import ApplyFn, OriginalCNN
+  compute = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype]
+  if model in ("cnn", "cnn-xla"):
+    module = OriginalCNN(num_classes=num_classes, dtype=compute,
+                         impl="auto" if model == "cnn" else "reference")
+    params = module.init(jax.random.key(seed), jnp.zeros((1, 160, 160, 3)))["params"]
+    return Workload(model, dtype, ApplyFn(module), params, 160, losses.cross_entropy,
+                    lambda rng, n: rng.integers(0, num_classes, n).astype(np.int32),
+                    "random (Flax init)")
+  if model == "dlib":
+    from fgsm_jax.models import dlib_resnet
+    if dtype != "float32":
+      raise NotImplementedError("DlibResNet computes in float32 only")
+    module = dlib_resnet.DlibResNet()
+    size = dlib_resnet.CHIP_SIZE
+    try:
+      params, weights = dlib_resnet.load_dlib_resnet(), "dlib's trained weights"
+    except dlib_resnet.DlibModelError:
+      params = module.init(jax.random.key(seed), jnp.zeros((1, size, size, 3)))["params"]
+      weights = "random (Flax init)"
+    dim = dlib_resnet.DESCRIPTOR_DIM
+    # Dodging away from a descriptor that is not the image's own (at its own, the loss and
+    # its gradient are 0).
+    return Workload(model, dtype, ApplyFn(module), params, size, losses.dodging,
+                    lambda rng, n: (0.1 * rng.standard_normal((n, dim))).astype(np.float32),
+                    weights)
+  raise ValueError(f"unknown model {model!r}")
+
+
+def _naive_fgsm(apply_fn, loss_fn, eps):
+  """The straightforward JAX FGSM: vmap(grad) over the Flax model, nothing else."""
+  import jax
+  import jax.numpy as jnp
+
+  def attack(params, images, labels, key):
+    del key
+    def one(x, y):
+      return loss_fn(apply_fn(params, x[None]), y[None])[0]
+    g = jax.vmap(jax.grad(one))(images, labels)
+    return jnp.clip(images + eps * jnp.sign(g), 0.0, 1.0)
+  return attack
+
+
+def attack_function(attack: str, work: Workload, eps: float, steps: int) -> Callable:
+  """attack(params, images, labels, key) -> adversarial images, not yet jitted."""
+  from fgsm_jax.attacks import ATTACKS
+  from fgsm_jax.models import ApplyFn, OriginalCNN
+  if attack == "fgsm_naive":
+    apply_fn = work.apply_fn
+    if work.model in ("cnn", "cnn-xla"):
+      apply_fn = ApplyFn(OriginalCNN(work.apply_fn.module.num_classes,
+                                     dtype=work.apply_fn.module.dtype, impl="reference"))
+    return _naive_fgsm(apply_fn, work.loss_fn, eps)
+  overrides: dict[str, Any] = {"loss_fn": work.loss_fn}
+  if attack != "fgsm" and attack != "fgm_l2":
+    overrides["steps"] = steps
+  if attack in ("pgd", "pgd_l2"):
+    overrides.update(random_init=False, step_size=pgd_step_size(eps, steps))
+  fn = ATTACKS[attack]
+
+  def run(params, images, labels, key):
+    return fn(work.apply_fn, params, images, labels, key, eps, **overrides)
+  return run
+
+
+def pgd_step_size(eps: float, steps: int) -> float:
+  return 2.5 * eps / steps
+
+
+def _device_info() -> tuple[str, str]:
+  import jax
+  d = jax.devices()[0]
+  return jax.default_backend(), f"{d.device_kind} x{jax.device_count()}"
+
+
+def _peak_bytes() -> int | None:
+  import jax
+  try:
+    stats = jax.devices()[0].memory_stats()
+  except Exception:   # not every backend implements it
+    return None
+  return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+class JaxRunner:
+  """fgsm_jax's attack, compiled once; ``call()`` runs it to completion."""
+  framework = "fgsm_jax"
+
+  def __init__(self, attack: str, work: Workload, batch: int, eps: float, steps: int,
+               images: np.ndarray, targets: np.ndarray):
+    import jax
+    fn = jax.jit(attack_function(attack, work, eps, steps))
+    self.args = (work.params, jax.device_put(images), jax.device_put(targets),
+                 jax.random.key(0))
+    start = time.perf_counter()
+    self.compiled = fn.lower(*self.args).compile()
+    self.compile_s = time.perf_counter() - start
+    try:
+      self.temp_bytes = int(self.compiled.memory_analysis().temp_size_in_bytes)
+    except Exception:
+      self.temp_bytes = None
+    self.implementation = f"fgsm_jax ({work.model}, {work.dtype})"
+
+  def call(self):
+    return self.compiled(*self.args).block_until_ready()
+
+
+class PeerRunner:
+  def __init__(self, peer, images: np.ndarray, labels: np.ndarray):
+    self.peer = peer
+    self.framework = peer.name
+    self.implementation = peer.implementation
+    self.inputs = peer.prepare(images, labels)
+    start = time.perf_counter()
+    self.first = peer.run(self.inputs)
+    self.first_s = time.perf_counter() - start
+    self.compile_s = None
+    self.temp_bytes = None
+
+  def call(self):
+    return self.peer.run(self.inputs)
+
+
+def time_interleaved(runners: list, warmup: int, repeats: int) -> list[list[float]]:
+  """Per runner, ``repeats`` wall times (s) of one call, in rounds of one call per runner."""
+  for _ in range(warmup):
+    for r in runners:
+      r.call()
+  times = [[] for _ in runners]
+  for _ in range(repeats):
+    for i, r in enumerate(runners):
+      start = time.perf_counter()
+      r.call()
+      times[i].append(time.perf_counter() - start)
+  return times
+
+
+def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[list[dict], bool]:
+  """All configurations; returns (records, every peer matched)."""
+  import jax
+  backend, device = _device_info()
+  log(f"backend {backend}, device {device}, jax {jax.__version__}, "
+      f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+  records: list[dict] = []
+  all_match = True
+  rng = np.random.default_rng(args.seed)
+  for model in args.models:
+    for dtype in args.dtypes:
+      try:
+        work = build_workload(model, dtype, args.num_classes, args.seed)
+      except NotImplementedError as e:
+        log(f"skip {model} {dtype}: {e}")
+        continue
+      for attack in args.attacks:
+        steps = None if attack in ("fgsm", "fgm_l2", "fgsm_naive") else args.steps
+        for batch in args.batch_sizes:
+          images = rng.random((batch, work.image_size, work.image_size, 3), np.float32)
+          targets = work.make_targets(rng, batch)
+          try:
+            ours = JaxRunner(attack, work, batch, args.eps, args.steps, images, targets)
+          except Exception as e:   # e.g. bfloat16 unsupported on this backend
+            log(f"skip {attack} {model} {dtype} batch {batch}: "
+                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            continue
+          runners: list = [ours]
+          matches: dict[int, dict] = {}
+          if args.peers and model == "cnn" and dtype == "float32":
+            from fgsm_jax.benchmarks import peers as peers_lib
+            adv = np.asarray(ours.call())
+            for peer in peers_lib.build_peers(
+                args.peers, attack, work.params, args.num_classes, args.eps,
+                image_size=work.image_size, steps=args.steps,
+                alpha=pgd_step_size(args.eps, args.steps)):
+              runner = PeerRunner(peer, images, targets)
+              match = peers_lib.compare_adversarials(adv, peer.to_numpy(runner.first),
+                                                     args.eps)
+              match["ok"] = match["frac_pixels_differ"] <= args.peer_tolerance
+              if not match["ok"]:
+                all_match = False
+                log(f"MISMATCH {peer.name} {attack} batch {batch}: {match}; not timed")
+                records.append(_record(attack, model, batch, dtype, None, None, backend,
+                                       device, steps, runner, [], match=match))
+                continue
+              matches[len(runners)] = match
+              runners.append(runner)
+          times = time_interleaved(runners, args.warmup, args.repeats)
+          peak = _peak_bytes()
+          ours_rate = batch / statistics.median(times[0])
+          for i, (runner, t) in enumerate(zip(runners, times)):
+            median = statistics.median(t)
+            rate = batch / median
+            compile_s = runner.compile_s
+            if compile_s is None:   # a peer: first call (tracing/graph building) - steady
+              compile_s = max(runner.first_s - median, 0.0)
+            rec = _record(attack, model, batch, dtype, rate, compile_s, backend, device, steps,
+                          runner, t, peak_bytes=peak if i == 0 else None,
+                          match=matches.get(i))
+            if i > 0:
+              rec["ratio"] = ours_rate / rate
+            records.append(rec)
+            log(_line(rec))
+  return records, all_match
+
+
+def _record(attack, model, batch, dtype, rate, compile_s, backend, device, steps, runner,
+            times, *, peak_bytes=None, match=None) -> dict:
+  rec = {"attack": attack, "model": model, "batch_size": batch, "dtype": dtype,
+         "images_per_s": rate, "compile_s": compile_s, "backend": backend, "device": device,
+         "peak_bytes": peak_bytes, "temp_bytes": runner.temp_bytes, "steps": steps,
+         "framework": runner.framework, "implementation": runner.implementation,
+         "times_s": [round(t, 6) for t in times]}
+  if match is not None:
+    rec["match"] = match
+  return rec
+
+
+def _line(rec: dict) -> str:
+  rate = "-" if rec["images_per_s"] is None else f"{rec['images_per_s']:9.1f} img/s"
+  comp = "" if rec["compile_s"] is None else f"  compile {rec['compile_s']:6.2f} s"
+  ratio = f"  fgsm_jax/peer {rec['ratio']:5.2f}x" if "ratio" in rec else ""
+  match = ""
+  if "match" in rec:
+    m = rec["match"]
+    match = f"  differ {m['frac_pixels_differ']:.1e} max {m['max_abs_diff']:.3f}"
+  steps = f" {rec['steps']} steps" if rec["steps"] else ""
+  return (f"{rec['attack']:>10s}{steps} {rec['model']:>7s} {rec['dtype']:>8s} "
+          f"batch {rec['batch_size']:4d} {rec['framework']:>12s} {rate}{comp}{ratio}{match}")
+
+
+def main(argv: list[str] | None = None) -> int:
+  args = parse_args(argv)
+  records, all_match = run(args)
+  if args.json:
+    from fgsm_jax import io
+    io.write_json(args.json, records)
+    print(f"wrote {len(records)} records to {args.json}")
+  if not all_match:
+    print("error: some peers produced different adversarial images (see MISMATCH above)",
+          file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

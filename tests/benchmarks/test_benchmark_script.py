@@ -1,0 +1,89 @@
+"""experiments/benchmark_fgsm.py end to end on tiny settings (JSON schema; no timing
+assertions), and its command-line errors."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "experiments" / "benchmark_fgsm.py"
+
+
+def _load_script():
+  spec = importlib.util.spec_from_file_location("benchmark_fgsm", SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module   # dataclasses look their module up there
+  spec.loader.exec_module(module)
+  return module
+
+
+bench = _load_script()
+
+FIELDS = {"attack": str, "model": str, "batch_size": int, "dtype": str,
+          "images_per_s": float, "compile_s": float, "backend": str, "device": str,
+          "framework": str, "implementation": str, "times_s": list}
+
+
+def test_runs_end_to_end_and_writes_the_records(tmp_path, capsys):
+  out = tmp_path / "sub" / "bench.json"
+  rc = bench.main(["--attacks", "fgsm,pgd", "--steps", "1", "--batch-sizes", "2",
+                   "--dtypes", "float32,bfloat16", "--repeats", "1", "--warmup", "0",
+                   "--json", str(out)])
+  assert rc == 0
+  records = json.loads(out.read_text())
+  assert [(r["attack"], r["dtype"]) for r in records] == [
+      ("fgsm", "float32"), ("pgd", "float32"), ("fgsm", "bfloat16"), ("pgd", "bfloat16")]
+  for r in records:
+    for key, kind in FIELDS.items():
+      assert isinstance(r[key], kind), (key, r[key])
+    assert r["model"] == "cnn" and r["batch_size"] == 2 and r["framework"] == "fgsm_jax"
+    assert r["images_per_s"] > 0 and r["compile_s"] > 0 and len(r["times_s"]) == 1
+    assert r["steps"] == (1 if r["attack"] == "pgd" else None)
+    assert "peak_bytes" in r and "temp_bytes" in r
+  assert r["backend"] == "cpu"
+  printed = capsys.readouterr().out
+  assert "img/s" in printed and f"wrote 4 records to {out}" in printed
+
+
+def test_peers_are_checked_and_timed_as_ratios(tmp_path):
+  pytest.importorskip("tensorflow")
+  out = tmp_path / "bench.json"
+  rc = bench.main(["--batch-sizes", "2", "--repeats", "1", "--warmup", "0", "--peers", "tf",
+                   "--json", str(out)])
+  assert rc == 0
+  records = json.loads(out.read_text())
+  assert [r["framework"] for r in records] == ["fgsm_jax", "tf-eager", "tf-function"]
+  for r in records[1:]:
+    assert r["match"]["ok"] and r["match"]["frac_pixels_differ"] <= 1e-3
+    assert r["ratio"] == pytest.approx(records[0]["images_per_s"] / r["images_per_s"])
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--attacks", "nope"], "unknown attack 'nope'"),
+    (["--batch-sizes", "8,x"], "bad batch size 'x'"),
+    (["--batch-sizes", "0"], "batch size must be >= 1"),
+    (["--dtypes", "float16"], "unknown dtype 'float16'"),
+    (["--repeats", "0"], "--repeats and --steps must be >= 1"),
+    (["--peers", "mxnet"], "unknown peer 'mxnet'"),
+])
+def test_bad_flags_are_usage_errors(flags, message, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    bench.parse_args(flags)
+  assert exit_info.value.code == 2
+  err = capsys.readouterr().err
+  assert "usage:" in err and message in err
+
+
+def test_help_and_a_bad_flag_from_the_command_line():
+  help_run = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True,
+                            text=True, timeout=300)
+  assert help_run.returncode == 0 and "--batch-sizes" in help_run.stdout
+  bad = subprocess.run([sys.executable, str(SCRIPT), "--models", "vgg"], capture_output=True,
+                       text=True, timeout=300)
+  assert bad.returncode == 2 and "unknown model 'vgg'" in bad.stderr
+  assert "Traceback" not in bad.stderr
