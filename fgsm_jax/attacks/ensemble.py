@@ -11,6 +11,10 @@ of the members' parameters (traced). So any attack here takes an ensemble unchan
 
   >>> apply_fn, params, loss_fn = ensemble(((cnn_apply, cnn_params), (res_apply, res_params)))
   >>> adv = mifgsm(apply_fn, params, images, labels, 8 / 255, loss_fn=loss_fn)
+
+With fuse='loss' the outputs are a tuple, so an early-stopping ``done_fn`` must accept one
+(the predicates in ``goals`` take a single output array; with fuse='logits' they apply to the
+fused logits).
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ without ``done_fn``; either way one jit compiles the whole attack.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -242,7 +242,8 @@ def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.nd
   def while_body(carry):
     t, adv, momentum, variance, done = carry
     adv, momentum, variance = step(t, adv, momentum, variance, done)
-    return t + 1, adv, momentum, variance, is_done(adv)
+    # Once done, always done (a frozen example keeps its image, hence its verdict).
+    return t + 1, adv, momentum, variance, done | is_done(adv)
 
   init = (jnp.asarray(0, jnp.int32), start, zeros, zeros, is_done(start))
   return jax.lax.while_loop(cond, while_body, init)[1]

@@ -38,8 +38,8 @@ def pgd(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray, labels
       then depends only on its key, not on the batch).
     eps: budget, scalar or (N,); traced.
     steps: default 10 (static).
-    step_size: default None -> 2.5 * eps / steps (Madry et al.'s choice, so the walk can
-      reach the boundary from anywhere in the ball).
+    step_size: default None -> 2.5 * eps / steps (the rule of thumb of the Madry lab's
+      ``robustness`` library, so the walk can reach the boundary from anywhere in the ball).
     norm: 'linf' or 'l2'.
     random_init: default True; False starts at x (then PGD-L-inf equals I-FGSM with the
       same step size).

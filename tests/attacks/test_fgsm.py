@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fgsm_jax.attacks import cross_entropy, fgsm
-from conftest import K, Linear, TinyCNN, cnn_params, linear_params, tiny_images
+from conftest import Linear, TinyCNN, cnn_params, linear_params, tiny_images
 
 EPS = 0.03
 
