@@ -1,0 +1,195 @@
+"""Data parallelism over all devices: attacks and training with the batch split across a Mesh.
+
+Every attack here treats examples independently, so data parallelism needs no communication:
+``sharded_attack`` runs the attack on each device's slice of the batch (``jax.shard_map``;
+the model's parameters are replicated) and returns the adversarial images as one array
+sharded along the batch. Training (``sharded_train_step``) is ``fgsm_jax.train.train_step``
+on a batch sharded along the batch axis and a replicated state: XLA's SPMD partitioner
+inserts the all-reduce of the gradients, so the update equals the single-device one up to
+float summation order.
+
+A batch whose size is not a multiple of the device count is padded by repeating its last
+example (``pad_batch``); attacks slice the padding off their result, training masks it out
+of the loss and metrics (``train_step`` honours ``batch['mask']``).
+
+Example (one host, all its devices):
+
+  >>> mesh = batch_mesh()                                   # 1-D mesh, axis 'batch'
+  >>> attack = sharded_attack(functools.partial(fgsm, apply_fn), mesh)
+  >>> adv = attack(params, images, labels, 5 / 255)         # images N x H x W x 3, any N
+  >>> step = sharded_train_step(mesh)
+  >>> state, metrics = step(state, {'image': images, 'label': labels})
+
+Multi-host (e.g. 4 hosts x 8 GPUs; planned on paper, not run here): start the same program on
+every host and call ``jax.distributed.initialize()`` first (on Cloud TPU and SLURM it finds
+the coordinator itself; elsewhere pass ``coordinator_address='host0:1234',
+num_processes=4, process_id=i``). ``jax.devices()`` then lists all 32 devices and
+``batch_mesh()`` spans them. Each host reads only its own part of the data -- e.g. the
+files ``i::4`` of a sorted list, a per-host batch of B / 4 -- and ``shard_batch`` assembles
+the global batch from the hosts' parts with ``jax.make_array_from_process_local_data`` (no
+host ever holds the whole batch); ``sharded_attack``/``sharded_train_step`` accept such
+global arrays. Results are global arrays too: each host writes the rows it owns
+(``adv.addressable_shards``), or gathers them with
+``jax.experimental.multihost_utils.process_allgather``. Per-host batches must be equal in
+size: pad the last one (``pad_batch``) on every host. Checkpoints of the replicated training
+state are written by process 0 only.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+BATCH_AXIS = "batch"
+
+
+def batch_mesh(devices: Sequence[jax.Device] | None = None, axis: str = BATCH_AXIS) -> Mesh:
+  """A 1-D mesh over ``devices`` (default: all devices, of every host) named ``axis``."""
+  devices = list(jax.devices() if devices is None else devices)
+  if not devices:
+    raise ValueError("expected at least one device")
+  return Mesh(np.asarray(devices), (axis,))
+
+
+def _batch_size(batch: Any) -> int:
+  sizes = {np.shape(leaf)[0] for leaf in jax.tree.leaves(batch)}
+  if len(sizes) != 1:
+    raise ValueError(f"expected every array of the batch to have the same leading (batch) "
+                     f"size, got sizes {sorted(sizes)}")
+  return sizes.pop()
+
+
+def pad_batch(batch: Any, multiple: int, *, mask_key: str | None = None) -> tuple[Any, int]:
+  """Pads every leaf's leading axis to a multiple of ``multiple`` by repeating the last example.
+
+  Returns (padded batch, original size). With ``mask_key`` (``batch`` a dict), the padded
+  batch carries ``batch[mask_key]``: 1.0 for real examples (or the given mask's values), 0.0
+  for padding -- ``train.train_step``'s 'mask'.
+  """
+  if multiple < 1:
+    raise ValueError(f"multiple must be >= 1, got {multiple}")
+  n = _batch_size(batch)
+  if n == 0:
+    raise ValueError("cannot pad an empty batch")
+  pad = -n % multiple
+  if mask_key is not None:
+    if not isinstance(batch, dict):
+      raise ValueError("mask_key needs a dict batch")
+    batch = dict(batch)
+    batch[mask_key] = jnp.asarray(batch.get(mask_key, jnp.ones((n,), jnp.float32)),
+                                  jnp.float32)
+  if pad == 0:
+    return batch, n
+
+  def grow(leaf):
+    leaf = jnp.asarray(leaf)
+    return jnp.concatenate([leaf, jnp.repeat(leaf[-1:], pad, axis=0)])
+
+  padded = jax.tree.map(grow, batch)
+  if mask_key is not None:
+    padded[mask_key] = padded[mask_key].at[n:].set(0.0)
+  return padded, n
+
+
+def batch_sharding(mesh: Mesh, axis: str = BATCH_AXIS) -> NamedSharding:
+  """Leading axis split over ``axis``, the other axes whole."""
+  return NamedSharding(mesh, P(axis))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def shard_batch(batch: Any, mesh: Mesh, axis: str = BATCH_AXIS) -> Any:
+  """Places ``batch`` (pytree, leading batch axis) split along ``axis`` of ``mesh``.
+
+  On one host the batch is the whole batch, whose size must be a multiple of the mesh's
+  ``axis`` size (``pad_batch`` first). Under multi-host (``jax.process_count() > 1``) each
+  host passes its own part and gets the global array assembled from all hosts' parts.
+  """
+  sharding = batch_sharding(mesh, axis)
+  count = mesh.shape[axis]
+  if jax.process_count() > 1:
+    return jax.tree.map(
+        lambda leaf: jax.make_array_from_process_local_data(sharding, np.asarray(leaf)), batch)
+  n = _batch_size(batch)
+  if n % count:
+    raise ValueError(f"batch of {n} does not split over {count} devices; pad it first "
+                     f"(pad_batch(batch, {count}))")
+  return jax.device_put(batch, sharding)
+
+
+def sharded_attack(attack_fn: Callable[..., jnp.ndarray], mesh: Mesh, *,
+                   batched_argnums: Sequence[int] = (1, 2),
+                   axis: str = BATCH_AXIS) -> Callable[..., jnp.ndarray]:
+  """``attack_fn`` run data-parallel: each device attacks its slice of the batch.
+
+  Args:
+    attack_fn: ``attack_fn(params, images, labels, *rest, **static) -> adversarial images``
+      with the model already bound, e.g. ``functools.partial(fgsm, apply_fn)``. Examples must
+      be independent (true of every attack in fgsm_jax.attacks).
+    mesh: e.g. ``batch_mesh()``.
+    batched_argnums: positions of the positional arguments split along the batch (default
+      images and labels); the others (params, eps, ...) are replicated. A randomised attack
+      (PGD's random start, DI, ...) given one key would draw the same numbers on every device
+      (each splits the key for its own examples): pass one key per example,
+      ``jax.random.split(key, N)``, and list its position here, e.g. (1, 2, 3) for
+      ``partial(pgd, apply_fn)(params, images, labels, keys, eps)``; per-example results then
+      do not depend on the device count.
+    axis: the mesh axis to split over.
+
+  Returns:
+    ``run(*args, **static)``: ``static`` keyword arguments (steps=..., targeted=...) are
+    passed to ``attack_fn`` as Python values; the result has the input batch's size
+    (padding, when N is not a multiple of the device count, is removed) and is sharded
+    along ``axis``.
+  """
+  batched = tuple(sorted(set(batched_argnums)))
+  count = mesh.shape[axis]
+
+  @functools.lru_cache(maxsize=None)
+  def compiled(num_args: int, static_items: tuple):
+    static = dict(static_items)
+    specs = tuple(P(axis) if i in batched else P() for i in range(num_args))
+    per_device = jax.shard_map(lambda *a: attack_fn(*a, **static), mesh=mesh,
+                               in_specs=specs, out_specs=P(axis), check_vma=False)
+    return jax.jit(per_device)
+
+  def run(*args, **static):
+    if not batched or max(batched) >= len(args):
+      raise ValueError(f"batched_argnums {batched} out of range for {len(args)} arguments")
+    parts = {i: args[i] for i in batched}
+    padded, n = pad_batch(parts, count)
+    args = tuple(padded[i] if i in batched else a for i, a in enumerate(args))
+    placed = tuple(shard_batch(a, mesh, axis) if i in batched else a
+                   for i, a in enumerate(args))
+    out = compiled(len(args), tuple(sorted(static.items())))(*placed)
+    return out if out.shape[0] == n else out[:n]
+
+  return run
+
+
+def sharded_train_step(mesh: Mesh, axis: str = BATCH_AXIS,
+                       step_fn: Callable | None = None) -> Callable:
+  """``train.train_step`` data-parallel: state replicated, batch split along ``axis``.
+
+  Returns ``step(state, batch) -> (state, metrics)``; ``batch`` is {'image', 'label',
+  'mask'?} of any size (padded to a multiple of the device count, padding masked out). The
+  new state is replicated on every device; the gradient is the global batch's (XLA
+  all-reduces it), so the step equals the single-device one up to float summation order.
+  """
+  if step_fn is None:
+    from fgsm_jax import train
+    step_fn = train.train_step
+  count = mesh.shape[axis]
+
+  def step(state, batch):
+    batch, _ = pad_batch(batch, count, mask_key="mask")
+    state = jax.device_put(state, replicated(mesh))
+    return step_fn(state, shard_batch(batch, mesh, axis))
+
+  return step

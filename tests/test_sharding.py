@@ -1,0 +1,146 @@
+"""fgsm_jax.sharding on 8 CPU devices: sharded attacks and training equal the single-device
+ones, the batch really is split 8 ways, and batches not divisible by 8 work.
+
+XLA makes 8 CPU devices only when ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` is
+set before jax is imported, and the main test process has imported jax long before. So
+``test_sharding_on_8_cpu_devices`` runs this file again in a fresh Python with the flag set
+(``FGSM_JAX_SHARDING_CHILD=1``); there the tests below run, and in the parent they are
+skipped (they need 8 devices). A plain ``pytest tests`` (scripts/test.sh, .ci/run) therefore
+runs everything.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fgsm_jax import sharding, train
+from fgsm_jax.attacks import fgsm, pgd
+from fgsm_jax.models import ApplyFn, OriginalCNN
+
+CHILD = os.environ.get("FGSM_JAX_SHARDING_CHILD") == "1"
+DEVICES = 8
+needs_8 = pytest.mark.skipif(
+    jax.device_count() < DEVICES,
+    reason="needs 8 devices: run by test_sharding_on_8_cpu_devices in a subprocess")
+
+SIZE, CLASSES, EPS = 48, 5, 4 / 255
+
+
+def test_sharding_on_8_cpu_devices():
+  if CHILD:
+    pytest.skip("this is the child run")
+  env = dict(os.environ, FGSM_JAX_SHARDING_CHILD="1", JAX_PLATFORMS="cpu",
+             XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") +
+                        f" --xla_force_host_platform_device_count={DEVICES}").strip())
+  result = subprocess.run(
+      [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+       str(pathlib.Path(__file__))],
+      env=env, capture_output=True, text=True, timeout=1800,
+      cwd=pathlib.Path(__file__).resolve().parents[1])
+  tail = (result.stdout + result.stderr)[-4000:]
+  assert result.returncode == 0, tail
+  assert " passed" in result.stdout and " skipped" in result.stdout, tail
+
+
+@pytest.fixture(scope="module")
+def model():
+  module = OriginalCNN(num_classes=CLASSES)
+  params = module.init(jax.random.key(0), jnp.zeros((1, SIZE, SIZE, 3)))["params"]
+  return ApplyFn(module), params
+
+
+def _data(n, seed=0):
+  rng = np.random.default_rng(seed)
+  return (rng.random((n, SIZE, SIZE, 3), np.float32),
+          rng.integers(0, CLASSES, n).astype(np.int32))
+
+
+def test_pad_batch_repeats_the_last_example_and_masks_it():
+  batch = {"image": np.arange(5 * 2).reshape(5, 2).astype(np.float32), "label": np.arange(5)}
+  padded, n = sharding.pad_batch(batch, 4, mask_key="mask")
+  assert n == 5 and padded["image"].shape == (8, 2)
+  np.testing.assert_array_equal(padded["label"], [0, 1, 2, 3, 4, 4, 4, 4])
+  np.testing.assert_array_equal(padded["mask"], [1, 1, 1, 1, 1, 0, 0, 0])
+  same, n = sharding.pad_batch(batch, 5)
+  assert n == 5 and same["image"].shape == (5, 2) and "mask" not in same
+  with pytest.raises(ValueError, match="same leading"):
+    sharding.pad_batch({"a": np.zeros(3), "b": np.zeros(4)}, 2)
+
+
+@needs_8
+def test_shard_batch_splits_the_batch_over_8_devices():
+  mesh = sharding.batch_mesh()
+  assert mesh.shape == {"batch": DEVICES}
+  images, labels = _data(16)
+  placed = sharding.shard_batch({"image": images, "label": labels}, mesh)
+  shards = placed["image"].addressable_shards
+  assert len(shards) == DEVICES
+  assert len({s.device for s in shards}) == DEVICES
+  assert all(s.data.shape == (2, SIZE, SIZE, 3) for s in shards)
+  np.testing.assert_array_equal(np.concatenate([np.asarray(s.data) for s in shards]), images)
+  with pytest.raises(ValueError, match="pad it first"):
+    sharding.shard_batch(images[:13], mesh)
+
+
+@needs_8
+@pytest.mark.parametrize("n", [16, 13, 5])
+def test_sharded_fgsm_equals_single_device(model, n):
+  apply_fn, params = model
+  images, labels = _data(n, seed=n)
+  want = np.asarray(fgsm(apply_fn, params, images, labels, EPS))
+  attack = sharding.sharded_attack(functools.partial(fgsm, apply_fn), sharding.batch_mesh())
+  got = attack(params, images, labels, EPS)
+  assert got.shape == images.shape
+  if n % DEVICES == 0:   # the result stays split: n / 8 rows on each of the 8 devices
+    shards = got.addressable_shards
+    assert len({s.device for s in shards}) == DEVICES
+    assert all(s.data.shape[0] == n // DEVICES for s in shards)
+  np.testing.assert_array_equal(np.asarray(got), want)   # bit for bit
+  # static keyword arguments pass through, and change the result
+  targeted = attack(params, images, labels, EPS, targeted=True)
+  np.testing.assert_array_equal(
+      np.asarray(targeted), np.asarray(fgsm(apply_fn, params, images, labels, EPS,
+                                            targeted=True)))
+
+
+@needs_8
+def test_sharded_pgd_with_per_example_keys_equals_single_device(model):
+  apply_fn, params = model
+  images, labels = _data(12, seed=3)
+  keys = jax.random.split(jax.random.key(7), 12)
+  want = np.asarray(pgd(apply_fn, params, images, labels, keys, EPS, steps=2))
+  attack = sharding.sharded_attack(functools.partial(pgd, apply_fn), sharding.batch_mesh(),
+                                   batched_argnums=(1, 2, 3))
+  got = np.asarray(attack(params, images, labels, keys, EPS, steps=2))
+  np.testing.assert_array_equal(got, want)
+  assert not np.array_equal(got, images)
+
+
+@needs_8
+def test_sharded_train_step_equals_single_device_and_masks_padding():
+  config = train.TrainConfig(num_classes=CLASSES, image_size=SIZE, learning_rate=1e-3)
+  images, labels = _data(13, seed=5)
+  batch = {"image": images, "label": labels}
+  state0 = train.create_train_state(jax.random.key(0), config)
+  single, m_single = train.train_step(jax.tree.map(jnp.array, state0), dict(batch))
+
+  mesh = sharding.batch_mesh()
+  state1 = train.create_train_state(jax.random.key(0), config)
+  step = sharding.sharded_train_step(mesh)
+  sharded, m_sharded = step(state1, batch)
+  # The gradient sums over devices in another order: equal to float tolerance.
+  assert float(m_sharded["count"]) == 13.0
+  np.testing.assert_allclose(float(m_sharded["loss"]), float(m_single["loss"]), rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b),
+                                                       rtol=1e-4, atol=1e-6),
+               sharded.params, single.params)
+  leaf = jax.tree.leaves(sharded.params)[0]
+  assert leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == DEVICES
