@@ -223,6 +223,37 @@ def pgd_step_size(eps: float, steps: int) -> float:
   return 2.5 * eps / steps
 
 
+def cnn_fgsm_cost(image_size: int = 160, num_classes: int = 50) -> dict[str, float]:
+  """FLOPs and bytes of one FGSM step per image on the original CNN (float32), for rooflines.
+
+  FLOPs (2 per multiply-add; elementwise ops, pooling and the loss are < 1% and left out):
+  forward = sum over convs of H W Cout (9 Cin) + Dense 2048 x 512 + 512 x classes;
+  backward to the input = the same again (each conv's and Dense's input gradient costs as
+  much as its forward; no weight gradients are needed). 160 x 160: 17.1 M MACs each way,
+  68.5 MFLOP per image.
+  Bytes (the least traffic of an unfused-per-layer implementation, float32): every activation
+  written once and read once forward, every activation gradient written once and read once
+  backward, plus reading each layer's saved input again for its mask (ReLU/pool): about
+  5 x (sum of activation sizes) x 4 bytes, + the image read twice and the result written.
+  Weights (4.3 MB, mostly Dense_0) are read once per batch, not per image, and left out.
+  """
+  side, cin = image_size, 3
+  macs = 0
+  elements = side * side * cin
+  for features, pool in ((8, 2), (16, 3), (32, 3)):
+    macs += side * side * features * 9 * cin
+    elements += side * side * features          # conv output
+    side //= pool
+    elements += side * side * features          # pooled
+    cin = features
+  flat = side * side * cin
+  macs += flat * 512 + 512 * num_classes
+  elements += 512 + num_classes
+  image = image_size * image_size * 3
+  return {"flops_per_image": 2.0 * 2 * macs,
+          "bytes_per_image": 4.0 * (5 * elements + 3 * image)}
+
+
 def _device_info() -> tuple[str, str]:
   import jax
   d = jax.devices()[0]

@@ -224,19 +224,28 @@ class TorchPeer:
   name: str = "torch"
 
   def __post_init__(self):
+    import torch
+    # The GPU when this torch build has one (a CUDA wheel), as fgsm_jax's JAX would use it.
+    self.device = "cuda" if torch.cuda.is_available() else "cpu"
+    self.model = self.model.to(self.device)
     self._fn, self.implementation = torch_attack(self.model, self.attack, self.eps,
                                                  steps=self.steps, alpha=self.alpha)
+    self.implementation += f" on {self.device}"
 
   def prepare(self, images: np.ndarray, labels: np.ndarray):
     import torch
-    return (torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
-            torch.from_numpy(np.asarray(labels, np.int64)))
+    return (torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(self.device),
+            torch.from_numpy(np.asarray(labels, np.int64)).to(self.device))
 
   def run(self, inputs):
-    return self._fn(*inputs)   # CPU torch is synchronous
+    import torch
+    out = self._fn(*inputs)
+    if self.device == "cuda":
+      torch.cuda.synchronize()   # CPU torch is synchronous already
+    return out
 
   def to_numpy(self, out) -> np.ndarray:
-    return out.detach().numpy().transpose(0, 2, 3, 1)
+    return out.detach().cpu().numpy().transpose(0, 2, 3, 1)
 
 
 def build_peers(names: list[str], attack: str, params: Any, num_classes: int, eps: float, *,
