@@ -7,10 +7,9 @@ gradient of a 3-in-channel convolution (the first layer's input gradient, 160 x 
 160 x 160 x 3) falls to a slow generic kernel, and every full-resolution activation is
 written and re-read several times. ``conv_relu_maxpool`` replaces that with:
 
-* pooling windows as strided slices, with the argmax kept as an int8 index (as
-  PyTorch's ``max_pool2d_with_indices`` and TensorFlow's MaxPoolGrad route the gradient:
-  to the first maximum of each window), so the backward pass reads 1 byte per pooled value
-  instead of the full-resolution activation;
+* pooling windows as strided slices, with the argmax as an int8 index (as PyTorch's
+  ``max_pool2d_with_indices`` and TensorFlow's MaxPoolGrad route the gradient: to the first
+  maximum of each window); the backward pass selects the gradient's position with it;
 * for the 2 x 2 pool after a 3 x 3 convolution (the first layer), a space-to-depth form: the
   convolution becomes a 2 x 2 convolution of the 2 x 2-blocked image (12 in, 4 x 8 out
   channels, one output channel group per pooling-window position), so pooling is a max over
@@ -165,7 +164,13 @@ def _forward(x, kernel, bias, pool):
   o = kernel.shape[3]
   if _use_space_to_depth(x, kernel, pool):
     z = _s2d_preact(x, kernel)
-    m, idx = _first_argmax([z[..., i * o:(i + 1) * o] for i in range(4)])
+    n, h, w, _ = z.shape
+    groups = z.reshape(n, h, w, 4, o)
+    # Reductions (first maximum on ties, as jnp.argmax): XLA materialises a reduction's
+    # result, so the backward pass reads this 1-byte index instead of recomputing it from
+    # the 4x larger pre-activation (an elementwise form gets fused into the backward pass and
+    # redone there; ~10% of the whole FGSM step on CPU).
+    m, idx = jnp.max(groups, axis=3), jnp.argmax(groups, axis=3).astype(jnp.int8)
   else:
     z = _conv_same(x, kernel)
     n, h, w, _ = z.shape
@@ -183,9 +188,7 @@ def _fused(x, kernel, bias, pool):
 
 
 def _fused_fwd(x, kernel, bias, pool):
-  # The barrier keeps y and the int8 index as the saved values; without it XLA fuses their
-  # computation into the backward pass and keeps the full-resolution activation alive.
-  y, idx = lax.optimization_barrier(_forward(x, kernel, bias, pool))
+  y, idx = _forward(x, kernel, bias, pool)
   return y, (x, kernel, y, idx)
 
 
