@@ -103,8 +103,9 @@ def _flip_io(kernel):
 def _first_argmax(parts: list[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Elementwise max of equally shaped arrays and the index (int8) of the first maximum.
 
-  A pairwise tree of compare/selects: XLA fuses it into one elementwise loop, where an
-  argmax ``reduce`` over a window axis would be a slow variadic reduction.
+  A pairwise tree of compare/selects, one elementwise loop for XLA. Used for the k x k
+  windows, which lie along two strided axes: reductions would need them transposed into
+  one axis first (two-stage reductions measured no faster).
   """
   items = [(p, jnp.full(p.shape, i, jnp.int8)) for i, p in enumerate(parts)]
   while len(items) > 1:
