@@ -27,12 +27,20 @@ def batch_loss(apply_fn: ApplyFn, params: Params, images: jnp.ndarray, targets: 
   return loss_fn(apply_fn(params, images), targets)
 
 
-# XLA:CPU computes a backward pass over a small chunk of images faster per image than over a
-# large batch: a chunk's activations stay in cache, and the per-call scratch memory (which
+# XLA:CPU can compute a backward pass over a small chunk of images faster per image than over
+# a large batch: a chunk's activations stay in cache, and the per-call scratch memory (which
 # the CPU runtime maps afresh, page by page, on every call) is one chunk's, reused by each
-# chunk in turn. 8 was the fastest of 2..64 for the original CNN on a 2-core x86 (see
-# experiments/benchmark_fgsm.py). Other backends take the whole batch at once.
-CPU_CHUNK = 8
+# chunk in turn. Whether it pays depends on the model -- it makes the original CNN's fused
+# blocks ~2x faster, and dlib's ResNet (whose reduce_window pooling gradient XLA:CPU runs
+# slowly inside a loop) ~3x slower -- so a model opts in by carrying the chunk size it wants
+# as ``apply_fn.cpu_chunk`` (``fgsm_jax.models.ApplyFn`` forwards its module's); apply
+# functions without it are never chunked. Other backends always take the whole batch.
+
+
+def cpu_chunk_of(apply_fn: Any) -> int | None:
+  """``apply_fn.cpu_chunk`` if it has one (a positive int), else None."""
+  chunk = getattr(apply_fn, "cpu_chunk", None)
+  return chunk if isinstance(chunk, int) and chunk > 0 else None
 
 
 def map_batch_chunks(fn: Callable[..., Any], chunk: int, *batched: Any) -> Any:
@@ -60,14 +68,17 @@ def map_batch_chunks(fn: Callable[..., Any], chunk: int, *batched: Any) -> Any:
   return jax.tree.map(lambda leaf: leaf.reshape((count * chunk,) + leaf.shape[2:])[:n], out)
 
 
-def chunked_on_cpu(fn: Callable[..., Any], *batched: Any) -> Any:
-  """``map_batch_chunks(fn, CPU_CHUNK, ...)`` where the computation runs on CPU, else ``fn``.
+def chunked_on_cpu(fn: Callable[..., Any], chunk: int | None, *batched: Any) -> Any:
+  """``map_batch_chunks(fn, chunk, ...)`` where the computation runs on CPU, else ``fn``.
 
-  The choice is made when the computation is lowered for its device
-  (``lax.platform_dependent``), not from the default backend at trace time.
+  ``chunk`` None means no chunking anywhere. The choice of branch is made when the
+  computation is lowered for its device (``lax.platform_dependent``), not from the default
+  backend at trace time.
   """
+  if chunk is None:
+    return fn(*batched)
   return jax.lax.platform_dependent(
-      *batched, cpu=lambda *b: map_batch_chunks(fn, CPU_CHUNK, *b), default=fn)
+      *batched, cpu=lambda *b: map_batch_chunks(fn, chunk, *b), default=fn)
 
 
 def input_gradient(apply_fn: ApplyFn, params: Params, images: jnp.ndarray,
@@ -79,8 +90,8 @@ def input_gradient(apply_fn: ApplyFn, params: Params, images: jnp.ndarray,
   the summed batch loss. They are equal whenever examples do not interact inside the model
   (no batch statistics), which holds for every model here in inference mode; both compile to
   one batched backward pass and run equally fast.
-  On CPU the batch is processed ``CPU_CHUNK`` examples at a time (``chunked_on_cpu``), which
-  relies on the same independence of examples.
+  On CPU the batch is processed ``apply_fn.cpu_chunk`` examples at a time where the model
+  asks for it (``chunked_on_cpu``), which relies on the same independence of examples.
   The gradient is computed in float32 whatever the model's compute dtype: a bfloat16 gradient
   can underflow to 0, and sign(0) = 0 would leave pixels unperturbed.
   """
@@ -93,7 +104,7 @@ def input_gradient(apply_fn: ApplyFn, params: Params, images: jnp.ndarray,
       return jax.vmap(jax.grad(one))(x, t)
     return jax.grad(lambda z: jnp.sum(batch_loss(apply_fn, params, z, t, loss_fn)))(x)
 
-  return chunked_on_cpu(gradient, images, targets)
+  return chunked_on_cpu(gradient, cpu_chunk_of(apply_fn), images, targets)
 
 
 def clip_to_unit(images: jnp.ndarray) -> jnp.ndarray:

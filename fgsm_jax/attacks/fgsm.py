@@ -58,4 +58,4 @@ def fgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
   # The whole step per chunk on CPU (see core.chunked_on_cpu): the loop writes the
   # adversarial images directly, instead of a gradient buffer and a second pass over it.
   eps = jnp.broadcast_to(eps, images.shape[:1])
-  return core.chunked_on_cpu(attack, images, labels, eps)
+  return core.chunked_on_cpu(attack, core.cpu_chunk_of(apply_fn), images, labels, eps)

@@ -18,3 +18,8 @@ class ApplyFn:
 
   def __call__(self, params, images: jnp.ndarray) -> jnp.ndarray:
     return self.module.apply({"params": params}, images)
+
+  @property
+  def cpu_chunk(self) -> int | None:
+    """The module's preferred CPU batch chunk (see ``attacks.core.chunked_on_cpu``), or None."""
+    return getattr(self.module, "cpu_chunk", None)

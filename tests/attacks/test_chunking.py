@@ -1,6 +1,9 @@
 """fgsm_jax.attacks.core's CPU batch chunking: map_batch_chunks / chunked_on_cpu give what
-one whole-batch call gives, for divisible and non-divisible batches, pytrees and (N,) eps."""
+one whole-batch call gives, for divisible and non-divisible batches, pytrees and (N,) eps;
+only models that ask for it (``apply_fn.cpu_chunk``) are chunked."""
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +12,15 @@ import pytest
 
 from fgsm_jax.attacks import core, cross_entropy, fgsm
 from conftest import TinyCNN, cnn_params, tiny_images
+from fgsm_jax.models import ApplyFn, OriginalCNN
+
+CHUNK = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkedTinyCNN(TinyCNN):
+  """TinyCNN asking attacks to run it CHUNK examples at a time on CPU."""
+  cpu_chunk: int = CHUNK
 
 
 @pytest.mark.parametrize("n,chunk", [(12, 4), (13, 4), (3, 8), (9, 1)])
@@ -30,10 +42,9 @@ def test_map_batch_chunks_equals_one_call(n, chunk):
 
 
 def test_chunked_input_gradient_and_fgsm_equal_per_example_results():
-  # 19 examples: two full chunks of CPU_CHUNK = 8 and a padded one.
+  # 19 examples: two full chunks of 8 and a padded one.
   n = 19
-  assert n > 2 * core.CPU_CHUNK
-  apply_fn, params = TinyCNN(), cnn_params()
+  apply_fn, params = ChunkedTinyCNN(), cnn_params()
   x = tiny_images(n=n, seed=4)
   labels = jnp.arange(n) % 4
   grads = core.input_gradient(apply_fn, params, x, labels, cross_entropy)
@@ -47,3 +58,18 @@ def test_chunked_input_gradient_and_fgsm_equal_per_example_results():
   np.testing.assert_allclose(np.asarray(adv), np.asarray(want), atol=1e-7)
   delta = np.abs(np.asarray(adv - x)).reshape(n, -1).max(axis=1)
   assert np.all(delta <= np.asarray(eps) + 1e-7)
+
+
+def _has_loop(fn, *args):
+  return "scan" in str(jax.make_jaxpr(fn)(*args))   # lax.map is a scan
+
+
+def test_only_models_that_ask_are_chunked():
+  x = tiny_images(n=12)
+  labels = jnp.arange(12) % 4
+  params = cnn_params()
+  assert core.cpu_chunk_of(ChunkedTinyCNN()) == CHUNK and core.cpu_chunk_of(TinyCNN()) is None
+  assert _has_loop(lambda x: fgsm(ChunkedTinyCNN(), params, x, labels, 0.01), x)
+  assert not _has_loop(lambda x: fgsm(TinyCNN(), params, x, labels, 0.01), x)
+  assert ApplyFn(OriginalCNN(num_classes=4)).cpu_chunk == 8
+  assert ApplyFn(OriginalCNN(num_classes=4, impl="reference")).cpu_chunk is None
