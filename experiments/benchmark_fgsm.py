@@ -7,9 +7,8 @@ the same attacks in TensorFlow and PyTorch on the same weights (--peers), as rat
 
 Models (--models): 'cnn' is the original face CNN (fgsm_jax.models.OriginalCNN, 160 x 160 x 3,
 50 classes; impl='auto', the fused CPU form on CPU); 'cnn-xla' the same network written with
-plain XLA ops (impl='reference', the layers as they were before the CPU work; the attacks
-still chunk the batch on CPU, which this formulation's reduce_window gradient does not like:
-'fgsm_naive' is the straightforward baseline); 'dlib' dlib's
+plain XLA ops (impl='reference': the layers as they were before the CPU work, and no CPU
+batch chunking); 'dlib' dlib's
 face-recognition ResNet (150 x 150 x 3 chips -> 128-D, dodging loss), listed when
 fgsm_jax.models.dlib_resnet imports. Attacks (--attacks): names of fgsm_jax.attacks.ATTACKS,
 plus 'fgsm_naive': jit(vmap(grad)) of the Flax CNN's loss without any of the CPU work (the
