@@ -95,6 +95,23 @@ def _conv_same(x, kernel):
   return _conv(x, kernel, ((ph, ph), (pw, pw)))
 
 
+# XLA:CPU sends a convolution to YNNPACK only when one side has >= 32 channels, and its
+# fallback (Eigen) is slow for narrow ones: the second layer's 8 -> 16 forward runs 1.5x and
+# its 16 -> 8 input gradient 1.15x faster with the output zero-padded to 32 channels, even
+# though that computes 2x / 4x the products (8-image chunk, one core).
+_WIDE_CHANNELS = 32
+WIDEN_NARROW_CONVS = True
+
+
+def _conv_wide(x, kernel, padding):
+  """``_conv`` with the output channels zero-padded to 32 for narrow convolutions."""
+  o = kernel.shape[3]
+  if not WIDEN_NARROW_CONVS or max(kernel.shape[2], o) >= _WIDE_CHANNELS:
+    return _conv(x, kernel, padding)
+  kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, 0), (0, _WIDE_CHANNELS - o)))
+  return _conv(x, kernel, padding)[..., :o]
+
+
 def _flip_io(kernel):
   """The kernel of the input-gradient convolution: spatially flipped, in/out swapped."""
   return jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
@@ -173,7 +190,8 @@ def _forward(x, kernel, bias, pool):
     # redone there; ~10% of the whole FGSM step on CPU).
     m, idx = jnp.max(groups, axis=3), jnp.argmax(groups, axis=3).astype(jnp.int8)
   else:
-    z = _conv_same(x, kernel)
+    ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
+    z = _conv_wide(x, kernel, ((ph, ph), (pw, pw)))
     n, h, w, _ = z.shape
     h2, w2 = h // pool, w // pool
     windows = z[:, :h2 * pool, :w2 * pool].reshape(n, h2, pool, w2, pool, o)
@@ -218,7 +236,7 @@ def _fused_bwd(pool, residuals, g):
     g_pre = jnp.pad(g_pre, ((0, 0), (0, x.shape[1] - h2 * pool),
                             (0, x.shape[2] - w2 * pool), (0, 0)))
     ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
-    dx = _conv(g_pre, _flip_io(kernel), ((ph, ph), (pw, pw)))
+    dx = _conv_wide(g_pre, _flip_io(kernel), ((ph, ph), (pw, pw)))
     preact = lambda k: _conv_same(x, k)
   # Kernel and bias gradients, for training; XLA removes them when only dx is used.
   dkernel = jax.vjp(preact, kernel)[1](g_pre)[0]
