@@ -229,12 +229,17 @@ def _fused_bwd(pool, residuals, g):
     dx = _depth_to_space(blocks, x.shape[3])[:, 1:-1, 1:-1]
     preact = lambda k: _s2d_preact(x, k)
   else:
+    # Rows/columns past the last whole window get no gradient. They are covered by one more
+    # window row/column whose index (-1) matches no position, and the result is sliced to
+    # H x W: a zero jnp.pad instead would be folded into the convolution's padding, and an
+    # asymmetric padding keeps XLA:CPU off its YNNPACK path.
+    hp, wp = -(-x.shape[1] // pool), -(-x.shape[2] // pool)
+    idx = jnp.pad(idx, ((0, 0), (0, hp - h2), (0, wp - w2), (0, 0)), constant_values=-1)
+    g_active = jnp.pad(g_active, ((0, 0), (0, hp - h2), (0, wp - w2), (0, 0)))
     positions = jnp.arange(pool * pool, dtype=jnp.int8).reshape(1, 1, pool, 1, pool, 1)
     g_windows = jnp.where(idx[:, :, None, :, None, :] == positions,
                           g_active[:, :, None, :, None, :], jnp.zeros((), g.dtype))
-    g_pre = g_windows.reshape(n, h2 * pool, w2 * pool, o)
-    g_pre = jnp.pad(g_pre, ((0, 0), (0, x.shape[1] - h2 * pool),
-                            (0, x.shape[2] - w2 * pool), (0, 0)))
+    g_pre = g_windows.reshape(n, hp * pool, wp * pool, o)[:, :x.shape[1], :x.shape[2]]
     ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
     dx = _conv_wide(g_pre, _flip_io(kernel), ((ph, ph), (pw, pw)))
     preact = lambda k: _conv_same(x, k)
