@@ -17,7 +17,11 @@ written and re-read several times. ``conv_relu_maxpool`` replaces that with:
   channel counts XLA:CPU's convolution library handles well;
 * a hand-written VJP (``jax.custom_vjp``): dx is one convolution with the flipped kernel,
   and the kernel and bias gradients (training) are computed only when asked for: an attack
-  needs only dx, and XLA drops the rest.
+  needs only dx, and XLA drops the rest;
+* convolutions shaped for XLA:CPU's fast path (YNNPACK), which it takes only for symmetric
+  padding and >= 32 channels on one side: narrow ones get zero output channels padded in
+  (``_conv_wide``), and the pooled layers' gradient is built over whole windows and sliced
+  rather than zero-padded (a pad would be folded into asymmetric convolution padding).
 
 Semantics equal the plain formulation (``reference``): outputs to float rounding (the
 space-to-depth convolution sums in another order, ~1e-6), gradients identical except where a
