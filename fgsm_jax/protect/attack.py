@@ -1,16 +1,18 @@
 """The protection attack on one face: a jitted loop over a window of the photo.
 
-Per step (all inside one ``lax.fori_loop``):
+Per step:
 
   1. the window is rounded to 8 bits in the forward pass (straight-through gradient), so
      the loss is always that of the image that will be saved;
-  2. ``eot_samples`` views of it: sample k is degraded as ``degradations[k % len]``
-     ('none', 'jpeg75': differentiable JPEG at quality 75, 'resize_half': shrink to half
-     and back, as `fgsm_jax.quality` does to the saved file) and its chip is cut with a
-     randomly jittered alignment (a small similarity: landmarks found again on the
-     protected photo move), optionally with DI's random resize-and-pad of the chip;
+  2. ``eot_samples`` views of it: view k is degraded as ``degradations[k % len]``
+     ('none'; 'jpeg75': 4:2:0 chroma subsampling then the differentiable JPEG of
+     fgsm_jax.attacks.transforms at quality 75; 'resize_half': PIL's shrink to half and
+     back, exact) and its chip is cut with an optionally jittered alignment (a small
+     random similarity: landmarks found again on the protected photo move), optionally
+     with DI's random resize-and-pad of the chip;
   3. loss = mean over the views of the capped dodging distance min(||f(chip) - ref||,
-     cap), f the Flax port of dlib's ResNet and ref the face's clean descriptor (no label);
+     cap), f the Flax port of dlib's ResNet and ref the face's clean descriptor (no
+     label);
   4. the gradient w.r.t. the window is optionally smoothed (TI) and accumulated with
      momentum (MI): m = decay m + g / mean|g|;
   5. x = clip(x + step * budget * sign(m), x0 - budget, x0 + budget), clipped to [0, 1],
@@ -18,8 +20,9 @@ Per step (all inside one ``lax.fori_loop``):
      an optional texture weight): 0 outside the face region, so those pixels stay exactly
      the original 8-bit values after rounding.
 
-The step count is traced (one compile serves every step count); the window size, the
-pyramid depth and the `AttackConfig` are static.
+Steps run in jitted chunks of ``config.chunk`` unrolled steps, called from a Python loop
+on CPU and from a ``lax.fori_loop`` elsewhere (see `protect_window` for why); one compile
+per (window size, pyramid depth, `AttackConfig`) serves every photo and step count.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fgsm_jax.attacks import transforms as tlib
 from fgsm_jax.protect import warp
@@ -45,11 +49,15 @@ class AttackConfig:
     decay: momentum decay (MI-FGSM's mu); 0 turns momentum off.
     eot_samples: views per step (gradient averaged over them).
     degradations: what view k goes through, cycled (see DEGRADATIONS).
-    jitter_px, jitter_deg, jitter_scale: sd of the chip jitter (chip pixels, degrees, log).
+    jitter_px, jitter_deg, jitter_scale: sd of the chip jitter (chip pixels, degrees, log);
+      all 0: no jitter.
     di_prob, di_min_scale: DI's resize-and-pad of the chip (prob 0: off).
     ti_kernel: TI's Gaussian kernel size on the gradient (0: off), sigma = size / 6.
     cap: the dodging distance stops counting above this (views already far enough give no
       gradient, so the others get the budget).
+    soft: 0: sign steps (L-inf FGSM); s > 0: a pixel steps by its gradient over s times
+      the mean |gradient|, clipped to [-1, 1] -- a full step only where the gradient is
+      large, so the perturbation concentrates there instead of filling the budget.
     chunk: steps unrolled per jitted call (steps are rounded up to a multiple of it).
   """
   step: float = 0.25
@@ -63,7 +71,7 @@ class AttackConfig:
   di_min_scale: float = 0.9
   ti_kernel: int = 0
   cap: float = 1.2
-  center_weight: float = 0.0
+  soft: float = 0.0
   chunk: int = 4
 
   def __post_init__(self):
@@ -78,38 +86,67 @@ class AttackConfig:
       raise ValueError(f'ti_kernel must be 0 or odd, got {self.ti_kernel}')
 
 
+def _round_half_up(v: jax.Array) -> jax.Array:
+  """floor(v + 0.5) forward (PIL's rounding; jnp.round rounds to even), identity gradient."""
+  return v + jax.lax.stop_gradient(jnp.floor(v + 0.5) - v)
+
+
+def _pad1(v: jax.Array, axis: int) -> jax.Array:
+  return jnp.pad(v, [(1, 1) if a == axis else (0, 0) for a in range(v.ndim)], mode='edge')
+
+
+def _down2(v: jax.Array, axis: int) -> jax.Array:
+  """Halves ``axis`` (even length) with taps 1 3 3 1 / 8 (PIL's antialiased bilinear)."""
+  p, n = _pad1(v, axis), v.shape[axis]
+  take = lambda s: jax.lax.slice_in_dim(p, s, s + n - 1, 2, axis)
+  return (take(0) + 3 * take(1) + 3 * take(2) + take(3)) / 8.0
+
+
+def _up2(v: jax.Array, axis: int) -> jax.Array:
+  """Doubles ``axis``, bilinear with half-pixel centres (taps 1/4, 3/4; edges repeated)."""
+  p, n = _pad1(v, axis), v.shape[axis]
+  prev = jax.lax.slice_in_dim(p, 0, n, 1, axis)
+  cur = jax.lax.slice_in_dim(p, 1, n + 1, 1, axis)
+  nxt = jax.lax.slice_in_dim(p, 2, n + 2, 1, axis)
+  out = jnp.stack([0.25 * prev + 0.75 * cur, 0.75 * cur + 0.25 * nxt], axis=axis + 1)
+  shape = list(v.shape)
+  shape[axis] *= 2
+  return out.reshape(shape)
+
+
 def resize_half_back(x: jax.Array) -> jax.Array:
   """PIL's bilinear shrink to half and enlarge back, H x W x C (H, W even), 0-255 units.
 
   Shrinking by 2 is PIL's antialiased bilinear (taps 1 3 3 1 / 8), enlarging is bilinear
-  with pixel centres at half-pixels (taps 1/4, 3/4); each of its four 1-D passes (horizontal first) rounds half up to 8 bits
-  (straight-through gradient). Borders clamp (edge pixels repeated); PIL renormalises
-  its kernel there instead, so the outermost pixel rows may differ.
+  with pixel centres at half-pixels (taps 1/4, 3/4); each of its four 1-D passes
+  (horizontal first) rounds half up to 8 bits (straight-through gradient). Borders clamp
+  (edge pixels repeated); PIL renormalises its kernel there instead, so the outermost
+  pixel rows may differ.
   """
-  def down(v, axis):
-    p = jnp.pad(v, [(1, 1) if a == axis else (0, 0) for a in range(v.ndim)], mode='edge')
-    n = v.shape[axis]
-    take = lambda s: jax.lax.slice_in_dim(p, s, s + n - 1, 2, axis)
-    return (take(0) + 3 * take(1) + 3 * take(2) + take(3)) / 8.0
+  half = _round_half_up(_down2(_round_half_up(_down2(x, 1)), 0))
+  return _round_half_up(_up2(_round_half_up(_up2(half, 1)), 0))
 
-  def up(v, axis):
-    p = jnp.pad(v, [(1, 1) if a == axis else (0, 0) for a in range(v.ndim)], mode='edge')
-    n = v.shape[axis]
-    prev = jax.lax.slice_in_dim(p, 0, n, 1, axis)
-    cur = jax.lax.slice_in_dim(p, 1, n + 1, 1, axis)
-    nxt = jax.lax.slice_in_dim(p, 2, n + 2, 1, axis)
-    even, odd = 0.25 * prev + 0.75 * cur, 0.75 * cur + 0.25 * nxt
-    out = jnp.stack([even, odd], axis=axis + 1)
-    shape = list(v.shape)
-    shape[axis] *= 2
-    return out.reshape(shape)
 
-  def round_half_up(v):  # PIL rounds .5 up, jnp.round to even
-    return v + jax.lax.stop_gradient(jnp.floor(v + 0.5) - v)
+_RGB_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
+                        [0.5, -0.418688, -0.081312]], np.float32)
 
-  # PIL resamples horizontally, stores 8 bits, then vertically.
-  half = round_half_up(down(round_half_up(down(x, 1)), 0))
-  return round_half_up(up(round_half_up(up(half, 1)), 0))
+
+def chroma_420(x: jax.Array) -> jax.Array:
+  """JPEG's 4:2:0 chroma subsampling and libjpeg's 'fancy' upsampling, H x W x 3 in 0-255.
+
+  Cb and Cr (JFIF) are averaged over 2 x 2 blocks and brought back with the triangle
+  filter; luma is kept. (PIL saves JPEG at quality 75 with 4:2:0 by default; the
+  differentiable JPEG of fgsm_jax.attacks.transforms models 4:4:4 only.) Odd sizes are
+  returned unchanged.
+  """
+  h, w = x.shape[0], x.shape[1]
+  if h % 2 or w % 2:
+    return x
+  ycc = x @ jnp.asarray(_RGB_TO_YCC).T
+  c = ycc[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
+  c = _up2(_up2(c, 1), 0)
+  ycc = jnp.concatenate([ycc[..., :1], c], axis=-1)
+  return ycc @ jnp.asarray(np.linalg.inv(_RGB_TO_YCC).astype(np.float32)).T
 
 
 def _degrade(window: jax.Array, kind: str) -> jax.Array:
@@ -117,23 +154,25 @@ def _degrade(window: jax.Array, kind: str) -> jax.Array:
   if kind == 'none':
     return window
   if kind == 'jpeg75':
-    return tlib.round_ste(tlib.jpeg_approx(window, 75.0) * 255.0) / 255.0
+    sub = chroma_420(window * 255.0) / 255.0
+    return tlib.round_ste(tlib.jpeg_approx(jnp.clip(sub, 0.0, 1.0), 75.0) * 255.0) / 255.0
   if kind == 'resize_half':
     return resize_half_back(window * 255.0) / 255.0
   raise ValueError(kind)
 
 
 def _views(x_q: jax.Array, geom: warp.ChipGeometry, key: jax.Array, config: AttackConfig,
-           n_down: int, jitter: bool = True) -> jax.Array:
+           n_down: int) -> jax.Array:
   """The eot_samples chips of the (rounded) window, K x 150 x 150 x 3."""
   degraded = {kind: _degrade(x_q, kind) for kind in dict.fromkeys(config.degradations)}
   levels = {kind: warp.level_image(v, geom.shift, n_down) for kind, v in degraded.items()}
+  jitter = config.jitter_px > 0 or config.jitter_deg > 0 or config.jitter_scale > 0
   chips = []
   for k in range(config.eot_samples):
     kind = config.degradations[k % len(config.degradations)]
     kk = jax.random.fold_in(key, k)
     affine = geom.affine
-    if jitter and (k > 0 or len(config.degradations) > 1 or config.eot_samples == 1):
+    if jitter:
       affine = warp.jitter_affine(affine, jax.random.fold_in(kk, 1), config.jitter_px,
                                   config.jitter_deg, config.jitter_scale)
     chip = warp.sample_chip(levels[kind], affine, geom.bounds)
@@ -150,16 +189,8 @@ def _norm(v: jax.Array) -> jax.Array:
 
 def _loss(apply_fn: Any, params: Any, x: jax.Array, geom: warp.ChipGeometry, ref: jax.Array,
           key: jax.Array, config: AttackConfig, n_down: int) -> jax.Array:
-  """ref: (2, 128): the clean descriptor, and the centre of the face population."""
   chips = _views(x, geom, key, config, n_down)
-  desc = apply_fn(params, chips)
-  loss = jnp.minimum(_norm(desc - ref[0]), config.cap)
-  if config.center_weight:
-    # Keep the descriptor among faces: growing its distance from the population centre
-    # beyond the clean one's moves it away from everyone, the person's other photos too.
-    grow = jax.nn.relu(_norm(desc - ref[1]) - _norm(ref[0] - ref[1]))
-    loss = loss - config.center_weight * grow
-  return jnp.mean(loss)
+  return jnp.mean(jnp.minimum(_norm(apply_fn(params, chips) - ref), config.cap))
 
 
 def _steps(apply_fn: Any, params: Any, x: jax.Array, m: jax.Array, lo: jax.Array,
@@ -178,7 +209,13 @@ def _steps(apply_fn: Any, params: Any, x: jax.Array, m: jax.Array, lo: jax.Array
       m = config.decay * m + g / jnp.maximum(jnp.mean(jnp.abs(g)), 1e-12)
     else:
       m = g
-    x = jnp.clip(x + config.step * budget * jnp.sign(m), lo, hi)
+    if config.soft > 0:
+      # Pixels whose (momentum) gradient is under `soft` x its mean take proportionally
+      # smaller steps: the change gathers where it buys the most distance.
+      u = jnp.clip(m / (config.soft * jnp.maximum(jnp.mean(jnp.abs(m)), 1e-12)), -1.0, 1.0)
+    else:
+      u = jnp.sign(m)
+    x = jnp.clip(x + config.step * budget * u, lo, hi)
   return x, m
 
 
@@ -204,7 +241,7 @@ def _finish(apply_fn, params, x, geom, ref, *, config, n_down):
   del config
   x = jnp.round(x * 255.0) / 255.0
   chip = warp.window_chip(x, geom, n_down)
-  return x, jnp.linalg.norm(apply_fn(params, chip[None])[0] - ref[0])
+  return x, jnp.linalg.norm(apply_fn(params, chip[None])[0] - ref)
 
 
 def default_host_loop() -> bool:
@@ -215,7 +252,7 @@ def default_host_loop() -> bool:
 def protect_window(apply_fn: Any, params: Any, window0: jax.Array, start: jax.Array,
                    budget: jax.Array, geom: warp.ChipGeometry, ref: jax.Array,
                    key: jax.Array, steps: int, *, config: AttackConfig, n_down: int,
-                   center: jax.Array | None = None, host_loop: bool | None = None) -> tuple[jax.Array, jax.Array]:
+                   host_loop: bool | None = None) -> tuple[jax.Array, jax.Array]:
   """Runs the attack on one face's window.
 
   Steps run in jitted chunks of ``config.chunk`` unrolled steps (``steps`` is rounded up
@@ -237,8 +274,6 @@ def protect_window(apply_fn: Any, params: Any, window0: jax.Array, start: jax.Ar
     steps: number of steps.
     config: `AttackConfig` (static).
     n_down: pyramid levels of the chip (static).
-    center: (128,) centre of the face population's descriptors (used when
-      ``config.center_weight`` > 0).
     host_loop: see above; None: `default_host_loop()`.
 
   Returns:
@@ -250,8 +285,6 @@ def protect_window(apply_fn: Any, params: Any, window0: jax.Array, start: jax.Ar
   lo = jnp.clip(window0 - budget, 0.0, 1.0)
   hi = jnp.clip(window0 + budget, 0.0, 1.0)
   ref = jnp.asarray(ref, jnp.float32)
-  center = jnp.zeros_like(ref) if center is None else jnp.asarray(center, jnp.float32)
-  ref = jnp.stack([ref, center])
   x = jnp.clip(jnp.asarray(start, jnp.float32), lo, hi)
   m = jnp.zeros_like(x)
   n_chunks = -(-int(steps) // config.chunk)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fgsm_jax import faces as faces_lib
+from fgsm_jax import quality
 from fgsm_jax.protect import attack as attack_lib
 from fgsm_jax.protect import recognizer, warp
 from fgsm_jax.protect.presets import Preset
@@ -147,8 +148,8 @@ def _chip(landmarks: np.ndarray, photo_hw: tuple[int, int]) -> faces_lib.ChipTra
 
 def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *, params: Any,
                   apply_fn: Any, models: recognizer.RealDlib | None = None,
-                  check: Check | None = None, clean: Sequence[recognizer.FaceRecord] | None = None,
-                  center: np.ndarray | None = None) -> tuple[np.ndarray, list[FaceResult]]:
+                  check: Check | None = None, clean: Sequence[recognizer.FaceRecord] | None = None
+                  ) -> tuple[np.ndarray, list[FaceResult]]:
   """Protects every face real dlib finds in the photo.
 
   Args:
@@ -204,7 +205,7 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *, params: An
           apply_fn, params, jnp.asarray(original[sl]), jnp.asarray(adv[sl]),
           jnp.asarray(budget[sl]), geom, jnp.asarray(usable[i][0].descriptor),
           jax.random.fold_in(jax.random.fold_in(key, rnd), i), jnp.asarray(steps, jnp.int32),
-          config=preset.attack, n_down=chips[i].n_down, center=center)
+          config=preset.attack, n_down=chips[i].n_down)
       adv[sl] = np.asarray(window)
       rounds[i] += 1
       model_d[i] = float(d)
@@ -214,7 +215,15 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *, params: An
     dist = [None if m is None else recognizer.distance(usable[i][0].descriptor,
                                                        found[m].descriptor)
             for i, m in enumerate(matches)]
-    todo = [i for i, d in enumerate(dist) if d is not None and d <= preset.target]
+    # The preset may also ask for the target after JPEG / resizing (the robust one).
+    worst = list(dist)
+    for kind in preset.check_degradations:
+      seen = recognizer.describe(quality.DEGRADATIONS[kind](protected), models)
+      for i, m in enumerate(recognizer.match_faces([f for f, _ in usable], seen)):
+        if m is not None:
+          d = recognizer.distance(usable[i][0].descriptor, seen[m].descriptor)
+          worst[i] = d if worst[i] is None else min(worst[i], d)
+    todo = [i for i, d in enumerate(worst) if d is not None and d <= preset.target]
     if not todo:
       break
   results = []
