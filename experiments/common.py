@@ -38,3 +38,18 @@ def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
   """Prints a one-line error (no traceback) and exits."""
   print(f"error: {message}", file=sys.stderr)
   raise SystemExit(code)
+
+
+def load_protection(args: argparse.Namespace):
+  """What both photo scripts need: the preset with the --eps/--steps/--attack overrides, the
+  Flax port's parameters and real dlib's models. A missing or corrupt model file exits with
+  a one-line message."""
+  from fgsm_jax.models.dlib_resnet import DlibModelError, load_dlib_resnet
+  from fgsm_jax.protect import recognizer
+  from fgsm_jax.protect.presets import PRESETS, with_overrides
+  preset = with_overrides(PRESETS[args.preset], eps=args.eps, steps=args.steps,
+                          attack=args.attack)
+  try:
+    return preset, load_dlib_resnet(), recognizer.load_real_dlib()
+  except (DlibModelError, FileNotFoundError) as e:
+    fail(str(e))

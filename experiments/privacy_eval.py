@@ -33,12 +33,11 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(1, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from common import fail  # noqa: E402
+from common import fail, load_protection  # noqa: E402
 
 DEGRADATION_NAMES = ('none', 'jpeg75', 'resize_half')
 
@@ -154,9 +153,9 @@ def main(argv=None) -> int:
 
   from fgsm_jax import io, quality
   from fgsm_jax.data import images as images_lib
-  from fgsm_jax.models.dlib_resnet import DlibModelError, dlib_resnet_apply, load_dlib_resnet
+  from fgsm_jax.models.dlib_resnet import dlib_resnet_apply
   from fgsm_jax.protect import evaluate, files, recognizer
-  from fgsm_jax.protect.presets import PRESETS, attack_name, with_overrides
+  from fgsm_jax.protect.presets import attack_name
 
   try:
     folders = images_lib.identity_folders(args.dataset_dir)
@@ -165,13 +164,7 @@ def main(argv=None) -> int:
   gallery_folders = folders[:args.gallery_people] if args.gallery_people else folders
   if args.people is not None:
     folders = folders[:args.people]
-  preset = with_overrides(PRESETS[args.preset], eps=args.eps, steps=args.steps,
-                          attack=args.attack)
-  try:
-    params = load_dlib_resnet()
-    models = recognizer.load_real_dlib()
-  except (DlibModelError, FileNotFoundError) as e:
-    fail(str(e))
+  preset, params, models = load_protection(args)
   classifiers = _classifiers(args.classifier)
   try:
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ import textwrap
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(1, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from common import fail  # noqa: E402
+from common import fail, load_protection  # noqa: E402
 
 
 def _preset_help() -> str:
@@ -83,17 +83,11 @@ def main(argv=None) -> int:
     jax.config.update('jax_compilation_cache_dir', str(args.compile_cache))
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
-  from fgsm_jax.models.dlib_resnet import DlibModelError, dlib_resnet_apply, load_dlib_resnet
-  from fgsm_jax.protect import files, recognizer
-  from fgsm_jax.protect.presets import PRESETS, attack_name, with_overrides
+  from fgsm_jax.models.dlib_resnet import dlib_resnet_apply
+  from fgsm_jax.protect import files
+  from fgsm_jax.protect.presets import attack_name
 
-  preset = with_overrides(PRESETS[args.preset], eps=args.eps, steps=args.steps,
-                          attack=args.attack)
-  try:
-    params = load_dlib_resnet()
-    models = recognizer.load_real_dlib()
-  except (DlibModelError, FileNotFoundError) as e:
-    fail(str(e))
+  preset, params, models = load_protection(args)
   try:
     args.out_dir.mkdir(parents=True, exist_ok=True)
   except OSError as e:
