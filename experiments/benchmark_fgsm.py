@@ -2,6 +2,9 @@
 """Attack throughput: images/s of fgsm_jax's attacks per model, batch size and dtype, and of
 the same attacks in TensorFlow and PyTorch on the same weights (--peers), as ratios.
 
+  python experiments/benchmark_fgsm.py --models dlib --attacks pgd --steps 20 \
+      --batch-sizes 8,32 --peers torch
+
   python experiments/benchmark_fgsm.py --attacks fgsm,pgd --batch-sizes 1,8,64,256 \
       --peers tf,torch --json /tmp/bench.json
 
@@ -14,6 +17,12 @@ fgsm_jax.models.dlib_resnet imports. Attacks (--attacks): names of fgsm_jax.atta
 plus 'fgsm_naive': jit(vmap(grad)) of the Flax CNN's loss without any of the CPU work (the
 straightforward JAX FGSM, for reference). Iterative attacks run --steps steps; PGD starts at
 x (random_init=False) with step 2.5 eps / steps, and its PyTorch peer does the same.
+
+Peers (--peers; float32 only): on 'cnn', 'tf' (the notebook's FGSM, eager and tf.function)
+and 'torch' (torchattacks FGSM / PGD) on copies of the same network with the same weights;
+on 'dlib', 'torch' only (torchattacks FGSM / PGD on a PyTorch copy of the ResNet with the same
+weights, ascending the same dodging loss: see fgsm_jax.benchmarks.peers.dodging_logits).
+'cnn-xla' has no peers (they would be the 'cnn' ones again).
 
 Weights are random (the CNN's Flax init; dlib's real weights when the packaged file loads):
 throughput does not depend on the weights' values. Images are uniform random in [0, 1].
@@ -52,6 +61,7 @@ from typing import Any, Callable
 import numpy as np
 
 PEER_NAMES = ("tf", "torch")
+PEER_MODELS = ("cnn", "dlib")   # models that have peers (fgsm_jax.benchmarks.peers.MODELS)
 DTYPES = ("float32", "bfloat16")
 EXTRA_ATTACKS = ("fgsm_naive",)
 
@@ -107,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--repeats", type=int, default=5, help="timed runs (default 5)")
   p.add_argument("--warmup", type=int, default=1, help="untimed runs after compiling (default 1)")
   p.add_argument("--peers", type=_csv("peer", PEER_NAMES), default=[],
-                 help="also time tf (eager + tf.function FGSM) and/or torch (torchattacks "
-                      "FGSM/PGD) on the CNN, float32")
+                 help="also time tf (eager + tf.function FGSM; cnn only) and/or torch "
+                      "(torchattacks FGSM/PGD; cnn and dlib), float32")
   p.add_argument("--peer-tolerance", type=float, default=1e-3,
                  help="largest fraction of pixels a peer's adversarial images may differ in, "
                       "per step of the attack (default 0.001)")
@@ -353,13 +363,14 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[l
             continue
           runners: list = [ours]
           matches: dict[int, dict] = {}
-          if args.peers and model == "cnn" and dtype == "float32":
+          if args.peers and model in PEER_MODELS and dtype == "float32":
             from fgsm_jax.benchmarks import peers as peers_lib
             adv = np.asarray(ours.call())
             for peer in peers_lib.build_peers(
                 args.peers, attack, work.params, args.num_classes, args.eps,
                 image_size=work.image_size, steps=args.steps,
-                alpha=pgd_step_size(args.eps, args.steps)):
+                alpha=pgd_step_size(args.eps, args.steps), model=model):
+              # targets: class labels (cnn) or reference descriptors (dlib), as fgsm_jax's.
               runner = PeerRunner(peer, images, targets)
               match = peers_lib.compare_adversarials(adv, peer.to_numpy(runner.first),
                                                      args.eps)

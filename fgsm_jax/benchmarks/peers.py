@@ -1,4 +1,8 @@
-"""The same FGSM/PGD on the same original CNN with the same weights, in TensorFlow and PyTorch.
+"""The same FGSM/PGD on the same networks with the same weights, in TensorFlow and PyTorch.
+
+Networks: the original face CNN (``fgsm_jax.models.OriginalCNN``; TF and PyTorch peers) and
+dlib's face-recognition ResNet (``fgsm_jax.models.dlib_resnet.DlibResNet``; PyTorch only --
+the notebook had no dlib network, so there is no TF peer for it).
 
 Peers (``PEERS``):
 
@@ -18,7 +22,17 @@ Weights are copied from the Flax parameters of ``fgsm_jax.models.OriginalCNN``: 
 the same HWIO conv kernels and NHWC flatten order, so its weights are copied as they are;
 PyTorch convolutions are OIHW (kernel.transpose(3, 2, 0, 1)), and its Flatten runs over
 C x H x W, so the first Dense kernel's 2048 rows are permuted from (h, w, c) to (c, h, w)
-order and transposed to PyTorch's (out, in).
+order and transposed to PyTorch's (out, in). ``torch_dlib_model`` rebuilds DlibResNet layer for
+layer (same padding, pooling and ``add_prev`` conventions) with its conv kernels transposed the
+same way and its fc kernel transposed.
+
+The dlib ResNet outputs 128-D descriptors and is attacked by ascending fgsm_jax's
+``losses.dodging`` (squared distance to a reference descriptor), while torchattacks hard-codes
+cross-entropy on ``model(images)`` against integer labels. ``dodging_logits`` bridges the two:
+its "logits" are [0, ||f(x) - r||^2] and every label is 0, so torchattacks' loss is
+softplus(||f(x) - r||^2), whose input gradient is a positive per-example multiple of the
+dodging loss's (see ``dodging_logits``): the same signs, hence the same FGSM/PGD steps. The
+hand-written fallback runs on the same wrapper, so it ascends the same loss.
 
 All peers take and return images N x H x W x C float32 in [0, 1] as NumPy arrays at the
 boundary (``prepare`` converts once, outside the timed region; ``run`` is timed).
@@ -161,6 +175,142 @@ def torch_model(params: Any, num_classes: int, image_size: int = 160):
   return model.eval()
 
 
+def _tree_np(tree: Any) -> Any:
+  """A nested dict of arrays as writable float32 NumPy copies."""
+  if isinstance(tree, dict) or hasattr(tree, "items"):
+    return {k: _tree_np(v) for k, v in tree.items()}
+  return np.array(tree, np.float32)
+
+
+def torch_dlib_model(params: Any):
+  """A ``torch.nn.Module`` copy of ``DlibResNet`` carrying ``params`` (its Flax pytree).
+
+  Takes chips N x 3 x 150 x 150 (NCHW) float32 RGB in [0, 1], returns N x 128 descriptors,
+  in eval mode, weights frozen (only input gradients are needed). Layer for layer as the Flax
+  module (see ``fgsm_jax.models.dlib_resnet``): (255 x - mean_rgb) / 256; 7x7/2 conv (no
+  padding), affine, relu, 3x3/2 max-pool; 14 residual units; global mean; fc without bias.
+  A stride-2 conv pads 0 and a stride-1 3x3 conv pads 1; pools are VALID (floor mode);
+  ``add_prev`` zero-pads the smaller tensor at the bottom/right and in the extra channels.
+  """
+  import torch
+  from torch import nn
+
+  from fgsm_jax.models.dlib_resnet import CHIP_SIZE, RESNET_UNITS
+  functional = nn.functional
+  p = _tree_np(params)
+
+  def conv(leaves: dict, stride: int) -> nn.Conv2d:
+    kernel = leaves["kernel"]                       # HWIO
+    size, _, cin, cout = kernel.shape
+    layer = nn.Conv2d(cin, cout, size, stride=stride, padding=size // 2 if stride == 1 else 0)
+    with torch.no_grad():
+      layer.weight.copy_(torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()))   # -> OIHW
+      layer.bias.copy_(torch.from_numpy(leaves["bias"]))
+    return layer
+
+  class Affine(nn.Module):
+    """dlib's affine_ (frozen batch norm): x * scale + bias per channel."""
+
+    def __init__(self, leaves: dict):
+      super().__init__()
+      self.scale = nn.Parameter(torch.from_numpy(leaves["scale"]).reshape(1, -1, 1, 1))
+      self.bias = nn.Parameter(torch.from_numpy(leaves["bias"]).reshape(1, -1, 1, 1))
+
+    def forward(self, x):
+      return x * self.scale + self.bias
+
+  def add_prev(a, b):
+    """Sum over the larger shape, the smaller tensor zero-padded bottom/right and in C."""
+    shape = [max(s, t) for s, t in zip(a.shape, b.shape)]
+
+    def pad(x):
+      _, c, h, w = x.shape
+      if (c, h, w) == tuple(shape[1:]):
+        return x
+      # F.pad lists the last axis first: (W left, W right, H top, H bottom, C front, C back).
+      return functional.pad(x, (0, shape[3] - w, 0, shape[2] - h, 0, shape[1] - c))
+
+    return pad(a) + pad(b)
+
+  class ResUnit(nn.Module):
+    """dlib's ares / ares_down: relu(block(x) + shortcut(x))."""
+
+    def __init__(self, leaves: dict, down: bool):
+      super().__init__()
+      self.down = down
+      self.conv1 = conv(leaves["conv1"], 2 if down else 1)
+      self.affine1 = Affine(leaves["affine1"])
+      self.conv2 = conv(leaves["conv2"], 1)
+      self.affine2 = Affine(leaves["affine2"])
+
+    def forward(self, x):
+      y = torch.relu(self.affine1(self.conv1(x)))
+      y = self.affine2(self.conv2(y))
+      shortcut = functional.avg_pool2d(x, 2, 2) if self.down else x
+      return torch.relu(add_prev(y, shortcut))
+
+  class DlibResNetTorch(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.register_buffer("mean_rgb", torch.from_numpy(p["mean_rgb"]).reshape(1, 3, 1, 1))
+      self.stem_conv = conv(p["stem_conv"], 2)
+      self.stem_affine = Affine(p["stem_affine"])
+      self.units = nn.ModuleList(ResUnit(p[f"unit{u}"], down)
+                                 for u, (_, down) in enumerate(RESNET_UNITS))
+      kernel = p["fc"]["kernel"]                    # (in, out)
+      self.fc = nn.Linear(kernel.shape[0], kernel.shape[1], bias=False)
+      with torch.no_grad():
+        self.fc.weight.copy_(torch.from_numpy(kernel.T.copy()))
+
+    def forward(self, chips):
+      if chips.ndim != 4 or tuple(chips.shape[1:]) != (3, CHIP_SIZE, CHIP_SIZE):
+        raise ValueError(
+            f"expected chips N x 3 x {CHIP_SIZE} x {CHIP_SIZE}, got {tuple(chips.shape)}")
+      x = (chips * 255.0 - self.mean_rgb) / 256.0
+      x = torch.relu(self.stem_affine(self.stem_conv(x)))
+      x = functional.max_pool2d(x, 3, 2)
+      for unit in self.units:
+        x = unit(x)
+      return self.fc(x.mean(dim=(2, 3)))
+
+  return DlibResNetTorch().requires_grad_(False).eval()
+
+
+def dodging_logits(descriptor_model):
+  """Wraps a descriptor network so that torchattacks' cross-entropy ascends the dodging loss.
+
+  ``wrapper.references`` (N x D, set by ``TorchPeer.run`` for the current batch) are the
+  reference descriptors r; ``wrapper(x)`` returns N x 2 "logits" [0, d] with
+  d = ||f(x) - r||^2, the per-example dodging loss (``fgsm_jax.attacks.losses.dodging``).
+  With every label 0, the cross-entropy torchattacks takes is, per example,
+
+    -log softmax([0, d])_0 = log(1 + exp d) = softplus(d),
+
+  whose gradient with respect to x is sigmoid(d) * grad d, and torchattacks averages over
+  the batch: grad = (sigmoid(d) / N) grad d. sigmoid(d) >= 1/2 since d >= 0, so that is a
+  positive per-example multiple of the dodging gradient: sign(grad) -- and with it every
+  FGSM/PGD step -- equals fgsm_jax's ascent of ``losses.dodging`` (up to float rounding where
+  a gradient component is ~0).
+  """
+  import torch
+  from torch import nn
+
+  class DodgingLogits(nn.Module):
+    def __init__(self, model):
+      super().__init__()
+      self.model = model
+      self.references = None
+
+    def forward(self, x):
+      if self.references is None:
+        raise ValueError("set .references (N x D reference descriptors) before calling")
+      diff = self.model(x) - self.references
+      d = torch.sum(diff * diff, dim=1)
+      return torch.stack([torch.zeros_like(d), d], dim=1)
+
+  return DodgingLogits(descriptor_model).eval()
+
+
 class _HandFGSM:
   """torchattacks.FGSM's update, by hand (used when torchattacks is not importable)."""
 
@@ -214,31 +364,59 @@ def torch_attack(model, attack: str, eps: float, *, steps: int = 10,
             "hand-written torch PGD (torchattacks not importable)")
 
 
+LOSSES = ("cross_entropy", "dodging")
+
+
 @dataclasses.dataclass
 class TorchPeer:
+  """torchattacks' (or the hand-written) FGSM/PGD on a torch model.
+
+  ``loss='cross_entropy'``: ``model`` gives logits and the labels are class indices (N,).
+  ``loss='dodging'``: ``model`` gives descriptors and the "labels" are the reference
+  descriptors N x D; the model is wrapped by ``dodging_logits`` so that the attack ascends
+  ``losses.dodging``, and ``run`` hands it the batch's references.
+  """
   model: Any
   attack: str
   eps: float
   steps: int = 10
   alpha: float | None = None
   name: str = "torch"
+  loss: str = "cross_entropy"
 
   def __post_init__(self):
     import torch
+    if self.loss not in LOSSES:
+      raise ValueError(f"unknown loss {self.loss!r}; expected one of {LOSSES}")
+    if self.loss == "dodging":
+      self.model = dodging_logits(self.model)
     # The GPU when this torch build has one (a CUDA wheel), as fgsm_jax's JAX would use it.
     self.device = "cuda" if torch.cuda.is_available() else "cpu"
     self.model = self.model.to(self.device)
     self._fn, self.implementation = torch_attack(self.model, self.attack, self.eps,
                                                  steps=self.steps, alpha=self.alpha)
+    if self.loss == "dodging":
+      self.implementation += " (dodging loss as cross-entropy of [0, ||f(x) - r||^2])"
     self.implementation += f" on {self.device}"
 
-  def prepare(self, images: np.ndarray, labels: np.ndarray):
+  def prepare(self, images: np.ndarray, labels: np.ndarray) -> tuple:
+    """(images NCHW, labels[, references]) as tensors on the peer's device."""
     import torch
-    return (torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(self.device),
-            torch.from_numpy(np.asarray(labels, np.int64)).to(self.device))
+    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(self.device)
+    if self.loss == "dodging":
+      refs = np.asarray(labels, np.float32)
+      if refs.ndim != 2 or refs.shape[0] != images.shape[0]:
+        raise ValueError(f"expected reference descriptors N x D for {images.shape[0]} images, "
+                         f"got shape {refs.shape}")
+      return (x, torch.zeros(len(refs), dtype=torch.int64, device=self.device),
+              torch.from_numpy(refs).to(self.device))
+    return x, torch.from_numpy(np.asarray(labels, np.int64)).to(self.device)
 
   def run(self, inputs):
     import torch
+    if self.loss == "dodging":
+      images, zeros, self.model.references = inputs
+      inputs = (images, zeros)
     out = self._fn(*inputs)
     if self.device == "cuda":
       torch.cuda.synchronize()   # CPU torch is synchronous already
@@ -248,23 +426,37 @@ class TorchPeer:
     return out.detach().cpu().numpy().transpose(0, 2, 3, 1)
 
 
-def build_peers(names: list[str], attack: str, params: Any, num_classes: int, eps: float, *,
-                image_size: int = 160, steps: int = 10, alpha: float | None = None) -> list:
-  """The peers called ``names`` (from PEERS) that exist for ``attack``.
+MODELS = ("cnn", "dlib")
 
-  'tf' gives two peers (eager and tf.function) and has FGSM only, as in the notebook;
-  'torch' has FGSM and PGD.
+
+def build_peers(names: list[str], attack: str, params: Any, num_classes: int, eps: float, *,
+                image_size: int = 160, steps: int = 10, alpha: float | None = None,
+                model: str = "cnn") -> list:
+  """The peers called ``names`` (from PEERS) that exist for ``attack`` on ``model``.
+
+  ``model='cnn'``: OriginalCNN's ``params``, cross-entropy on ``num_classes`` logits of
+  ``image_size`` images; 'tf' gives two peers (eager and tf.function) and has FGSM only, as
+  in the notebook; 'torch' has FGSM and PGD.
+  ``model='dlib'``: DlibResNet's ``params`` (``num_classes`` and ``image_size`` unused),
+  the dodging loss (labels are reference descriptors); only 'torch' (FGSM and PGD).
   """
+  if model not in MODELS:
+    raise ValueError(f"no peers for model {model!r}; expected one of {MODELS}")
   peers = []
   for name in names:
     if name not in PEERS:
       raise ValueError(f"unknown peer {name!r}; expected some of {PEERS}")
-    if name == "tf" and attack == "fgsm":
-      model = tf_model(params, num_classes, image_size)
-      peers += [TFPeer(model, eps, function=False), TFPeer(model, eps, function=True)]
+    if name == "tf" and attack == "fgsm" and model == "cnn":
+      keras_model = tf_model(params, num_classes, image_size)
+      peers += [TFPeer(keras_model, eps, function=False),
+                TFPeer(keras_model, eps, function=True)]
     elif name == "torch" and attack in ("fgsm", "pgd"):
-      peers.append(TorchPeer(torch_model(params, num_classes, image_size), attack, eps,
-                             steps=steps, alpha=alpha))
+      if model == "cnn":
+        peers.append(TorchPeer(torch_model(params, num_classes, image_size), attack, eps,
+                               steps=steps, alpha=alpha))
+      else:
+        peers.append(TorchPeer(torch_dlib_model(params), attack, eps, steps=steps,
+                               alpha=alpha, loss="dodging"))
   return peers
 
 

@@ -63,6 +63,22 @@ def test_peers_are_checked_and_timed_as_ratios(tmp_path):
     assert r["ratio"] == pytest.approx(records[0]["images_per_s"] / r["images_per_s"])
 
 
+def test_dlib_pgd_has_a_torch_peer_on_the_same_weights(tmp_path):
+  pytest.importorskip("torch")
+  out = tmp_path / "dlib.json"
+  rc = bench.main(["--models", "dlib", "--attacks", "pgd", "--steps", "2", "--batch-sizes", "2",
+                   "--peers", "torch", "--repeats", "1", "--warmup", "0", "--json", str(out)])
+  assert rc == 0
+  records = json.loads(out.read_text())
+  assert [(r["framework"], r["model"], r["attack"], r["steps"]) for r in records] == [
+      ("fgsm_jax", "dlib", "pgd", 2), ("torch", "dlib", "pgd", 2)]
+  torch_rec = records[1]
+  assert "dodging" in torch_rec["implementation"]
+  assert torch_rec["match"]["ok"] and torch_rec["match"]["frac_pixels_differ"] <= 2e-3
+  assert torch_rec["ratio"] == pytest.approx(records[0]["images_per_s"]
+                                             / torch_rec["images_per_s"])
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--attacks", "nope"], "unknown attack 'nope'"),
     (["--batch-sizes", "8,x"], "bad batch size 'x'"),

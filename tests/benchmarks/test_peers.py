@@ -1,5 +1,6 @@
-"""fgsm_jax.benchmarks.peers: the TF and PyTorch copies of the original CNN carry the same
-weights (same logits as Flax) and their FGSM/PGD give fgsm_jax's adversarial images."""
+"""fgsm_jax.benchmarks.peers: the TF and PyTorch copies of the original CNN, and the PyTorch
+copy of dlib's ResNet, carry the same weights (same logits / descriptors as Flax), and their
+FGSM/PGD (cross-entropy; dodging for dlib) give fgsm_jax's adversarial images."""
 from __future__ import annotations
 
 import jax
@@ -91,3 +92,129 @@ def test_unknown_peer_and_attack_raise(setup):
     peers.build_peers(["jaxlib"], "fgsm", params, CLASSES, EPS, image_size=SIZE)
   # TF has FGSM only (as in the notebook): no peer, no error.
   assert peers.build_peers(["tf"], "pgd", params, CLASSES, EPS, image_size=SIZE) == []
+
+
+# --- dlib's face-recognition ResNet ------------------------------------------------------------
+
+DLIB_EPS = 5 / 255
+
+
+def _dlib_init_params():
+  from fgsm_jax.models.dlib_resnet import CHIP_SIZE, DlibResNet
+  return DlibResNet().init(jax.random.key(1), jnp.zeros((1, CHIP_SIZE, CHIP_SIZE, 3)))["params"]
+
+
+def _dlib_real_params():
+  from fgsm_jax.models.dlib_resnet import DlibModelError, load_dlib_resnet
+  try:
+    return load_dlib_resnet()
+  except DlibModelError as e:
+    pytest.skip(f"dlib's weights do not load: {e}")
+
+
+@pytest.fixture(scope="module")
+def chips():
+  from fgsm_jax.models.dlib_resnet import CHIP_SIZE, DESCRIPTOR_DIM
+  rng = np.random.default_rng(1)
+  images = rng.random((2, CHIP_SIZE, CHIP_SIZE, 3), np.float32)
+  refs = (0.1 * rng.standard_normal((2, DESCRIPTOR_DIM))).astype(np.float32)
+  return images, refs
+
+
+def _nchw(images):
+  import torch
+  return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+
+
+@pytest.mark.parametrize("weights", ["flax-init", "dlib"])
+def test_torch_dlib_model_has_the_same_descriptors(weights, chips):
+  torch = pytest.importorskip("torch")
+  from fgsm_jax.models.dlib_resnet import dlib_resnet_apply
+  params = _dlib_init_params() if weights == "flax-init" else _dlib_real_params()
+  images, _ = chips
+  model = peers.torch_dlib_model(params)
+  assert not model.training
+  with torch.no_grad():
+    theirs = model(_nchw(images)).numpy()
+  ours = np.asarray(dlib_resnet_apply(params, images))
+  assert theirs.shape == ours.shape == (2, 128)
+  # float32 sums in a different order through 29 convs: ~1e-6 measured on descriptors of
+  # size ~0.1-3.
+  np.testing.assert_allclose(theirs, ours, atol=1e-4, rtol=0)
+  with pytest.raises(ValueError, match="150 x 150"):
+    model(_nchw(images[:, :100]))
+
+
+def test_dodging_logits_gradient_is_a_positive_multiple_of_the_dodging_gradient(chips):
+  torch = pytest.importorskip("torch")
+  images, refs = chips
+  model = peers.torch_dlib_model(_dlib_init_params())
+  wrapper = peers.dodging_logits(model)
+  wrapper.references = torch.from_numpy(refs)
+  x = _nchw(images).requires_grad_(True)
+  logits = wrapper(x)
+  ce = torch.nn.functional.cross_entropy(logits, torch.zeros(2, dtype=torch.int64))
+  g_ce = torch.autograd.grad(ce, x)[0]
+  d = ((model(x) - wrapper.references) ** 2).sum(1)
+  assert torch.equal(logits[:, 0], torch.zeros(2)) and torch.allclose(logits[:, 1], d)
+  g_d = torch.autograd.grad(d.sum(), x)[0]
+  factor = (torch.sigmoid(d) / 2).reshape(2, 1, 1, 1)   # softplus'(d), mean over 2 examples
+  torch.testing.assert_close(g_ce, factor * g_d, rtol=1e-4, atol=1e-9)
+  with pytest.raises(ValueError, match="references"):
+    peers.dodging_logits(model)(x)
+
+
+@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
+def test_torch_dodging_attacks_give_fgsm_jaxs_adversarial_chips(attack, chips):
+  pytest.importorskip("torch")
+  from fgsm_jax.attacks import losses
+  from fgsm_jax.models import dlib_resnet
+  images, refs = chips
+  try:
+    params = dlib_resnet.load_dlib_resnet()
+  except dlib_resnet.DlibModelError:
+    params = _dlib_init_params()
+  apply_fn = ApplyFn(dlib_resnet.DlibResNet())
+  steps, alpha = 3, 2.5 * DLIB_EPS / 3
+  if attack == "fgsm":
+    ours = fgsm(apply_fn, params, images, refs, DLIB_EPS, loss_fn=losses.dodging)
+  else:
+    ours = pgd(apply_fn, params, images, refs, jax.random.key(0), DLIB_EPS, steps=steps,
+               step_size=alpha, random_init=False, loss_fn=losses.dodging)
+  ours = np.asarray(ours)
+  [peer] = peers.build_peers(["tf", "torch"], attack, params, 0, DLIB_EPS, steps=steps,
+                             alpha=alpha, model="dlib")   # no TF peer for dlib
+  assert peer.loss == "dodging" and "dodging" in peer.implementation
+  theirs = peer.to_numpy(peer.run(peer.prepare(images, refs)))
+  assert np.abs(theirs - images).max() <= DLIB_EPS + 1e-6
+  assert np.mean(np.abs(theirs - images) > DLIB_EPS / 2) > 0.5   # it did move the chips
+  match = peers.compare_adversarials(ours, theirs, DLIB_EPS)
+  assert match["frac_pixels_differ"] <= 1e-3, match
+
+
+def test_hand_written_dodging_pgd_equals_torchattacks(chips):
+  torch = pytest.importorskip("torch")
+  pytest.importorskip("torchattacks")
+  images, refs = chips
+  wrapper = peers.dodging_logits(peers.torch_dlib_model(_dlib_init_params()))
+  wrapper.references = torch.from_numpy(refs)
+  x, y = _nchw(images), torch.zeros(2, dtype=torch.int64)
+  library, description = peers.torch_attack(wrapper, "pgd", DLIB_EPS, steps=2,
+                                            alpha=DLIB_EPS / 2)
+  assert description.startswith("torchattacks")
+  np.testing.assert_array_equal(peers._HandPGD(wrapper, DLIB_EPS, DLIB_EPS / 2, 2)(x, y).numpy(),
+                                library(x, y).numpy())
+
+
+def test_dodging_peer_wants_reference_descriptors(chips):
+  pytest.importorskip("torch")
+  images, _ = chips
+  peer = peers.TorchPeer(peers.torch_dlib_model(_dlib_init_params()), "fgsm", DLIB_EPS,
+                         loss="dodging")
+  with pytest.raises(ValueError, match="reference descriptors N x D"):
+    peer.prepare(images, np.zeros(2, np.int32))
+  with pytest.raises(ValueError, match="unknown loss"):
+    peers.TorchPeer(peers.torch_dlib_model(_dlib_init_params()), "fgsm", DLIB_EPS,
+                    loss="hinge")
+  with pytest.raises(ValueError, match="no peers for model 'vgg'"):
+    peers.build_peers(["torch"], "fgsm", {}, 0, DLIB_EPS, model="vgg")
