@@ -1,83 +1,68 @@
 #!/usr/bin/env bash
-# FGSM/PGD throughput on one GPU: fgsm_jax in float32 and bfloat16, batch sizes up to what
-# fits, and the TF/PyTorch peers on the same GPU; then each result's share of the roofline.
-# Not yet run (no GPU was lent to the session that wrote it): run it as one prepared job.
+# Attack throughput on one GPU, as one prepared job: the device's measured ceilings; fgsm_jax's
+# FGSM (and the naive jit(vmap(grad))) on the original CNN in float32 and bfloat16 up to
+# batch 8192; PGD-10; torchattacks on the same weights on the same GPU; dlib's ResNet (FGSM,
+# PGD-20, against torchattacks where fgsm_jax/benchmarks/peers.py has its torch copy); then
+# each CNN record's share of the roofline (experiments/roofline.py).
 #
-#   bash experiments/gpu_benchmark.sh [OUT_DIR]        (default /tmp/gpu_bench)
+#   bash experiments/gpu_benchmark.sh [OUT_DIR]     (default /tmp/gpu_bench; $OUT if set)
 #
-# Needs a CUDA jax (pip install -U "jax[cuda12]" matching jax 0.10.x). Peers on the GPU need
-# CUDA builds of torch (the default Linux wheel of torch==2.13.0) and TensorFlow
-# ("tensorflow[and-cuda]" instead of tensorflow-cpu); with CPU builds they run on the CPU and
-# their records say so (implementation '... on cpu'), which makes their ratios meaningless --
-# drop --peers then (PEERS="" bash experiments/gpu_benchmark.sh).
-#
-# Roofline (printed at the end, from the JSON): the CNN's FGSM costs F = 68.4 MFLOP and at
-# least B = 10.3 MB of memory traffic per 160 x 160 image (experiments/benchmark_fgsm.py,
-# cnn_fgsm_cost: forward + backward-to-input multiply-adds x 2; each activation and
-# activation gradient written and read once, saved activations re-read for masks). Its
-# arithmetic intensity F/B = 6.6 FLOP/byte is below every current GPU's ridge point, so the
-# attainable rate is min(P / F, BW / B) images/s, with P the peak FLOP/s for the dtype
-# (float32: the non-tensor-core FP32 peak, as XLA uses TF32 tensor cores only when allowed;
-# bfloat16: the dense tensor-core peak) and BW the HBM bandwidth. share = measured images/s /
-# attainable. PGD with S steps costs S times FGSM (S forward+backward passes), so its share
-# uses S x F and S x B. Peak numbers below are the datasheet values for the SXM parts.
-set -euo pipefail
+# Needs a CUDA jax and, for the peers, a CUDA torch (+ torchattacks; without it the peers are
+# the hand-written torch copies, and their records say so). TensorFlow peers are left out
+# (PEERS=torch): set PEERS=tf,torch where a CUDA TensorFlow is installed. A stage that fails
+# is reported and the next one runs. SIZES=small shrinks everything, to try the script on a
+# CPU.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT="${1:-/tmp/gpu_bench}"
-PEERS="${PEERS-tf,torch}"
-mkdir -p "$OUT"
-PY="${PYTHON:-python}"
-
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
-"$PY" -c "import jax; print(jax.__version__, jax.devices())" | tee -a "$OUT/gpu.txt"
-
-# 1) FGSM and PGD(10), float32 and bfloat16, growing batches (each adds a record; a batch
-#    that does not fit fails alone and is reported as skipped).
-"$PY" experiments/benchmark_fgsm.py --attacks fgsm,pgd,fgsm_naive --models cnn \
-    --dtypes float32,bfloat16 --batch-sizes 1,8,64,256,1024,4096 --steps 10 \
-    --repeats 20 --warmup 3 --json "$OUT/jax.json" 2>&1 | tee "$OUT/jax.log"
-
-# 2) Peers on the same GPU, float32 (TF: FGSM eager and tf.function; torch: FGSM, PGD).
-if [[ -n "$PEERS" ]]; then
-  "$PY" experiments/benchmark_fgsm.py --attacks fgsm,pgd --models cnn --dtypes float32 \
-      --batch-sizes 64,256,1024 --steps 10 --repeats 20 --warmup 3 --peers "$PEERS" \
-      --json "$OUT/peers.json" 2>&1 | tee "$OUT/peers.log"
+OUT_DIR="${1:-${OUT:-/tmp/gpu_bench}}"
+PEERS="${PEERS-torch}"
+PY="${PYTHON:-python3}"
+mkdir -p "$OUT_DIR"
+LOG="$OUT_DIR/run.log"
+: > "$LOG"
+if [[ "${SIZES:-}" == small ]]; then
+  CNN_BATCHES=2,4; PGD_BATCHES=2; PEER_BATCHES=2; DLIB_BATCHES=2; REPEATS=2; WARMUP=1
+  CEIL=(--copy-mib 16 --matmul-n 256 --repeats 2)
+else
+  CNN_BATCHES=64,256,1024,4096,8192; PGD_BATCHES=1024,4096; PEER_BATCHES=256,1024,4096
+  DLIB_BATCHES=64,256; REPEATS=20; WARMUP=3; CEIL=()
 fi
+COMMON=(--repeats "$REPEATS" --warmup "$WARMUP")
+PEER_ARGS=()
+[[ -n "$PEERS" ]] && PEER_ARGS=(--peers "$PEERS")
 
-# 3) dlib's ResNet when it is available.
-"$PY" experiments/benchmark_fgsm.py --attacks fgsm --models dlib --batch-sizes 8,64,256 \
-    --repeats 10 --json "$OUT/dlib.json" 2>&1 | tee "$OUT/dlib.log" || true
+stage() {   # stage NAME CMD...: run, log, report failure, go on
+  local name=$1; shift
+  echo "== $name: $*" | tee -a "$LOG"
+  local start=$SECONDS
+  "$@" 2>&1 | grep -v -e "^WARNING: All log messages" -e "^I0000" | tee -a "$LOG"
+  local rc=${PIPESTATUS[0]}
+  echo "== $name: exit $rc after $((SECONDS - start)) s" | tee -a "$LOG"
+}
 
-# 4) Roofline shares.
-"$PY" - "$OUT" <<'EOF'
-import importlib.util, json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
-spec = importlib.util.spec_from_file_location("bench", "experiments/benchmark_fgsm.py")
-bench = importlib.util.module_from_spec(spec); sys.modules["bench"] = bench
-spec.loader.exec_module(bench)
-cost = bench.cnn_fgsm_cost()
-F, B = cost["flops_per_image"], cost["bytes_per_image"]
-# name substring -> (FP32 FLOP/s, BF16 dense tensor FLOP/s, HBM bytes/s)
-PEAKS = {"H200": (67e12, 989e12, 4.8e12), "H100": (67e12, 989e12, 3.35e12),
-         "A100": (19.5e12, 312e12, 2.0e12), "L4": (30.3e12, 121e12, 0.3e12)}
-gpu = (out / "gpu.txt").read_text()
-name = next((k for k in PEAKS if k in gpu), None)
-print(f"per image: {F / 1e6:.1f} MFLOP, {B / 1e6:.1f} MB (intensity {F / B:.1f} FLOP/B)")
-if name is None:
-  print("unknown GPU: add its peaks to PEAKS"); sys.exit(0)
-fp32, bf16, bw = PEAKS[name]
-print(f"{name}: FP32 {fp32 / 1e12:.0f} TFLOP/s, BF16 {bf16 / 1e12:.0f} TFLOP/s, "
-      f"HBM {bw / 1e12:.2f} TB/s")
-for path in sorted(out.glob("*.json")):
-  for r in json.loads(path.read_text()):
-    if r["model"] != "cnn" or not r["images_per_s"]:
-      continue
-    steps = r["steps"] or 1
-    peak = bf16 if r["dtype"] == "bfloat16" else fp32
-    attainable = min(peak / (steps * F), bw / (steps * B))
-    bound = "memory" if bw / B < peak / F else "compute"
-    print(f"{r['framework']:>12s} {r['attack']:>10s} {r['dtype']:>8s} "
-          f"batch {r['batch_size']:5d}: {r['images_per_s']:10.1f} img/s = "
-          f"{100 * r['images_per_s'] / attainable:5.1f}% of the {bound}-bound roofline "
-          f"({attainable:,.0f} img/s)")
-EOF
+{ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv 2>&1
+  "$PY" -c "import sys, jax, flax; print('python', sys.version.split()[0], 'jax', jax.__version__,
+'flax', flax.__version__, jax.devices())"
+  "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())" 2>&1
+} | tee "$OUT_DIR/gpu.txt" | tee -a "$LOG"
+
+stage ceilings "$PY" experiments/roofline.py --measure "${CEIL[@]}" --json "$OUT_DIR/ceilings.json"
+# fgsm_jax alone: FGSM and the naive jit(vmap(grad)), float32 and bfloat16, growing batches
+# (one that does not fit fails alone and is reported as skipped); then PGD-10.
+stage cnn "$PY" experiments/benchmark_fgsm.py --models cnn --attacks fgsm,fgsm_naive \
+  --dtypes float32,bfloat16 --batch-sizes "$CNN_BATCHES" "${COMMON[@]}" --json "$OUT_DIR/cnn.json"
+stage cnn-pgd "$PY" experiments/benchmark_fgsm.py --models cnn --attacks pgd --steps 10 \
+  --dtypes float32,bfloat16 --batch-sizes "$PGD_BATCHES" "${COMMON[@]}" --json "$OUT_DIR/pgd.json"
+# Peers in the same process as fgsm_jax: JAX must leave them GPU memory.
+export XLA_PYTHON_CLIENT_MEM_FRACTION=0.45
+if [[ -n "$PEERS" ]]; then
+  stage peers "$PY" experiments/benchmark_fgsm.py --models cnn --attacks fgsm,pgd --steps 10 \
+    --batch-sizes "$PEER_BATCHES" "${COMMON[@]}" "${PEER_ARGS[@]}" --json "$OUT_DIR/peers.json"
+fi
+stage dlib "$PY" experiments/benchmark_fgsm.py --models dlib --attacks fgsm,pgd --steps 20 \
+  --batch-sizes "$DLIB_BATCHES" "${COMMON[@]}" "${PEER_ARGS[@]}" --json "$OUT_DIR/dlib.json"
+
+jsons=()
+for f in cnn pgd peers; do [[ -f "$OUT_DIR/$f.json" ]] && jsons+=("$OUT_DIR/$f.json"); done
+stage roofline "$PY" experiments/roofline.py --ceilings "$OUT_DIR/ceilings.json" "${jsons[@]}" \
+  --json "$OUT_DIR/roofline.json"
