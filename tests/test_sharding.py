@@ -144,3 +144,49 @@ def test_sharded_train_step_equals_single_device_and_masks_padding():
                sharded.params, single.params)
   leaf = jax.tree.leaves(sharded.params)[0]
   assert leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == DEVICES
+
+
+_CPU_DEVICES_CHILD = """
+import functools, sys
+import jax
+from fgsm_jax import sharding
+assert sharding.use_cpu_devices(3) == 3
+import jax.numpy as jnp, numpy as np
+from fgsm_jax.attacks import fgsm
+from fgsm_jax.models import ApplyFn, OriginalCNN
+assert jax.device_count() == 3 and jax.default_backend() == "cpu", jax.devices()
+module = OriginalCNN(num_classes=5)
+params = module.init(jax.random.key(0), jnp.zeros((1, 48, 48, 3)))["params"]
+rng = np.random.default_rng(0)
+images = rng.random((7, 48, 48, 3), np.float32)
+labels = rng.integers(0, 5, 7).astype(np.int32)
+attack = sharding.sharded_attack(functools.partial(fgsm, ApplyFn(module)), sharding.batch_mesh())
+adv = attack(params, images, labels, 4 / 255)
+assert len(adv.sharding.device_set) == 3, adv.sharding
+one = fgsm(ApplyFn(module), params, jax.device_put(images, jax.devices()[0]), labels, 4 / 255)
+np.testing.assert_array_equal(np.asarray(adv), np.asarray(one))
+try:
+  sharding.use_cpu_devices(2)
+except RuntimeError as e:
+  assert "before any JAX computation" in str(e), e
+else:
+  sys.exit("use_cpu_devices after a computation did not raise")
+print("ok")
+"""
+
+
+def test_use_cpu_devices_splits_the_cpu_and_sharded_attacks_use_every_device():
+  if CHILD:
+    pytest.skip("this is the child run")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("XLA_FLAGS", None)
+  result = subprocess.run([sys.executable, "-c", _CPU_DEVICES_CHILD], env=env,
+                          capture_output=True, text=True, timeout=600,
+                          cwd=pathlib.Path(__file__).resolve().parents[1])
+  assert result.returncode == 0 and result.stdout.strip().endswith("ok"), \
+      (result.stdout + result.stderr)[-3000:]
+
+
+def test_use_cpu_devices_rejects_a_count_below_one():
+  with pytest.raises(ValueError, match=">= 1"):
+    sharding.use_cpu_devices(0)
