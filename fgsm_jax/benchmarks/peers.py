@@ -404,12 +404,12 @@ class TorchPeer:
     import torch
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(self.device)
     if self.loss == "dodging":
-      refs = np.asarray(labels, np.float32)
+      refs = np.array(labels, np.float32)
       if refs.ndim != 2 or refs.shape[0] != images.shape[0]:
         raise ValueError(f"expected reference descriptors N x D for {images.shape[0]} images, "
                          f"got shape {refs.shape}")
       return (x, torch.zeros(len(refs), dtype=torch.int64, device=self.device),
-              torch.from_numpy(refs).to(self.device))
+              torch.from_numpy(refs).to(self.device))   # refs: a fresh writable copy
     return x, torch.from_numpy(np.asarray(labels, np.int64)).to(self.device)
 
   def run(self, inputs):

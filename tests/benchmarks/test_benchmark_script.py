@@ -79,6 +79,39 @@ def test_dlib_pgd_has_a_torch_peer_on_the_same_weights(tmp_path):
                                              / torch_rec["images_per_s"])
 
 
+def test_diverged_iterative_peers_are_checked_on_their_first_steps(tmp_path, monkeypatch):
+  # Pretend the full-length runs diverged (as PGD-20 on the dlib ResNet does): the peer is
+  # then judged by rerunning both attacks for CHECK_STEPS steps, which really agree.
+  pytest.importorskip("torch")
+  from fgsm_jax.benchmarks import peers as peers_lib
+  compare = peers_lib.compare_adversarials
+  calls = []
+
+  def diverged_once(ours, theirs, eps):
+    calls.append(1)
+    match = compare(ours, theirs, eps)
+    if len(calls) == 1:
+      match["frac_pixels_differ"] = 0.4
+    return match
+
+  monkeypatch.setattr(peers_lib, "compare_adversarials", diverged_once)
+  out = tmp_path / "dlib.json"
+  rc = bench.main(["--models", "dlib", "--attacks", "pgd", "--steps", "3", "--batch-sizes", "1",
+                   "--peers", "torch", "--repeats", "1", "--warmup", "0", "--json", str(out)])
+  assert rc == 0 and len(calls) == 2
+  match = json.loads(out.read_text())[1]["match"]
+  assert match["ok"] and match["frac_pixels_differ"] == 0.4
+  assert match["check_steps"] == bench.CHECK_STEPS == 2
+  assert match["check_frac_pixels_differ"] <= 2e-3
+  # With no allowance left for the short check either, the peer is a mismatch (rc 1).
+  calls.clear()
+  monkeypatch.setattr(peers_lib, "compare_adversarials",
+                      lambda o, t, e: dict(compare(o, t, e), frac_pixels_differ=0.4))
+  assert bench.main(["--models", "dlib", "--attacks", "pgd", "--steps", "3",
+                     "--batch-sizes", "1", "--peers", "torch", "--repeats", "1",
+                     "--warmup", "0"]) == 1
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--attacks", "nope"], "unknown attack 'nope'"),
     (["--batch-sizes", "8,x"], "bad batch size 'x'"),
