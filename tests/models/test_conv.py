@@ -1,0 +1,89 @@
+"""fgsm_jax.models.conv: Conv equals nn.Conv in params, outputs and all gradients."""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fgsm_jax.models.conv import Conv, conv2d
+
+# (H, W, C, O, k, stride, padding): odd/even sizes, stride 1 and 2, padding 0 / k // 2,
+# SAME (asymmetric for even sizes at stride 2) and VALID.
+CASES = [
+    (9, 9, 3, 4, 3, 1, ((1, 1), (1, 1))),
+    (8, 7, 2, 5, 3, 2, ((0, 0), (0, 0))),
+    (9, 10, 3, 4, 3, 2, ((1, 1), (1, 1))),
+    (12, 11, 3, 4, 7, 2, ((3, 3), (3, 3))),
+    (11, 12, 4, 3, 7, 2, ((0, 0), (0, 0))),
+    (10, 10, 3, 6, 3, 2, "SAME"),
+    (10, 9, 4, 4, 1, 2, "VALID"),
+    (7, 8, 2, 3, 2, 1, ((0, 1), (1, 0))),
+]
+
+
+def _pair(case, use_bias=True):
+  h, w, c, o, k, s, pad = case
+  ours = Conv(o, (k, k), (s, s), padding=pad, use_bias=use_bias)
+  ref = nn.Conv(o, (k, k), (s, s), padding=pad, use_bias=use_bias)
+  x = jax.random.normal(jax.random.key(1), (2, h, w, c))
+  return ours, ref, x
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_outputs_and_gradients_equal_nn_conv(case):
+  ours, ref, x = _pair(case)
+  params = ref.init(jax.random.key(0), x)["params"]
+  # Bias nonzero, so the bias gradient and the forward's bias term are both exercised.
+  params = {**params, "bias": jnp.arange(params["bias"].size, dtype=jnp.float32) / 7}
+  y_ours = ours.apply({"params": params}, x)
+  y_ref = ref.apply({"params": params}, x)
+  assert y_ours.shape == y_ref.shape
+  np.testing.assert_allclose(y_ours, y_ref, rtol=1e-5, atol=1e-5)
+
+  # A non-uniform cotangent, through a nonlinearity, so every output position matters.
+  w = jax.random.normal(jax.random.key(2), y_ref.shape)
+
+  def loss(model, p, x):
+    return jnp.sum(jnp.tanh(model.apply({"params": p}, x)) * w)
+
+  g_ours = jax.grad(loss, argnums=(1, 2))(ours, params, x)
+  g_ref = jax.grad(loss, argnums=(1, 2))(ref, params, x)
+  np.testing.assert_allclose(g_ours[1], g_ref[1], rtol=1e-5, atol=1e-5)   # input
+  for name in ("kernel", "bias"):
+    np.testing.assert_allclose(g_ours[0][name], g_ref[0][name], rtol=1e-4, atol=1e-4)
+  assert float(jnp.abs(g_ref[1]).max()) > 0
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_param_tree_identical_to_nn_conv(use_bias):
+  ours, ref, x = _pair(CASES[3], use_bias)
+  p_ours = ours.init(jax.random.key(0), x)["params"]
+  p_ref = ref.init(jax.random.key(0), x)["params"]
+  assert jax.tree.structure(p_ours) == jax.tree.structure(p_ref)
+  for a, b in zip(jax.tree.leaves(p_ours), jax.tree.leaves(p_ref)):
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)   # same initialisers, same keys
+
+
+def test_input_gradient_inside_fori_loop_equals_outside():
+  # The loop is what the custom VJP is for; its result must not depend on where it runs.
+  kernel = jax.random.normal(jax.random.key(0), (3, 3, 3, 8))
+  x = jax.random.normal(jax.random.key(1), (2, 11, 11, 3))
+  step = lambda a: a - 0.1 * jnp.sign(jax.grad(
+      lambda b: jnp.sum(jnp.tanh(conv2d(b, kernel, 2, ((1, 1), (1, 1))))))(a))
+  looped = jax.jit(lambda a: jax.lax.fori_loop(0, 3, lambda i, b: step(b), a))(x)
+  stepped = x
+  for _ in range(3):
+    stepped = jax.jit(step)(stepped)
+  np.testing.assert_allclose(looped, stepped, atol=1e-6)
+
+
+def test_bad_shapes_raise():
+  with pytest.raises(ValueError, match="N x H x W x C"):
+    conv2d(jnp.zeros((4, 4, 3)), jnp.zeros((3, 3, 3, 2)))
+  with pytest.raises(ValueError, match="kh x kw x C x O"):
+    conv2d(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 2, 2)))
+  with pytest.raises(ValueError, match="padding"):
+    conv2d(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 3, 2)), 1, "FULL")
