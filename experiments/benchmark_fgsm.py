@@ -11,8 +11,8 @@ the same attacks in TensorFlow and PyTorch on the same weights (--peers), as rat
 Models (--models): 'cnn' is the original face CNN (fgsm_jax.models.OriginalCNN, 160 x 160 x 3,
 50 classes; impl='auto', the fused CPU form on CPU); 'cnn-xla' the same network written with
 plain XLA ops (impl='reference': the layers as they were before the CPU work, and no CPU
-batch chunking); 'dlib' dlib's
-face-recognition ResNet (150 x 150 x 3 chips -> 128-D, dodging loss), listed when
+batch chunking); 'cnn-fused' the fused form on every backend (impl='fused'; 'cnn' already
+is it on CPU); 'dlib' dlib's face-recognition ResNet (150 x 150 x 3 chips -> 128-D, dodging loss), listed when
 fgsm_jax.models.dlib_resnet imports. Attacks (--attacks): names of fgsm_jax.attacks.ATTACKS,
 plus 'fgsm_naive': jit(vmap(grad)) of the Flax CNN's loss without any of the CPU work (the
 straightforward JAX FGSM, for reference). Iterative attacks run --steps steps; PGD starts at
@@ -22,7 +22,16 @@ Peers (--peers; float32 only): on 'cnn', 'tf' (the notebook's FGSM, eager and tf
 and 'torch' (torchattacks FGSM / PGD) on copies of the same network with the same weights;
 on 'dlib', 'torch' only (torchattacks FGSM / PGD on a PyTorch copy of the ResNet with the same
 weights, ascending the same dodging loss: see fgsm_jax.benchmarks.peers.dodging_logits).
-'cnn-xla' has no peers (they would be the 'cnn' ones again).
+'cnn-xla' and 'cnn-fused' have no peers (they would be the 'cnn' ones again).
+--fp32-strict makes both sides compute float32 convolutions and products in full float32
+(JAX's default precision 'highest'; torch's TF32 switches off): on NVIDIA GPUs both default
+to TF32 convolutions, whose rounding flips the signs of ~0.7% of FGSM's gradient pixels
+between the two, more than --peer-tolerance allows.
+
+Devices (--cpu-devices N, CPU only): the CPU backend is split into N devices
+(fgsm_jax.sharding.use_cpu_devices) and fgsm_jax's attacks run data-parallel over them
+(sharding.sharded_attack over batch_mesh(): one slice of the batch per core); records carry
+devices. With the default 1 the attack runs as one program on one device.
 
 Weights are random (the CNN's Flax init; dlib's real weights when the packaged file loads):
 throughput does not depend on the weights' values. Images are uniform random in [0, 1].
@@ -44,11 +53,19 @@ differ by more than the allowance, both sides are rerun for the first CHECK_STEP
 (same step size) and the peer passes if those agree within the allowance for that many
 steps; match then also holds check_steps and check_frac_pixels_differ.
 
+Work: flops_per_image and bytes_accessed_per_image are XLA's cost analysis of the compiled
+attack (its own count of floating-point operations and of the bytes its operations read and
+write, divided by the batch), where the backend reports them and the attack runs on one
+device. XLA counts a loop's body once: for iterative attacks they are one step's work, and
+on CPU, where the CNN's batch runs in chunks of 8 in a loop, one chunk's (divided by the
+whole batch).
+
 Peak memory: device.memory_stats()['peak_bytes_in_use'] where the backend reports it (GPU;
 not CPU), else null; temp_bytes is XLA's compiled scratch size (all backends).
 
 --json OUT writes a list of records: attack, model, batch_size, dtype, images_per_s,
-compile_s, backend, device, peak_bytes, temp_bytes, steps, framework ('fgsm_jax', 'tf-eager',
+compile_s, backend, device, devices, precision, peak_bytes, temp_bytes,
+flops_per_image, bytes_accessed_per_image, steps, framework ('fgsm_jax', 'tf-eager',
 'tf-function', 'torch'), implementation, times_s, and for peers match (the comparison) and
 ratio (fgsm_jax images/s over the peer's).
 """
@@ -72,10 +89,12 @@ PEER_MODELS = ("cnn", "dlib")   # models that have peers (fgsm_jax.benchmarks.pe
 CHECK_STEPS = 2   # steps of the fallback comparison of iterative attacks (see the docstring)
 DTYPES = ("float32", "bfloat16")
 EXTRA_ATTACKS = ("fgsm_naive",)
+# --models name of the original CNN -> its OriginalCNN impl.
+CNN_IMPLS = {"cnn": "auto", "cnn-xla": "reference", "cnn-fused": "fused"}
 
 
 def _models_available() -> list[str]:
-  names = ["cnn", "cnn-xla"]
+  names = ["cnn", "cnn-xla", "cnn-fused"]
   try:
     import fgsm_jax.models.dlib_resnet  # noqa: F401
     names.append("dlib")
@@ -130,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--peer-tolerance", type=float, default=1e-3,
                  help="largest fraction of pixels a peer's adversarial images may differ in, "
                       "per step of the attack (default 0.001)")
+  p.add_argument("--cpu-devices", type=int, default=1,
+                 help="split the CPU into this many devices and run fgsm_jax's attacks "
+                      "data-parallel over them (CPU backend only; default 1)")
+  p.add_argument("--fp32-strict", action="store_true",
+                 help="full float32 convolutions and products in JAX and torch (no TF32)")
   p.add_argument("--num-classes", type=int, default=50)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--json", metavar="OUT", help="write the records here (JSON list)")
@@ -145,6 +169,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.error(f"--eps must be in (0, 1], got {args.eps}")
   if args.num_classes < 2:
     parser.error("--num-classes must be >= 2")
+  if args.cpu_devices < 1:
+    parser.error(f"--cpu-devices must be >= 1, got {args.cpu_devices}")
+  if args.cpu_devices > 1 and any(b % args.cpu_devices for b in args.batch_sizes):
+    parser.error(f"--batch-sizes must be multiples of --cpu-devices {args.cpu_devices}")
   for peer, module in (("tf", "tensorflow"), ("torch", "torch")):
     if peer in args.peers:
       try:
@@ -176,9 +204,8 @@ def build_workload(model: str, dtype: str, num_classes: int, seed: int) -> Workl
   from fgsm_jax.attacks import losses
   from fgsm_jax.models import ApplyFn, OriginalCNN
   compute = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype]
-  if model in ("cnn", "cnn-xla"):
-    module = OriginalCNN(num_classes=num_classes, dtype=compute,
-                         impl="auto" if model == "cnn" else "reference")
+  if model in CNN_IMPLS:
+    module = OriginalCNN(num_classes=num_classes, dtype=compute, impl=CNN_IMPLS[model])
     params = module.init(jax.random.key(seed), jnp.zeros((1, 160, 160, 3)))["params"]
     return Workload(model, dtype, ApplyFn(module), params, 160, losses.cross_entropy,
                     lambda rng, n: rng.integers(0, num_classes, n).astype(np.int32),
@@ -191,7 +218,7 @@ def build_workload(model: str, dtype: str, num_classes: int, seed: int) -> Workl
     size = dlib_resnet.CHIP_SIZE
     try:
       params, weights = dlib_resnet.load_dlib_resnet(), "dlib's trained weights"
-    except dlib_resnet.DlibModelError:
+    except (dlib_resnet.DlibModelError, FileNotFoundError):   # bad or no model file
       params = module.init(jax.random.key(seed), jnp.zeros((1, size, size, 3)))["params"]
       weights = "random (Flax init)"
     dim = dlib_resnet.DESCRIPTOR_DIM
@@ -227,7 +254,7 @@ def attack_function(attack: str, work: Workload, eps: float, steps: int,
   from fgsm_jax.models import ApplyFn, OriginalCNN
   if attack == "fgsm_naive":
     apply_fn = work.apply_fn
-    if work.model in ("cnn", "cnn-xla"):
+    if work.model in CNN_IMPLS:
       apply_fn = ApplyFn(OriginalCNN(work.apply_fn.module.num_classes,
                                      dtype=work.apply_fn.module.dtype, impl="reference"))
     return _naive_fgsm(apply_fn, work.loss_fn, eps)
@@ -246,37 +273,6 @@ def attack_function(attack: str, work: Workload, eps: float, steps: int,
 
 def pgd_step_size(eps: float, steps: int) -> float:
   return 2.5 * eps / steps
-
-
-def cnn_fgsm_cost(image_size: int = 160, num_classes: int = 50) -> dict[str, float]:
-  """FLOPs and bytes of one FGSM step per image on the original CNN (float32), for rooflines.
-
-  FLOPs (2 per multiply-add; elementwise ops, pooling and the loss are < 1% and left out):
-  forward = sum over convs of H W Cout (9 Cin) + Dense 2048 x 512 + 512 x classes;
-  backward to the input = the same again (each conv's and Dense's input gradient costs as
-  much as its forward; no weight gradients are needed). 160 x 160: 17.1 M MACs each way,
-  68.5 MFLOP per image.
-  Bytes (the least traffic of an unfused-per-layer implementation, float32): every activation
-  written once and read once forward, every activation gradient written once and read once
-  backward, plus reading each layer's saved input again for its mask (ReLU/pool): about
-  5 x (sum of activation sizes) x 4 bytes, + the image read twice and the result written.
-  Weights (4.3 MB, mostly Dense_0) are read once per batch, not per image, and left out.
-  """
-  side, cin = image_size, 3
-  macs = 0
-  elements = side * side * cin
-  for features, pool in ((8, 2), (16, 3), (32, 3)):
-    macs += side * side * features * 9 * cin
-    elements += side * side * features          # conv output
-    side //= pool
-    elements += side * side * features          # pooled
-    cin = features
-  flat = side * side * cin
-  macs += flat * 512 + 512 * num_classes
-  elements += 512 + num_classes
-  image = image_size * image_size * 3
-  return {"flops_per_image": 2.0 * 2 * macs,
-          "bytes_per_image": 4.0 * (5 * elements + 3 * image)}
 
 
 def _device_info() -> tuple[str, str]:
@@ -301,17 +297,38 @@ class JaxRunner:
   def __init__(self, attack: str, work: Workload, batch: int, eps: float, steps: int,
                images: np.ndarray, targets: np.ndarray):
     import jax
-    fn = jax.jit(attack_function(attack, work, eps, steps))
-    self.args = (work.params, jax.device_put(images), jax.device_put(targets),
-                 jax.random.key(0))
+    from fgsm_jax import sharding
+    attack_fn = attack_function(attack, work, eps, steps)
+    self.devices = jax.device_count()
+    if self.devices > 1:   # data-parallel over the devices (--cpu-devices)
+      mesh = sharding.batch_mesh()
+      if batch % self.devices:
+        raise ValueError(f"batch {batch} does not split over {self.devices} devices")
+      fn = sharding.data_parallel(attack_fn, mesh, 4, batched_argnums=(1, 2))
+      images, targets = sharding.shard_batch((images, targets), mesh)
+    else:
+      fn = jax.jit(attack_fn)
+      images, targets = jax.device_put(images), jax.device_put(targets)
+    self.args = (work.params, images, targets, jax.random.key(0))
     start = time.perf_counter()
     self.compiled = fn.lower(*self.args).compile()
     self.compile_s = time.perf_counter() - start
     try:
       self.temp_bytes = int(self.compiled.memory_analysis().temp_size_in_bytes)
-    except Exception:
+    except Exception:   # not every backend implements it
       self.temp_bytes = None
-    self.implementation = f"fgsm_jax ({work.model}, {work.dtype})"
+    self.flops_per_image = self.bytes_accessed_per_image = None
+    try:   # of one device's program: meaningless per image of a sharded batch
+      if self.devices > 1:
+        raise ValueError("sharded")
+      cost = self.compiled.cost_analysis()
+      cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+      self.flops_per_image = float(cost["flops"]) / batch
+      self.bytes_accessed_per_image = float(cost["bytes accessed"]) / batch
+    except Exception:   # likewise
+      pass
+    where = f", sharded over {self.devices} devices" if self.devices > 1 else ""
+    self.implementation = f"fgsm_jax ({work.model}, {work.dtype}{where})"
 
   def call(self):
     return self.compiled(*self.args).block_until_ready()
@@ -328,6 +345,8 @@ class PeerRunner:
     self.first_s = time.perf_counter() - start
     self.compile_s = None
     self.temp_bytes = None
+    self.devices = 1
+    self.flops_per_image = self.bytes_accessed_per_image = None
 
   def call(self):
     return self.peer.run(self.inputs)
@@ -442,12 +461,19 @@ def _record(attack, model, batch, dtype, rate, compile_s, backend, device, steps
             times, *, peak_bytes=None, match=None) -> dict:
   rec = {"attack": attack, "model": model, "batch_size": batch, "dtype": dtype,
          "images_per_s": rate, "compile_s": compile_s, "backend": backend, "device": device,
-         "peak_bytes": peak_bytes, "temp_bytes": runner.temp_bytes, "steps": steps,
+         "devices": runner.devices, "precision": _precision(), "peak_bytes": peak_bytes,
+         "temp_bytes": runner.temp_bytes, "flops_per_image": runner.flops_per_image,
+         "bytes_accessed_per_image": runner.bytes_accessed_per_image, "steps": steps,
          "framework": runner.framework, "implementation": runner.implementation,
          "times_s": [round(t, 6) for t in times]}
   if match is not None:
     rec["match"] = match
   return rec
+
+
+def _precision() -> str:
+  import jax
+  return jax.config.jax_default_matmul_precision or "default"
 
 
 def _line(rec: dict) -> str:
@@ -467,6 +493,20 @@ def _line(rec: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
   args = parse_args(argv)
+  if args.cpu_devices > 1:
+    from fgsm_jax import sharding
+    try:
+      sharding.use_cpu_devices(args.cpu_devices)
+    except RuntimeError as e:
+      print(f"error: --cpu-devices {args.cpu_devices}: {e}", file=sys.stderr)
+      return 2
+  if args.fp32_strict:
+    import jax
+    jax.config.update("jax_default_matmul_precision", "highest")
+    if "torch" in args.peers:
+      import torch
+      torch.backends.cudnn.allow_tf32 = False
+      torch.backends.cuda.matmul.allow_tf32 = False
   records, all_match = run(args)
   if args.json:
     from fgsm_jax import io

@@ -30,11 +30,16 @@ def _line(row: dict) -> str:
           f"{row['achieved_flops_per_s'] / 1e12:.2f} TFLOP/s)")
 
 
+def _fail(message: str) -> SystemExit:
+  print(f"error: {message}", file=sys.stderr)
+  return SystemExit(2)
+
+
 def _read_json(path: str, what: str):
   try:
     return json.loads(pathlib.Path(path).read_text())
   except (OSError, ValueError) as e:
-    raise SystemExit(f"error: {path}: cannot read {what} ({type(e).__name__}: {e})") from None
+    raise _fail(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
   else:
     saved = _read_json(args.ceilings, "ceilings")
     if not isinstance(saved, dict) or "ceilings" not in saved:
-      raise SystemExit(f"error: {args.ceilings}: no 'ceilings' (write it with --measure --json)")
+      raise _fail(f"{args.ceilings}: no 'ceilings' (write it with --measure --json)")
     ceilings = saved["ceilings"]
   records = [r for path in args.records for r in _read_json(path, "benchmark records")]
   rates = ", ".join(f"{k} {v / 1e12:.1f}" for k, v in ceilings["matmul_flops_per_s"].items())

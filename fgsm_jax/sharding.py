@@ -151,6 +151,21 @@ def shard_batch(batch: Any, mesh: Mesh, axis: str = BATCH_AXIS) -> Any:
   return jax.device_put(batch, sharding)
 
 
+def data_parallel(attack_fn: Callable[..., jnp.ndarray], mesh: Mesh, num_args: int,
+                  batched_argnums: Sequence[int] = (1, 2),
+                  axis: str = BATCH_AXIS) -> Callable[..., jnp.ndarray]:
+  """The jitted ``shard_map`` of ``attack_fn`` over ``mesh``, without ``sharded_attack``'s padding.
+
+  ``attack_fn`` takes ``num_args`` positional arguments; those at ``batched_argnums`` are split
+  along ``axis`` (their batch must be a multiple of the device count), the others replicated.
+  For ahead-of-time use (``.lower(...).compile()``) and for callers that place batches
+  themselves; ``sharded_attack`` is this plus padding and placement.
+  """
+  specs = tuple(P(axis) if i in batched_argnums else P() for i in range(num_args))
+  return jax.jit(jax.shard_map(attack_fn, mesh=mesh, in_specs=specs, out_specs=P(axis),
+                               check_vma=False))
+
+
 def sharded_attack(attack_fn: Callable[..., jnp.ndarray], mesh: Mesh, *,
                    batched_argnums: Sequence[int] = (1, 2),
                    axis: str = BATCH_AXIS) -> Callable[..., jnp.ndarray]:
@@ -182,10 +197,7 @@ def sharded_attack(attack_fn: Callable[..., jnp.ndarray], mesh: Mesh, *,
   @functools.lru_cache(maxsize=None)
   def compiled(num_args: int, static_items: tuple):
     static = dict(static_items)
-    specs = tuple(P(axis) if i in batched else P() for i in range(num_args))
-    per_device = jax.shard_map(lambda *a: attack_fn(*a, **static), mesh=mesh,
-                               in_specs=specs, out_specs=P(axis), check_vma=False)
-    return jax.jit(per_device)
+    return data_parallel(lambda *a: attack_fn(*a, **static), mesh, num_args, batched, axis)
 
   def run(*args, **static):
     if not batched or max(batched) >= len(args):

@@ -119,6 +119,8 @@ def test_diverged_iterative_peers_are_checked_on_their_first_steps(tmp_path, mon
     (["--dtypes", "float16"], "unknown dtype 'float16'"),
     (["--repeats", "0"], "--repeats and --steps must be >= 1"),
     (["--peers", "mxnet"], "unknown peer 'mxnet'"),
+    (["--cpu-devices", "0"], "--cpu-devices must be >= 1"),
+    (["--cpu-devices", "2", "--batch-sizes", "4,3"], "multiples of --cpu-devices 2"),
 ])
 def test_bad_flags_are_usage_errors(flags, message, capsys):
   with pytest.raises(SystemExit) as exit_info:
@@ -136,3 +138,43 @@ def test_help_and_a_bad_flag_from_the_command_line():
                        text=True, timeout=300)
   assert bad.returncode == 2 and "unknown model 'vgg'" in bad.stderr
   assert "Traceback" not in bad.stderr
+
+
+def test_cpu_devices_shard_the_attack_over_that_many_devices(tmp_path):
+  # A fresh process: the CPU backend is split before JAX starts.
+  out = tmp_path / "sharded.json"
+  run = subprocess.run(
+      [sys.executable, str(SCRIPT), "--cpu-devices", "2", "--attacks", "fgsm", "--batch-sizes",
+       "4", "--repeats", "1", "--warmup", "0", "--json", str(out)],
+      capture_output=True, text=True, timeout=600, cwd=REPO,
+      env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"})
+  assert run.returncode == 0, run.stderr[-2000:]
+  (record,) = json.loads(out.read_text())
+  assert record["devices"] == 2 and record["device"].endswith("x2")
+  assert "sharded over 2 devices" in record["implementation"]
+  assert record["flops_per_image"] is None   # one device's program: not per image
+
+
+def test_cpu_devices_after_jax_started_is_a_one_line_error(capsys):
+  import jax
+  jax.numpy.zeros(1).block_until_ready()   # the CPU backend has started
+  assert bench.main(["--cpu-devices", "2", "--batch-sizes", "2", "--repeats", "1"]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: --cpu-devices 2:") and "before any JAX computation" in err
+
+
+def test_fused_cnn_strict_precision_and_xla_costs_are_recorded(tmp_path):
+  out = tmp_path / "fused.json"
+  try:
+    assert bench.main(["--models", "cnn-fused,cnn-xla", "--batch-sizes", "2", "--repeats", "1",
+                       "--warmup", "0", "--fp32-strict", "--json", str(out)]) == 0
+  finally:
+    import jax
+    jax.config.update("jax_default_matmul_precision", None)
+  fused, xla = json.loads(out.read_text())
+  assert (fused["model"], xla["model"]) == ("cnn-fused", "cnn-xla")
+  assert fused["precision"] == xla["precision"] == "highest"
+  # XLA's count of the unchunked plain network's FGSM: ~68.4 MFLOP of convolutions and
+  # products per image (fgsm_jax.benchmarks.roofline.cnn_fgsm_cost) plus elementwise work.
+  assert 68e6 < xla["flops_per_image"] < 80e6
+  assert xla["bytes_accessed_per_image"] > 10e6
