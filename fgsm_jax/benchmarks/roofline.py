@@ -100,7 +100,7 @@ def roofline_rows(records: list[dict], ceilings: dict) -> list[dict]:
   peaks = ceilings["matmul_flops_per_s"]
   rows = []
   for r in records:
-    if r.get("model") not in ("cnn", "cnn-xla") or not r.get("images_per_s"):
+    if r.get("model") not in ("cnn", "cnn-xla", "cnn-fused") or not r.get("images_per_s"):
       continue
     dtype = r.get("dtype", "float32")
     steps = r.get("steps") or 1
