@@ -61,7 +61,9 @@ on CPU, where the CNN's batch runs in chunks of 8 in a loop, one chunk's (divide
 whole batch).
 
 Peak memory: device.memory_stats()['peak_bytes_in_use'] where the backend reports it (GPU;
-not CPU), else null; temp_bytes is XLA's compiled scratch size (all backends).
+not CPU), else null -- the process's peak so far, which no API resets, so only a run's first
+configuration or a larger one than before reads as its own; temp_bytes is XLA's compiled
+scratch size for the configuration itself (all backends).
 
 --json OUT writes a list of records: attack, model, batch_size, dtype, images_per_s,
 compile_s, backend, device, devices, precision, peak_bytes, temp_bytes,
