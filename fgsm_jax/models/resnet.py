@@ -12,6 +12,10 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+# nn.Conv's params, with an input gradient that stays fast inside lax loops on XLA:CPU
+# (iterative attacks: PGD-20 step 244 -> 70 ms at batch 8).
+from fgsm_jax.models.conv import Conv
+
 
 class BasicBlock(nn.Module):
   """conv3x3 -> GN -> ReLU -> conv3x3 -> GN (scale 0 at init) + shortcut -> ReLU."""
@@ -22,17 +26,17 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    y = nn.Conv(self.features, (3, 3), (self.strides, self.strides), padding="SAME",
-                use_bias=False, dtype=self.dtype)(x)
+    y = Conv(self.features, (3, 3), (self.strides, self.strides), padding="SAME",
+             use_bias=False, dtype=self.dtype)(x)
     y = nn.relu(nn.GroupNorm(num_groups=self.groups, dtype=self.dtype)(y))
-    y = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=False, dtype=self.dtype)(y)
+    y = Conv(self.features, (3, 3), padding="SAME", use_bias=False, dtype=self.dtype)(y)
     # Zero-initialised last scale: each block starts as the identity (Goyal et al., 2017),
     # which lets the net train well from the start without normalising batches.
     y = nn.GroupNorm(num_groups=self.groups, scale_init=nn.initializers.zeros,
                      dtype=self.dtype)(y)
     if x.shape[-1] != self.features or self.strides != 1:
-      x = nn.Conv(self.features, (1, 1), (self.strides, self.strides), use_bias=False,
-                  dtype=self.dtype, name="shortcut_conv")(x)
+      x = Conv(self.features, (1, 1), (self.strides, self.strides), use_bias=False,
+               dtype=self.dtype, name="shortcut_conv")(x)
       x = nn.GroupNorm(num_groups=self.groups, dtype=self.dtype, name="shortcut_norm")(x)
     return nn.relu(x + y)
 
@@ -63,8 +67,8 @@ class ResNet(nn.Module):
     if images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(f"expected images N x H x W x 3, got shape {images.shape}")
     x = (images.astype(self.dtype) - 0.5) * 2.0   # centre the [0, 1] pixels
-    x = nn.Conv(self.widths[0], (7, 7), (2, 2), padding="SAME", use_bias=False,
-                dtype=self.dtype, name="stem_conv")(x)
+    x = Conv(self.widths[0], (7, 7), (2, 2), padding="SAME", use_bias=False,
+             dtype=self.dtype, name="stem_conv")(x)
     x = nn.relu(nn.GroupNorm(num_groups=self.groups, dtype=self.dtype, name="stem_norm")(x))
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
     for stage, (blocks, features) in enumerate(zip(self.stage_sizes, self.widths)):
