@@ -12,7 +12,7 @@
 # (PEERS=torch): set PEERS=tf,torch where a CUDA TensorFlow is installed. A stage that fails
 # is reported and the next one runs. STAGES picks stages (default: all, in order: ceilings cnn
 # cnn-pgd fused peers dlib roofline). SIZES=small shrinks everything, to try the script on a
-# CPU.
+# CPU; REPEATS sets the timed runs (default 20).
 #
 # Peers are compared and timed with --fp32-strict (full float32 convolutions in both JAX and
 # torch): with their default TF32 convolutions the two round differently and ~0.7% of FGSM's
@@ -33,7 +33,7 @@ if [[ "${SIZES:-}" == small ]]; then
   CEIL=(--copy-mib 16 --matmul-n 256 --repeats 2)
 else
   CNN_BATCHES=64,256,1024,4096,8192; PGD_BATCHES=1024,4096; FUSED_BATCHES=4096
-  PEER_BATCHES=1024,4096; DLIB_BATCHES=64,256; REPEATS=20; WARMUP=3; CEIL=()
+  PEER_BATCHES=1024,4096; DLIB_BATCHES=64,256; REPEATS="${REPEATS:-20}"; WARMUP=3; CEIL=()
 fi
 COMMON=(--repeats "$REPEATS" --warmup "$WARMUP")
 PEER_ARGS=()
