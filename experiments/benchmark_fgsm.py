@@ -9,10 +9,10 @@ the same attacks in TensorFlow and PyTorch on the same weights (--peers), as rat
       --peers tf,torch --json /tmp/bench.json
 
 Models (--models): 'cnn' is the original face CNN (fgsm_jax.models.OriginalCNN, 160 x 160 x 3,
-50 classes; impl='auto', the fused CPU form on CPU); 'cnn-xla' the same network written with
+50 classes; impl='auto': the fused form on CPU and CUDA GPUs); 'cnn-xla' the same network with
 plain XLA ops (impl='reference': the layers as they were before the CPU work, and no CPU
 batch chunking); 'cnn-fused' the fused form on every backend (impl='fused'; 'cnn' already
-is it on CPU); 'dlib' dlib's face-recognition ResNet (150 x 150 x 3 chips -> 128-D, dodging loss), listed when
+is it on CPU and CUDA); 'dlib' dlib's face-recognition ResNet (150 x 150 x 3 chips -> 128-D, dodging loss), listed when
 fgsm_jax.models.dlib_resnet imports. Attacks (--attacks): names of fgsm_jax.attacks.ATTACKS,
 plus 'fgsm_naive': jit(vmap(grad)) of the Flax CNN's loss without any of the CPU work (the
 straightforward JAX FGSM, for reference). Iterative attacks run --steps steps; PGD starts at

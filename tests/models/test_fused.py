@@ -128,3 +128,19 @@ def test_bfloat16_compute_close_to_float32():
   bf16 = OriginalCNN(num_classes=5, dtype=jnp.bfloat16).apply({"params": params}, x)
   assert bf16.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(bf16), np.asarray(f32), atol=0.05)
+
+
+@pytest.mark.parametrize("platform,fused", [("cpu", True), ("cuda", True), ("tpu", False)])
+def test_auto_lowers_to_the_fused_form_on_cpu_and_cuda_only(platform, fused):
+  # Lowered (not run) for each platform: the plain form pools with reduce_window, the fused
+  # one with strided slices, so reduce_window appears exactly where 'auto' is plain.
+  module = OriginalCNN(num_classes=5)
+  x = jnp.zeros((2, 48, 48, 3))
+  params = module.init(jax.random.key(0), x[:1])["params"]
+
+  def loss(p, images):
+    return module.apply({"params": p}, images).sum()
+
+  text = jax.jit(jax.grad(loss, argnums=1)).trace(params, x).lower(
+      lowering_platforms=(platform,)).as_text()
+  assert ("reduce_window" not in text) == fused
