@@ -58,7 +58,9 @@ attack (its own count of floating-point operations and of the bytes its operatio
 write, divided by the batch), where the backend reports them and the attack runs on one
 device. XLA counts a loop's body once: for iterative attacks they are one step's work, and
 on CPU, where the CNN's batch runs in chunks of 8 in a loop, one chunk's (divided by the
-whole batch).
+whole batch). On GPUs XLA leaves cuDNN's convolutions (custom calls) out of both counts, so
+there they are far below the true work (an H200 run reported 5.4 MFLOP per image for the
+CNN's FGSM, whose convolutions alone are 68 MFLOP).
 
 Peak memory: device.memory_stats()['peak_bytes_in_use'] where the backend reports it (GPU;
 not CPU), else null -- the process's peak so far, which no API resets, so only a run's first
