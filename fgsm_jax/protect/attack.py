@@ -20,9 +20,9 @@ Per step:
      an optional texture weight): 0 outside the face region, so those pixels stay exactly
      the original 8-bit values after rounding.
 
-Steps run in jitted chunks of ``config.chunk`` unrolled steps, called from a Python loop
-on CPU and from a ``lax.fori_loop`` elsewhere (see `protect_window` for why); one compile
-per (window size, pyramid depth, `AttackConfig`) serves every photo and step count.
+Steps run in chunks of ``config.chunk`` unrolled steps inside one jitted ``lax.fori_loop``;
+one compile per (window size, pyramid depth, `AttackConfig`) serves every photo and step
+count.
 """
 from __future__ import annotations
 
@@ -223,11 +223,6 @@ _STATIC = ('apply_fn', 'config', 'n_down')
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _chunk(apply_fn, params, x, m, lo, hi, budget, geom, ref, key, t0, *, config, n_down):
-  return _steps(apply_fn, params, x, m, lo, hi, budget, geom, ref, key, t0, config, n_down)
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
 def _all_chunks(apply_fn, params, x, m, lo, hi, budget, geom, ref, key, n_chunks, *, config,
                 n_down):
   def body(i, carry):
@@ -244,23 +239,16 @@ def _finish(apply_fn, params, x, geom, ref, *, config, n_down):
   return x, jnp.linalg.norm(apply_fn(params, chip[None])[0] - ref)
 
 
-def default_host_loop() -> bool:
-  """Whether to drive the step chunks from Python (True on CPU, see `protect_window`)."""
-  return jax.default_backend() == 'cpu'
-
-
 def protect_window(apply_fn: Any, params: Any, window0: jax.Array, start: jax.Array,
                    budget: jax.Array, geom: warp.ChipGeometry, ref: jax.Array,
-                   key: jax.Array, steps: int, *, config: AttackConfig, n_down: int,
-                   host_loop: bool | None = None) -> tuple[jax.Array, jax.Array]:
+                   key: jax.Array, steps: int, *, config: AttackConfig, n_down: int
+                   ) -> tuple[jax.Array, jax.Array]:
   """Runs the attack on one face's window.
 
-  Steps run in jitted chunks of ``config.chunk`` unrolled steps (``steps`` is rounded up
-  to a multiple of it), so one compile serves every step count. With ``host_loop`` the
-  chunks are called from a Python loop, else from a ``lax.fori_loop`` inside one jit.
-  The host loop is the default on CPU: XLA:CPU (jaxlib 0.10) runs this network's
-  convolutions several times slower inside a while loop than outside one (measured:
-  ~220 ms against ~30 ms a step for 2 views), while a call costs well under a millisecond.
+  Steps run in chunks of ``config.chunk`` unrolled steps (``steps`` is rounded up to a
+  multiple of it) in a ``lax.fori_loop`` inside one jit, so one compile serves every step
+  count. (The recognizer's convolutions are ``fgsm_jax.models.conv.Conv``: with nn.Conv,
+  XLA:CPU ran their gradients ~4x slower inside a loop than outside one.)
 
   Args:
     apply_fn: ``apply_fn(params, chips N x 150 x 150 x 3) -> N x 128`` (static, hashable).
@@ -274,7 +262,6 @@ def protect_window(apply_fn: Any, params: Any, window0: jax.Array, start: jax.Ar
     steps: number of steps.
     config: `AttackConfig` (static).
     n_down: pyramid levels of the chip (static).
-    host_loop: see above; None: `default_host_loop()`.
 
   Returns:
     (window, distance): the protected window rounded to 8 bits (float [0, 1]), and the
@@ -289,13 +276,7 @@ def protect_window(apply_fn: Any, params: Any, window0: jax.Array, start: jax.Ar
   m = jnp.zeros_like(x)
   n_chunks = -(-int(steps) // config.chunk)
   static = dict(config=config, n_down=n_down)
-  if host_loop is None:
-    host_loop = default_host_loop()
-  if host_loop:
-    for i in range(n_chunks):
-      x, m = _chunk(apply_fn, params, x, m, lo, hi, budget, geom, ref, key,
-                    jnp.asarray(i * config.chunk, jnp.int32), **static)
-  elif n_chunks:
+  if n_chunks:
     x, m = _all_chunks(apply_fn, params, x, m, lo, hi, budget, geom, ref, key,
                        jnp.asarray(n_chunks, jnp.int32), **static)
   return _finish(apply_fn, params, x, geom, ref, **static)
