@@ -4,6 +4,7 @@ from __future__ import annotations
 import pathlib
 
 import dlib
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +13,8 @@ from PIL import Image
 
 from fgsm_jax.models.dlib_files import dlib_model_paths
 from fgsm_jax.models.dlib_resnet import (
+    DLIB_MEAN_RGB,
+    RESNET_UNITS,
     SAME_PERSON_THRESHOLD,
     DlibModelError,
     DlibResNet,
@@ -103,6 +106,51 @@ def test_gradient_step_moves_descriptor(params, gt_chips, ours):
   assert grad.shape == x.shape and bool(jnp.isfinite(grad).all())
   stepped = jnp.clip(x - 2.0 / 255.0 * jnp.sign(grad), 0.0, 1.0)
   assert float(loss(stepped)) < float(value)
+
+
+def _reference_descriptors(params, chips):
+  """The same network from plain JAX / Flax ops (lax convolutions, nn.max_pool, jnp.pad)."""
+  def conv(x, p, stride):
+    pad = 1 if stride == 1 else 0
+    y = jax.lax.conv_general_dilated(x, p["kernel"], (stride, stride), [(pad, pad)] * 2,
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + p["bias"]
+
+  def affine(x, p):
+    return x * p["scale"] + p["bias"]
+
+  def add_prev(a, b):
+    shape = tuple(max(s, t) for s, t in zip(a.shape, b.shape))
+    return sum(jnp.pad(v, [(0, s - t) for s, t in zip(shape, v.shape)]) for v in (a, b))
+
+  x = (chips * 255.0 - jnp.asarray(DLIB_MEAN_RGB)) / 256.0
+  x = jax.nn.relu(affine(conv(x, params["stem_conv"], 2), params["stem_affine"]))
+  x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+  for u, (_, down) in enumerate(RESNET_UNITS):
+    p = params[f"unit{u}"]
+    y = jax.nn.relu(affine(conv(x, p["conv1"], 2 if down else 1), p["affine1"]))
+    y = affine(conv(y, p["conv2"], 1), p["affine2"])
+    shortcut = nn.avg_pool(x, (2, 2), strides=(2, 2)) if down else x
+    x = jax.nn.relu(add_prev(y, shortcut))
+  return jnp.mean(x, axis=(1, 2)) @ params["fc"]["kernel"]
+
+
+def test_outputs_and_input_gradient_equal_plain_jax(params, gt_chips, ours):
+  # The fast paths (models.conv, the custom max-pool gradient) against plain ops, on real
+  # chips (where ReLUs and pooling windows see realistic values) in a batch of 3.
+  chips, _, _ = gt_chips
+  x = jnp.asarray(chips[:3], jnp.float32) / 255.0
+  target = jnp.asarray(ours[3:6])
+  np.testing.assert_allclose(ours[:3], _reference_descriptors(params, x), rtol=0, atol=2e-5)
+
+  def loss(f, x):
+    return jnp.sum((f(x) - target) ** 2)
+
+  g = jax.jit(jax.grad(lambda x: loss(lambda z: dlib_resnet_apply(params, z), x)))(x)
+  g_ref = jax.jit(jax.grad(lambda x: loss(lambda z: _reference_descriptors(params, z), x)))(x)
+  scale = float(jnp.abs(g_ref).max())
+  assert scale > 0
+  np.testing.assert_allclose(g, g_ref, rtol=0, atol=1e-4 * scale)
 
 
 def test_descriptor_distance():
