@@ -119,6 +119,29 @@ def _conv_stride2_narrow(x, kernel, padding):
   return _conv(_space_to_depth(x), _s2d_kernel(kernel), (1, 1), ((0, 0), (0, 0)))
 
 
+# --- convolutions with a 1 x 1 output (dlib's last unit, 4 x 4 -> 1 x 1 -> 1 x 1) -------
+#
+# One output position makes the convolution a matrix product over the taps that meet real
+# input. XLA:CPU turns the input gradient of the 4 x 4 -> 1 x 1 stride-2 convolution into a
+# kernel-gradient-shaped convolution taking ~5 ms at batch 8 (profiled), and the 3 x 3 pad-1
+# convolution of a 1 x 1 input another ~3 ms; as dots (whose transposes are dots) both are
+# negligible.
+
+
+def _conv_one_position(x, kernel, padding):
+  """The convolution whose output is N x 1 x 1 x O, as one dot over the live taps."""
+  taps = []
+  for size, k, (lo, _) in zip(x.shape[1:3], kernel.shape[:2], padding):
+    first = max(0, lo)  # Taps t in [first, last) read input row t - lo.
+    last = max(first, min(k, lo + size))
+    taps.append((first, last, first - lo))
+  (t0, t1, r0), (u0, u1, c0) = taps
+  window = x[:, r0:r0 + t1 - t0, c0:c0 + u1 - u0]
+  live = kernel[t0:t1, u0:u1]
+  y = jnp.einsum("nhwc,hwco->no", window, live)
+  return y[:, None, None, :]
+
+
 def _resolve_padding(padding: str | int | Sequence[Any], in_hw: Sequence[int],
                      kernel_hw: Sequence[int], strides: Sequence[int]) -> Pads:
   """nn.Conv's padding forms ('SAME', 'VALID', int, (lo, hi) pairs) -> explicit pairs."""
@@ -155,6 +178,10 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: int | Sequence[int] = 1,
   if len(strides) != 2 or min(strides) < 1:
     raise ValueError(f"expected 2 positive strides, got {strides}")
   pads = _resolve_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
+  out_hw = [(size + lo + hi - k) // s + 1
+            for size, k, s, (lo, hi) in zip(x.shape[1:3], kernel.shape[:2], strides, pads)]
+  if out_hw == [1, 1]:
+    return _conv_one_position(x, kernel, pads)
   if strides == (2, 2) and x.shape[3] <= _NARROW_CHANNELS:
     return _conv_stride2_narrow(x, kernel, pads)
   return _conv(x, kernel, strides, pads)
