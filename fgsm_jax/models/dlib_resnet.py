@@ -338,14 +338,19 @@ def load_dlib_resnet(path: str | os.PathLike | None = None) -> dict[str, Any]:
 
 
 class _Affine(nn.Module):
-  """dlib's affine_ layer in CONV_MODE: x * scale + bias per channel (frozen batch norm)."""
+  """dlib's affine_ layer in CONV_MODE, x * scale + bias per channel (frozen batch norm).
+
+  Every affine here follows a convolution, which applies it (``Conv(x, scale, shift)``: the
+  scale folded into the kernel, so the input-gradient kernel is hoisted out of attack loops,
+  see ``models.conv``); this module only holds the parameters and returns (scale, bias).
+  """
+  features: int
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    c = x.shape[-1]
-    scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
-    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
-    return x * scale + bias
+  def __call__(self) -> tuple[jax.Array, jax.Array]:
+    scale = self.param("scale", nn.initializers.ones, (self.features,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+    return scale, bias
 
 
 def _conv(features: int, size: int, stride: int, name: str) -> Conv:
@@ -435,10 +440,9 @@ class _ResUnit(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     stride = 2 if self.down else 1
-    y = _conv(self.features, 3, stride, "conv1")(x)
-    y = nn.relu(_Affine(name="affine1")(y))
-    y = _conv(self.features, 3, 1, "conv2")(y)
-    y = _Affine(name="affine2")(y)
+    y = _conv(self.features, 3, stride, "conv1")(x, *_Affine(self.features, name="affine1")())
+    y = nn.relu(y)
+    y = _conv(self.features, 3, 1, "conv2")(y, *_Affine(self.features, name="affine2")())
     # residual_down's shortcut: avg_pool<2,2,2,2> of the input (channel count unchanged).
     shortcut = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="VALID") if self.down else x
     return nn.relu(_add_prev(y, shortcut))
@@ -461,8 +465,7 @@ class DlibResNet(nn.Module):
     mean_rgb = self.param("mean_rgb", lambda *_: jnp.asarray(DLIB_MEAN_RGB, jnp.float32))
     # input_rgb_image_sized: (pixel - mean) / 256 in 0..255 pixel units.
     x = (chips.astype(jnp.float32) * 255.0 - mean_rgb) / 256.0
-    x = _conv(32, 7, 2, "stem_conv")(x)
-    x = nn.relu(_Affine(name="stem_affine")(x))
+    x = nn.relu(_conv(32, 7, 2, "stem_conv")(x, *_Affine(32, name="stem_affine")()))
     x = _max_pool(x, 3, 2)  # max_pool<3,3,2,2>, VALID.
     for u, (features, down) in enumerate(RESNET_UNITS):
       x = _ResUnit(features, down, name=f"unit{u}")(x)

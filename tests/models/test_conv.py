@@ -96,3 +96,27 @@ def test_bad_shapes_raise():
     conv2d(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 2, 2)))
   with pytest.raises(ValueError, match="padding"):
     conv2d(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 3, 2)), 1, "FULL")
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[3], CASES[-4]], ids=str)
+def test_scale_folded_equals_scaling_the_output(case):
+  # Conv(x, scale, shift) = Conv(x) * scale + shift, with value and all gradients equal.
+  ours, _, x = _pair(case)
+  params = ours.init(jax.random.key(0), x)["params"]
+  o = params["bias"].size
+  params = {**params, "bias": jnp.arange(o, dtype=jnp.float32) / 7}
+  scale = jnp.linspace(-1.5, 2.0, o)
+  shift = jnp.linspace(0.5, -0.5, o)
+  w = jax.random.normal(jax.random.key(2), ours.apply({"params": params}, x).shape)
+
+  def loss(p, x, s, folded):
+    y = (ours.apply({"params": p}, x, s, shift) if folded
+         else ours.apply({"params": p}, x) * s + shift)
+    return jnp.sum(jnp.tanh(y) * w)
+
+  np.testing.assert_allclose(loss(params, x, scale, True), loss(params, x, scale, False),
+                             rtol=1e-5)
+  g_fold = jax.grad(loss, argnums=(0, 1, 2))(params, x, scale, True)
+  g_ref = jax.grad(loss, argnums=(0, 1, 2))(params, x, scale, False)
+  for a, b in zip(jax.tree.leaves(g_fold), jax.tree.leaves(g_ref)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
