@@ -17,6 +17,10 @@ the kernel only; an attack never uses it and XLA drops it.
 ``Conv`` is a drop-in for this repo's ``nn.Conv(features, (k, k), strides, padding=...)``
 uses: same parameter names, shapes, dtypes and initialisers (``kernel`` kh x kw x C x O
 lecun_normal, ``bias`` (O,) zeros), so existing params and checkpoints load unchanged.
+``Conv(...)(x, scale, shift)`` also applies a following per-channel affine layer (frozen
+batch norm) with the scale folded into the kernel; besides saving a pass, that puts an
+arithmetic op after the input-gradient kernel's flip/transpose, which lets XLA hoist the
+chain out of an attack's loop (see ``_conv_bwd``).
 
 Limits: no forward-mode differentiation (``jax.jvp`` / ``jacfwd`` raise on a custom_vjp
 function); no kernel dilation or feature groups.
