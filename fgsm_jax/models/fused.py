@@ -13,8 +13,8 @@ written and re-read several times. ``conv_relu_maxpool`` replaces that with:
 * for the 2 x 2 pool after a 3 x 3 convolution (the first layer), a space-to-depth form: the
   convolution becomes a 2 x 2 convolution of the 2 x 2-blocked image (12 in, 4 x 8 out
   channels, one output channel group per pooling-window position), so pooling is a max over
-  four channel groups and both the forward and the input-gradient convolutions have
-  channel counts XLA:CPU's convolution library handles well;
+  four channel groups, the forward convolution has channel counts XLA:CPU's convolution
+  library handles well, and the input gradient is a matmul (32 -> 48) and a col2im sum;
 * a hand-written VJP (``jax.custom_vjp``): dx is one convolution with the flipped kernel
   (for the space-to-depth layer a matmul and a sum of shifted slices), and the kernel and bias gradients (training) are computed only when asked for: an attack
   needs only dx, and XLA drops the rest;
@@ -113,7 +113,7 @@ WIDEN_NARROW_CONVS = True
 
 
 def _conv_wide(x, kernel, padding):
-  """``_conv`` with the output channels zero-padded to 32 for narrow convolutions."""
+  """``_conv`` with the output channels zero-padded to 17 for narrow convolutions."""
   o = kernel.shape[3]
   if not WIDEN_NARROW_CONVS or max(kernel.shape[2], o) >= _WIDE_CHANNELS:
     return _conv(x, kernel, padding)
