@@ -71,5 +71,5 @@ def test_only_models_that_ask_are_chunked():
   assert core.cpu_chunk_of(ChunkedTinyCNN()) == CHUNK and core.cpu_chunk_of(TinyCNN()) is None
   assert _has_loop(lambda x: fgsm(ChunkedTinyCNN(), params, x, labels, 0.01), x)
   assert not _has_loop(lambda x: fgsm(TinyCNN(), params, x, labels, 0.01), x)
-  assert ApplyFn(OriginalCNN(num_classes=4)).cpu_chunk == 8
+  assert ApplyFn(OriginalCNN(num_classes=4)).cpu_chunk == 4
   assert ApplyFn(OriginalCNN(num_classes=4, impl="reference")).cpu_chunk is None
