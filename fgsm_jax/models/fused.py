@@ -23,6 +23,10 @@ written and re-read several times. ``conv_relu_maxpool`` replaces that with:
   (``_conv_wide``), and the pooled layers' gradient is built over whole windows and sliced
   rather than zero-padded (a pad would be folded into asymmetric convolution padding).
 
+Two of these choices are XLA:CPU's alone, and the GPU keeps the forms it was measured with
+(``_fused(..., for_cpu)``, picked per platform): there the first layer's input gradient is
+one transposed 2 x 2 convolution, and narrow convolutions are widened to 32 channels.
+
 Semantics equal the plain formulation (``reference``): outputs to float rounding (the
 space-to-depth convolution sums in another order, ~1e-6), gradients identical except where a
 pooling window holds tied maxima (the first one gets the gradient, as in TF and PyTorch;
@@ -77,11 +81,12 @@ def conv_relu_maxpool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, po
                      f"{x.shape}")
   if impl == "reference":
     return reference(x, kernel, bias, pool)
+  for_cpu = lambda *a: _fused(*a, pool, True)
+  for_gpu = lambda *a: _fused(*a, pool, False)
   if impl == "fused":
-    return _fused(x, kernel, bias, pool)
-  return lax.platform_dependent(
-      x, kernel, bias, cpu=lambda *a: _fused(*a, pool), cuda=lambda *a: _fused(*a, pool),
-      default=lambda *a: reference(*a, pool))
+    return lax.platform_dependent(x, kernel, bias, cpu=for_cpu, default=for_gpu)
+  return lax.platform_dependent(x, kernel, bias, cpu=for_cpu, cuda=for_gpu,
+                                default=lambda *a: reference(*a, pool))
 
 
 def reference(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, pool: int) -> jnp.ndarray:
@@ -108,16 +113,20 @@ def _conv_same(x, kernel):
 # gradient widened to 17 output channels take 0.92 and 1.6 ms per 8-image chunk on one core,
 # against 1.04 and 2.0 ms widened to 32 and 1.6 and 2.3 ms in Eigen. (Widening the input
 # side instead, 16 -> 8 as 17 -> 8, runs 2.7 ms: YNNPACK is slow with few output channels.)
-_WIDE_CHANNELS = 17
+# On a GPU the form measured there is kept: widened to 32, and the first layer's input
+# gradient as one transposed convolution -- FGSM at batch 4096 on an H200 ran at 204k
+# images/s in float32 with it, 162k with the CPU choices (17 channels, matmul + col2im).
+_WIDE_CHANNELS = {True: 17, False: 32}   # for_cpu -> output channels
 WIDEN_NARROW_CONVS = True
 
 
-def _conv_wide(x, kernel, padding):
-  """``_conv`` with the output channels zero-padded to 17 for narrow convolutions."""
-  o = kernel.shape[3]
-  if not WIDEN_NARROW_CONVS or max(kernel.shape[2], o) >= _WIDE_CHANNELS:
+def _conv_wide(x, kernel, padding, for_cpu):
+  """``_conv`` with the output channels zero-padded (to 17 on CPU, 32 on GPU) for narrow
+  convolutions."""
+  o, wide = kernel.shape[3], _WIDE_CHANNELS[for_cpu]
+  if not WIDEN_NARROW_CONVS or max(kernel.shape[2], o) >= wide:
     return _conv(x, kernel, padding)
-  kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, 0), (0, _WIDE_CHANNELS - o)))
+  kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, 0), (0, wide - o)))
   return _conv(x, kernel, padding)[..., :o]
 
 
@@ -186,7 +195,7 @@ def _s2d_preact(x, kernel):
   return _conv(blocks, _s2d_kernel(kernel), "VALID")
 
 
-def _forward(x, kernel, bias, pool):
+def _forward(x, kernel, bias, pool, for_cpu):
   """(y, argmax index per pooled value)."""
   o = kernel.shape[3]
   if _use_space_to_depth(x, kernel, pool):
@@ -200,7 +209,7 @@ def _forward(x, kernel, bias, pool):
     m, idx = jnp.max(groups, axis=3), jnp.argmax(groups, axis=3).astype(jnp.int8)
   else:
     ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
-    z = _conv_wide(x, kernel, ((ph, ph), (pw, pw)))
+    z = _conv_wide(x, kernel, ((ph, ph), (pw, pw)), for_cpu)
     n, h, w, _ = z.shape
     h2, w2 = h // pool, w // pool
     windows = z[:, :h2 * pool, :w2 * pool].reshape(n, h2, pool, w2, pool, o)
@@ -241,23 +250,28 @@ def _scatter_to_groups(g, idx):
   return jnp.concatenate([jnp.where(idx == i, g, zero) for i in range(4)], axis=-1)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _fused(x, kernel, bias, pool):
-  return _forward(x, kernel, bias, pool)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _fused(x, kernel, bias, pool, for_cpu):
+  """The fused block; ``for_cpu`` picks the forms measured fastest on XLA:CPU, else on a GPU."""
+  return _forward(x, kernel, bias, pool, for_cpu)[0]
 
 
-def _fused_fwd(x, kernel, bias, pool):
-  y, idx = _forward(x, kernel, bias, pool)
+def _fused_fwd(x, kernel, bias, pool, for_cpu):
+  y, idx = _forward(x, kernel, bias, pool, for_cpu)
   return y, (x, kernel, y, idx)
 
 
-def _fused_bwd(pool, residuals, g):
+def _fused_bwd(pool, for_cpu, residuals, g):
   x, kernel, y, idx = residuals
   n, h2, w2, o = y.shape
   g_active = jnp.where(y > 0, g, jnp.zeros_like(g))           # ReLU'(0) = 0
   if _use_space_to_depth(x, kernel, pool):
     g_pre = _scatter_to_groups(g_active, idx)
-    dx = _s2d_input_grad(g_pre, kernel)
+    if for_cpu:
+      dx = _s2d_input_grad(g_pre, kernel)
+    else:   # one transposed 2 x 2 convolution of the blocks
+      blocks = _conv(g_pre, _flip_io(_s2d_kernel(kernel)), ((1, 1), (1, 1)))
+      dx = _depth_to_space(blocks, x.shape[3])[:, 1:-1, 1:-1]
     preact = lambda k: _s2d_preact(x, k)
   else:
     # Rows/columns past the last whole window get no gradient. They are covered by one more
@@ -272,7 +286,7 @@ def _fused_bwd(pool, residuals, g):
                           g_active[:, :, None, :, None, :], jnp.zeros((), g.dtype))
     g_pre = g_windows.reshape(n, hp * pool, wp * pool, o)[:, :x.shape[1], :x.shape[2]]
     ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
-    dx = _conv_wide(g_pre, _flip_io(kernel), ((ph, ph), (pw, pw)))
+    dx = _conv_wide(g_pre, _flip_io(kernel), ((ph, ph), (pw, pw)), for_cpu)
     preact = lambda k: _conv_same(x, k)
   # Kernel and bias gradients, for training; XLA removes them when only dx is used.
   dkernel = jax.vjp(preact, kernel)[1](g_pre)[0]
