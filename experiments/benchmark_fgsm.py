@@ -78,8 +78,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
-import math
 import os
 import platform
 import statistics
