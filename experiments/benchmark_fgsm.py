@@ -309,10 +309,13 @@ class JaxRunner:
         raise ValueError(f"batch {batch} does not split over {self.devices} devices")
       fn = sharding.data_parallel(attack_fn, mesh, 4, batched_argnums=(1, 2))
       images, targets = sharding.shard_batch((images, targets), mesh)
+      # Placed once: unplaced parameters would be copied to every device on every call.
+      params, key = sharding.replicate((work.params, jax.random.key(0)), mesh)
     else:
       fn = jax.jit(attack_fn)
       images, targets = jax.device_put(images), jax.device_put(targets)
-    self.args = (work.params, images, targets, jax.random.key(0))
+      params, key = jax.device_put((work.params, jax.random.key(0)))
+    self.args = (params, images, targets, key)
     start = time.perf_counter()
     self.compiled = fn.lower(*self.args).compile()
     self.compile_s = time.perf_counter() - start

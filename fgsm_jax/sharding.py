@@ -15,6 +15,7 @@ of the loss and metrics (``train_step`` honours ``batch['mask']``).
 Example (one host, all its devices):
 
   >>> mesh = batch_mesh()                                   # 1-D mesh, axis 'batch'
+  >>> params = replicate(params, mesh)                      # once, not on every call
   >>> attack = sharded_attack(functools.partial(fgsm, apply_fn), mesh)
   >>> adv = attack(params, images, labels, 5 / 255)         # images N x H x W x 3, any N
   >>> step = sharded_train_step(mesh)
@@ -132,6 +133,16 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
+def replicate(tree: Any, mesh: Mesh) -> Any:
+  """Places every leaf of ``tree`` (e.g. a model's parameters) whole on every device of ``mesh``.
+
+  Do it once, before calling a sharded function repeatedly: arguments that are not yet
+  replicated are copied to every device on every call (for the original CNN's 4 MB of
+  parameters, about 1 ms of each 45 ms FGSM call at batch 64 on 2 CPU devices).
+  """
+  return jax.device_put(tree, replicated(mesh))
+
+
 def shard_batch(batch: Any, mesh: Mesh, axis: str = BATCH_AXIS) -> Any:
   """Places ``batch`` (pytree, leading batch axis) split along ``axis`` of ``mesh``.
 
@@ -176,6 +187,8 @@ def sharded_attack(attack_fn: Callable[..., jnp.ndarray], mesh: Mesh, *,
       with the model already bound, e.g. ``functools.partial(fgsm, apply_fn)``. Examples must
       be independent (true of every attack in fgsm_jax.attacks).
     mesh: e.g. ``batch_mesh()``.
+      The other arguments (params, ...) are best placed on it once with ``replicate``;
+      otherwise each call copies them to every device.
     batched_argnums: positions of the positional arguments split along the batch (default
       images and labels); the others (params, eps, ...) are replicated. A randomised attack
       (PGD's random start, DI, ...) given one key would draw the same numbers on every device

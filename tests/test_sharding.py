@@ -91,6 +91,23 @@ def test_shard_batch_splits_the_batch_over_8_devices():
 
 
 @needs_8
+def test_replicate_puts_the_whole_tree_on_every_device(model):
+  _, params = model
+  mesh = sharding.batch_mesh()
+  placed = sharding.replicate(params, mesh)
+  for want, got in zip(jax.tree.leaves(params), jax.tree.leaves(placed)):
+    assert got.sharding.is_fully_replicated
+    assert {s.device for s in got.addressable_shards} == set(jax.devices())
+    for shard in got.addressable_shards:
+      np.testing.assert_array_equal(np.asarray(shard.data), np.asarray(want))
+  # Placed parameters give the same attack as unplaced ones.
+  images, labels = _data(16)
+  attack = sharding.sharded_attack(functools.partial(fgsm, model[0]), mesh)
+  np.testing.assert_array_equal(np.asarray(attack(placed, images, labels, EPS)),
+                                np.asarray(attack(params, images, labels, EPS)))
+
+
+@needs_8
 @pytest.mark.parametrize("n", [16, 13, 5])
 def test_sharded_fgsm_equals_single_device(model, n):
   apply_fn, params = model
