@@ -33,6 +33,15 @@ Devices (--cpu-devices N, CPU only): the CPU backend is split into N devices
 (fgsm_jax.sharding.use_cpu_devices) and fgsm_jax's attacks run data-parallel over them
 (sharding.sharded_attack over batch_mesh(): one slice of the batch per core); records carry
 devices. With the default 1 the attack runs as one program on one device.
+--cpu-processes N (CPU only) runs fgsm_jax's attack as N worker processes of this script
+instead, one per core (fgsm_jax.sharding.pin_process_to_core) and joined by
+jax.distributed.initialize on 127.0.0.1 -- the multi-host code path on one host: the batch is
+split between the processes (sharding.shard_batch), each attacks its part single-threaded.
+The parent keeps the peers and times a call from sending "run" to every worker until each
+has answered that its part is done (block_until_ready), so the pipe round trip is included;
+the workers' adversarial images are gathered for the peers' check. OMP_WAIT_POLICY defaults
+to PASSIVE here, so that torch's idle OpenMP threads sleep instead of spinning through the
+next runner's timed call.
 
 Weights are random (the CNN's Flax init; dlib's real weights when the packaged file loads):
 throughput does not depend on the weights' values. Images are uniform random in [0, 1].
@@ -79,9 +88,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import pathlib
 import platform
+import shutil
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -127,6 +141,15 @@ def _csv(kind: str, choices: tuple | list | None = None, cast: Callable = str):
   return parse
 
 
+def _worker_spec(text: str) -> tuple[int, int, int, str]:
+  """--worker RANK,COUNT,PORT,DIR: this process is worker RANK of a --cpu-processes run."""
+  try:
+    rank, count, port, where = text.split(",", 3)
+    return int(rank), int(count), int(port), where
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected RANK,COUNT,PORT,DIR, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
   from fgsm_jax.attacks import ATTACKS
   p = argparse.ArgumentParser(
@@ -155,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--cpu-devices", type=int, default=1,
                  help="split the CPU into this many devices and run fgsm_jax's attacks "
                       "data-parallel over them (CPU backend only; default 1)")
+  p.add_argument("--cpu-processes", type=int, default=1,
+                 help="run fgsm_jax's attacks as this many processes, one per CPU core, "
+                      "the batch split between them (jax.distributed on 127.0.0.1; CPU "
+                      "backend only; default 1)")
+  p.add_argument("--worker", type=_worker_spec, help=argparse.SUPPRESS)
   p.add_argument("--fp32-strict", action="store_true",
                  help="full float32 convolutions and products in JAX and torch (no TF32)")
   p.add_argument("--num-classes", type=int, default=50)
@@ -176,6 +204,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.error(f"--cpu-devices must be >= 1, got {args.cpu_devices}")
   if args.cpu_devices > 1 and any(b % args.cpu_devices for b in args.batch_sizes):
     parser.error(f"--batch-sizes must be multiples of --cpu-devices {args.cpu_devices}")
+  if args.cpu_processes < 1:
+    parser.error(f"--cpu-processes must be >= 1, got {args.cpu_processes}")
+  if args.cpu_processes > 1 and args.cpu_devices > 1:
+    parser.error("use either --cpu-devices or --cpu-processes, not both")
+  if args.cpu_processes > 1 and any(b % args.cpu_processes for b in args.batch_sizes):
+    parser.error(f"--batch-sizes must be multiples of --cpu-processes {args.cpu_processes}")
   for peer, module in (("tf", "tensorflow"), ("torch", "torch")):
     if peer in args.peers:
       try:
@@ -339,6 +373,131 @@ class JaxRunner:
   def call(self):
     return self.compiled(*self.args).block_until_ready()
 
+  def result(self) -> np.ndarray:
+    return np.asarray(self.call())
+
+  def close(self):
+    pass
+
+
+def _free_port() -> int:
+  with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
+
+
+class ProcessRunner:
+  """fgsm_jax's attack run by ``count`` worker processes of this script (--cpu-processes).
+
+  Each worker pins itself to a core, joins the others with jax.distributed, takes its rows of
+  the batch and compiles the data-parallel attack; then it answers one line per command on
+  its stdin: 'run' (one call, to completion), 'save' (writes its part of the adversarial
+  images), 'quit'. Their stderr goes to a log whose tail is shown if one fails.
+  """
+  framework = "fgsm_jax"
+
+  def __init__(self, attack: str, model: str, dtype: str, batch: int, count: int,
+               args: argparse.Namespace, images: np.ndarray, targets: np.ndarray):
+    self.devices = count
+    self.temp_bytes = self.flops_per_image = self.bytes_accessed_per_image = None
+    self.implementation = (f"fgsm_jax ({model}, {dtype}, {count} processes, one per core, "
+                           f"jax.distributed)")
+    self.dir = pathlib.Path(tempfile.mkdtemp(prefix="fgsm_jax_workers_"))
+    self.procs: list[subprocess.Popen] = []
+    try:
+      np.save(self.dir / "images.npy", images)
+      np.save(self.dir / "targets.npy", targets)
+      command = [sys.executable, os.path.abspath(__file__), "--attacks", attack,
+                 "--models", model, "--dtypes", dtype, "--batch-sizes", str(batch),
+                 "--steps", str(args.steps), "--eps", repr(args.eps),
+                 "--num-classes", str(args.num_classes), "--seed", str(args.seed)]
+      port = _free_port()
+      for rank in range(count):
+        with open(self.dir / f"worker_{rank}.log", "w") as log:
+          self.procs.append(subprocess.Popen(
+              command + ["--worker", f"{rank},{count},{port},{self.dir}"],
+              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+              bufsize=1))
+      self.compile_s = max(float(reply.split()[1]) for reply in self._expect("ready"))
+    except BaseException:
+      self.close()
+      raise
+
+  def _send(self, command: str):
+    for proc in self.procs:
+      proc.stdin.write(command + "\n")
+      proc.stdin.flush()
+
+  def _expect(self, word: str) -> list[str]:
+    replies = []
+    for rank, proc in enumerate(self.procs):
+      line = proc.stdout.readline()
+      if not line.startswith(word):
+        log = (self.dir / f"worker_{rank}.log").read_text(errors="replace").strip()
+        last = log.splitlines()[-1] if log else "(no output)"
+        raise RuntimeError(f"worker {rank} of {len(self.procs)} answered {line.strip()!r} "
+                           f"instead of {word!r}; its last log line: {last}")
+      replies.append(line)
+    return replies
+
+  def call(self):
+    self._send("run")
+    self._expect("done")
+
+  def result(self) -> np.ndarray:
+    self._send("save")
+    self._expect("saved")
+    return np.concatenate([np.load(self.dir / f"adversarial_{rank}.npy")
+                           for rank in range(len(self.procs))])
+
+  def close(self):
+    for proc in self.procs:
+      try:
+        if proc.poll() is None:
+          proc.stdin.write("quit\n")
+          proc.stdin.flush()
+        proc.wait(timeout=60)
+      except (OSError, subprocess.TimeoutExpired):
+        proc.kill()
+        proc.wait()
+    self.procs = []
+    shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _worker_main(args: argparse.Namespace) -> int:
+  """One process of a --cpu-processes run: see ProcessRunner."""
+  rank, count, port, where = args.worker
+  from fgsm_jax import sharding
+  sharding.pin_process_to_core(rank)   # before JAX starts: one XLA:CPU thread
+  import jax
+  jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=count,
+                             process_id=rank)
+  [attack], [model], [dtype], [batch] = args.attacks, args.models, args.dtypes, args.batch_sizes
+  where = pathlib.Path(where)
+  work = build_workload(model, dtype, args.num_classes, args.seed)
+  rows = slice(rank * batch // count, (rank + 1) * batch // count)
+  mesh = sharding.batch_mesh()
+  images, targets = sharding.shard_batch(
+      (np.load(where / "images.npy")[rows], np.load(where / "targets.npy")[rows]), mesh)
+  params, key = sharding.replicate((work.params, jax.random.key(0)), mesh)
+  fn = sharding.data_parallel(attack_function(attack, work, args.eps, args.steps), mesh, 4)
+  start = time.perf_counter()
+  compiled = fn.lower(params, images, targets, key).compile()
+  print(f"ready {time.perf_counter() - start:.6f}", flush=True)
+  for line in sys.stdin:
+    command = line.strip()
+    if command == "run":
+      compiled(params, images, targets, key).block_until_ready()
+      print("done", flush=True)
+    elif command == "save":
+      [own] = compiled(params, images, targets, key).addressable_shards
+      np.save(where / f"adversarial_{rank}.npy", np.asarray(own.data))
+      print("saved", flush=True)
+    elif command == "quit":
+      break
+  jax.distributed.shutdown()
+  return 0
+
 
 class PeerRunner:
   def __init__(self, peer, images: np.ndarray, labels: np.ndarray):
@@ -394,55 +553,64 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[l
           images = rng.random((batch, work.image_size, work.image_size, 3), np.float32)
           targets = work.make_targets(rng, batch)
           try:
-            ours = JaxRunner(attack, work, batch, args.eps, args.steps, images, targets)
+            if args.cpu_processes > 1:
+              ours = ProcessRunner(attack, model, dtype, batch, args.cpu_processes, args,
+                                   images, targets)
+            else:
+              ours = JaxRunner(attack, work, batch, args.eps, args.steps, images, targets)
           except Exception as e:   # e.g. bfloat16 unsupported on this backend
             log(f"skip {attack} {model} {dtype} batch {batch}: "
                 f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             continue
-          runners: list = [ours]
-          matches: dict[int, dict] = {}
-          if args.peers and model in PEER_MODELS and dtype == "float32":
-            from fgsm_jax.benchmarks import peers as peers_lib
-            adv = np.asarray(ours.call())
-            for peer in peers_lib.build_peers(
-                args.peers, attack, work.params, args.num_classes, args.eps,
-                image_size=work.image_size, steps=args.steps,
-                alpha=pgd_step_size(args.eps, args.steps), model=model):
-              # targets: class labels (cnn) or reference descriptors (dlib), as fgsm_jax's.
-              runner = PeerRunner(peer, images, targets)
-              match = peers_lib.compare_adversarials(adv, peer.to_numpy(runner.first),
-                                                     args.eps)
-              # One flipped sign changes every later gradient of an iterative attack, so
-              # its allowance grows with the steps.
-              match["ok"] = match["frac_pixels_differ"] <= args.peer_tolerance * (steps or 1)
-              if not match["ok"] and steps is not None and steps > CHECK_STEPS:
-                short = _short_check(args, attack, work, model, peer, images, targets, steps)
-                match.update(check_steps=CHECK_STEPS, check_frac_pixels_differ=short)
-                match["ok"] = short <= args.peer_tolerance * CHECK_STEPS
-              if not match["ok"]:
-                all_match = False
-                log(f"MISMATCH {peer.name} {attack} batch {batch}: {match}; not timed")
-                records.append(_record(attack, model, batch, dtype, None, None, backend,
-                                       device, steps, runner, [], match=match))
-                continue
-              matches[len(runners)] = match
-              runners.append(runner)
-          times = time_interleaved(runners, args.warmup, args.repeats)
-          peak = _peak_bytes()
-          ours_rate = batch / statistics.median(times[0])
-          for i, (runner, t) in enumerate(zip(runners, times)):
-            median = statistics.median(t)
-            rate = batch / median
-            compile_s = runner.compile_s
-            if compile_s is None:   # a peer: first call (tracing/graph building) - steady
-              compile_s = max(runner.first_s - median, 0.0)
-            rec = _record(attack, model, batch, dtype, rate, compile_s, backend, device, steps,
-                          runner, t, peak_bytes=peak if i == 0 else None,
-                          match=matches.get(i))
-            if i > 0:
-              rec["ratio"] = ours_rate / rate
-            records.append(rec)
-            log(_line(rec))
+          try:
+            runners: list = [ours]
+            matches: dict[int, dict] = {}
+            if args.peers and model in PEER_MODELS and dtype == "float32":
+              from fgsm_jax.benchmarks import peers as peers_lib
+              adv = ours.result()
+              for peer in peers_lib.build_peers(
+                  args.peers, attack, work.params, args.num_classes, args.eps,
+                  image_size=work.image_size, steps=args.steps,
+                  alpha=pgd_step_size(args.eps, args.steps), model=model):
+                # targets: class labels (cnn) or reference descriptors (dlib), as fgsm_jax's.
+                runner = PeerRunner(peer, images, targets)
+                match = peers_lib.compare_adversarials(adv, peer.to_numpy(runner.first),
+                                                       args.eps)
+                # One flipped sign changes every later gradient of an iterative attack, so
+                # its allowance grows with the steps.
+                match["ok"] = match["frac_pixels_differ"] <= args.peer_tolerance * (steps or 1)
+                if not match["ok"] and steps is not None and steps > CHECK_STEPS:
+                  short = _short_check(args, attack, work, model, peer, images, targets, steps)
+                  match.update(check_steps=CHECK_STEPS, check_frac_pixels_differ=short)
+                  match["ok"] = short <= args.peer_tolerance * CHECK_STEPS
+                if not match["ok"]:
+                  all_match = False
+                  log(f"MISMATCH {peer.name} {attack} batch {batch}: {match}; not timed")
+                  records.append(_record(attack, model, batch, dtype, None, None, backend,
+                                         device, steps, runner, [], match=match))
+                  continue
+                matches[len(runners)] = match
+                runners.append(runner)
+            times = time_interleaved(runners, args.warmup, args.repeats)
+            peak = None if args.cpu_processes > 1 else _peak_bytes()
+            ours_rate = batch / statistics.median(times[0])
+            for i, (runner, t) in enumerate(zip(runners, times)):
+              median = statistics.median(t)
+              rate = batch / median
+              compile_s = runner.compile_s
+              if compile_s is None:   # a peer: first call (tracing/graph building) - steady
+                compile_s = max(runner.first_s - median, 0.0)
+              rec = _record(attack, model, batch, dtype, rate, compile_s, backend, device, steps,
+                            runner, t, peak_bytes=peak if i == 0 else None,
+                            match=matches.get(i))
+              if i == 0 and args.cpu_processes > 1:   # the parent's JAX is one device
+                rec["device"] = f"{device.rsplit(' x', 1)[0]} x{args.cpu_processes}"
+              if i > 0:
+                rec["ratio"] = ours_rate / rate
+              records.append(rec)
+              log(_line(rec))
+          finally:
+            ours.close()
   return records, all_match
 
 
@@ -498,7 +666,14 @@ def _line(rec: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+  # torch's OpenMP threads otherwise busy-wait after each of its calls, through the start of
+  # the next runner's timed call: with --cpu-processes, whose workers are pinned to the cores
+  # those threads spin on, fgsm_jax measured 0.99-1.07x tf.function with torch's peer in the
+  # rounds and 1.10-1.15x with this set (torch's own rate unchanged). Set before torch loads.
+  os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
   args = parse_args(argv)
+  if args.worker is not None:
+    return _worker_main(args)
   if args.cpu_devices > 1:
     from fgsm_jax import sharding
     try:

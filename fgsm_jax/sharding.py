@@ -27,9 +27,15 @@ the original CNN kept ~1.3 of 2 cores busy; ``use_cpu_devices()`` (called right 
 ``import jax``) makes one JAX device per core, and ``sharded_attack`` then runs one slice of
 the batch per core (~1.9 of 2 busy, ~1.4x the images/s; BENCHMARKS.md, throughput).
 
-Multi-host (e.g. 4 hosts x 8 GPUs; planned on paper, not run here): start the same program on
-every host and call ``jax.distributed.initialize()`` first (on Cloud TPU and SLURM it finds
-the coordinator itself; elsewhere pass ``coordinator_address='host0:1234',
+One process per core on one host is the multi-host path run on one machine: process i of n
+calls ``pin_process_to_core(i)`` and ``jax.distributed.initialize('127.0.0.1:PORT', n, i)``
+before anything else, and from there on everything reads as below. On the 2-core dev machine
+this is the fastest way to use both cores (``experiments/benchmark_fgsm.py --cpu-processes``),
+and ``tests/test_sharding.py`` runs it to check that it equals one process bit for bit.
+
+Multi-host (e.g. 4 hosts x 8 GPUs; planned on paper, not run across hosts here): start the
+same program on every host and call ``jax.distributed.initialize()`` first (on Cloud TPU and
+SLURM it finds the coordinator itself; elsewhere pass ``coordinator_address='host0:1234',
 num_processes=4, process_id=i``). ``jax.devices()`` then lists all 32 devices and
 ``batch_mesh()`` spans them. Each host reads only its own part of the data -- e.g. the
 files ``i::4`` of a sorted list, a per-host batch of B / 4 -- and ``shard_batch`` assembles
@@ -74,6 +80,28 @@ def use_cpu_devices(count: int | None = None) -> int:
     raise RuntimeError(f"use_cpu_devices({count}) must run before any JAX computation, "
                        f"right after 'import jax' ({e})") from None
   return count
+
+
+def pin_process_to_core(index: int) -> int:
+  """Pins this process to one CPU core, the ``index``-th (modulo their count) of the cores it
+  may run on, and returns that core's number (Linux only).
+
+  For one JAX process per core on one host: e.g. process ``i`` of ``n`` calls
+  ``pin_process_to_core(i)`` and then ``jax.distributed.initialize('127.0.0.1:PORT', n, i)``;
+  ``batch_mesh()`` then spans the n processes' CPU devices and ``sharded_attack`` splits a
+  batch between them as between hosts. Call it before any JAX computation: XLA:CPU sizes its
+  thread pool from the cores the process may use, and a pinned process runs each program on
+  one thread. That is the fastest way found to use a small CPU's cores: within one process,
+  devices (``use_cpu_devices``) share one thread pool whose threads contend with each other
+  (FGSM on the original CNN, batch 64, 2 cores: ~39 ms with a pinned process per core,
+  45-48 ms with two devices in one process; BENCHMARKS.md, throughput).
+  """
+  if not hasattr(os, "sched_setaffinity"):
+    raise RuntimeError("pinning a process to a core needs os.sched_setaffinity (Linux)")
+  cores = sorted(os.sched_getaffinity(0))
+  core = cores[index % len(cores)]
+  os.sched_setaffinity(0, {core})
+  return core
 
 
 def batch_mesh(devices: Sequence[jax.Device] | None = None, axis: str = BATCH_AXIS) -> Mesh:
@@ -140,7 +168,20 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
   replicated are copied to every device on every call (for the original CNN's 4 MB of
   parameters, about 1 ms of each 45 ms FGSM call at batch 64 on 2 CPU devices).
   """
-  return jax.device_put(tree, replicated(mesh))
+  sharding = replicated(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+
+  # Under multi-process every process passes the same whole value; device_put cannot place
+  # onto other processes' devices.
+  def one(leaf):
+    if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+      data = jax.make_array_from_process_local_data(sharding,
+                                                    np.asarray(jax.random.key_data(leaf)))
+      return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+    return jax.make_array_from_process_local_data(sharding, np.asarray(leaf))
+
+  return jax.tree.map(one, tree)
 
 
 def shard_batch(batch: Any, mesh: Mesh, axis: str = BATCH_AXIS) -> Any:
@@ -202,7 +243,8 @@ def sharded_attack(attack_fn: Callable[..., jnp.ndarray], mesh: Mesh, *,
     ``run(*args, **static)``: ``static`` keyword arguments (steps=..., targeted=...) are
     passed to ``attack_fn`` as Python values; the result has the input batch's size
     (padding, when N is not a multiple of the device count, is removed) and is sharded
-    along ``axis``.
+    along ``axis``. Under multi-process each process passes its own rows (a multiple of its
+    local device count) and gets the global array, whose shards on its devices are its rows.
   """
   batched = tuple(sorted(set(batched_argnums)))
   count = mesh.shape[axis]
@@ -216,12 +258,21 @@ def sharded_attack(attack_fn: Callable[..., jnp.ndarray], mesh: Mesh, *,
     if not batched or max(batched) >= len(args):
       raise ValueError(f"batched_argnums {batched} out of range for {len(args)} arguments")
     parts = {i: args[i] for i in batched}
-    padded, n = pad_batch(parts, count)
-    args = tuple(padded[i] if i in batched else a for i, a in enumerate(args))
+    if jax.process_count() > 1:
+      # Each process passes its own rows; the result is the global array (each process
+      # owns its rows' shards). Padding would interleave rows of different processes.
+      local = count // jax.process_count()
+      if _batch_size(parts) % local:
+        raise ValueError(f"under multi-process each process's batch must be a multiple of "
+                         f"its {local} devices; got {_batch_size(parts)} (pad_batch first)")
+      n = None
+    else:
+      parts, n = pad_batch(parts, count)
+    args = tuple(parts[i] if i in batched else a for i, a in enumerate(args))
     placed = tuple(shard_batch(a, mesh, axis) if i in batched else a
                    for i, a in enumerate(args))
     out = compiled(len(args), tuple(sorted(static.items())))(*placed)
-    return out if out.shape[0] == n else out[:n]
+    return out if n is None or out.shape[0] == n else out[:n]
 
   return run
 
@@ -242,7 +293,7 @@ def sharded_train_step(mesh: Mesh, axis: str = BATCH_AXIS,
 
   def step(state, batch):
     batch, _ = pad_batch(batch, count, mask_key="mask")
-    state = jax.device_put(state, replicated(mesh))
+    state = replicate(state, mesh)
     return step_fn(state, shard_batch(batch, mesh, axis))
 
   return step

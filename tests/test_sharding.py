@@ -204,6 +204,70 @@ def test_use_cpu_devices_splits_the_cpu_and_sharded_attacks_use_every_device():
       (result.stdout + result.stderr)[-3000:]
 
 
+_PROCESS_CHILD = r"""
+import sys
+rank, count, port, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+from fgsm_jax import sharding
+core = sharding.pin_process_to_core(rank)
+import os
+assert os.sched_getaffinity(0) == {core}
+import functools, jax, jax.numpy as jnp, numpy as np
+jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=count,
+                           process_id=rank)
+from fgsm_jax.attacks import fgsm
+from fgsm_jax.models import ApplyFn, OriginalCNN
+assert jax.process_count() == count and jax.device_count() == count
+module = OriginalCNN(num_classes=5)
+params = module.init(jax.random.key(0), jnp.zeros((1, 48, 48, 3)))["params"]
+rng = np.random.default_rng(7)
+images = rng.random((8, 48, 48, 3), np.float32)
+labels = rng.integers(0, 5, 8).astype(np.int32)
+rows = slice(rank * 8 // count, (rank + 1) * 8 // count)
+mesh = sharding.batch_mesh()
+attack = sharding.sharded_attack(functools.partial(fgsm, ApplyFn(module)), mesh)
+adv = attack(sharding.replicate(params, mesh), images[rows], labels[rows], 4 / 255)
+assert adv.shape == (8, 48, 48, 3), adv.shape
+[own] = adv.addressable_shards
+np.save(out, np.asarray(own.data))
+jax.distributed.shutdown()
+"""
+
+
+def _free_port():
+  import socket
+  with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
+
+
+def test_one_pinned_process_per_core_equals_one_process(tmp_path):
+  """The multi-host path on one host: 2 processes (jax.distributed on 127.0.0.1), each pinned
+  to a core and holding its half of the batch, attack it as one global batch."""
+  if CHILD:
+    pytest.skip("this is the child run")
+  if not hasattr(os, "sched_setaffinity"):
+    pytest.skip("pinning needs Linux")
+  count, port = 2, _free_port()
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("XLA_FLAGS", None)
+  procs = [subprocess.Popen([sys.executable, "-c", _PROCESS_CHILD, str(rank), str(count),
+                             str(port), str(tmp_path / f"adv_{rank}.npy")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=pathlib.Path(__file__).resolve().parents[1])
+           for rank in range(count)]
+  for proc in procs:
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output[-3000:]
+  got = np.concatenate([np.load(tmp_path / f"adv_{rank}.npy") for rank in range(count)])
+  module = OriginalCNN(num_classes=5)
+  params = module.init(jax.random.key(0), jnp.zeros((1, 48, 48, 3)))["params"]
+  rng = np.random.default_rng(7)
+  images = rng.random((8, 48, 48, 3), np.float32)
+  labels = rng.integers(0, 5, 8).astype(np.int32)
+  want = np.asarray(fgsm(ApplyFn(module), params, images, labels, 4 / 255))
+  np.testing.assert_array_equal(got, want)
+
+
 def test_use_cpu_devices_rejects_a_count_below_one():
   with pytest.raises(ValueError, match=">= 1"):
     sharding.use_cpu_devices(0)

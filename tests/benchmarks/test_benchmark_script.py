@@ -121,6 +121,9 @@ def test_diverged_iterative_peers_are_checked_on_their_first_steps(tmp_path, mon
     (["--peers", "mxnet"], "unknown peer 'mxnet'"),
     (["--cpu-devices", "0"], "--cpu-devices must be >= 1"),
     (["--cpu-devices", "2", "--batch-sizes", "4,3"], "multiples of --cpu-devices 2"),
+    (["--cpu-processes", "0"], "--cpu-processes must be >= 1"),
+    (["--cpu-processes", "2", "--batch-sizes", "4,3"], "multiples of --cpu-processes 2"),
+    (["--cpu-processes", "2", "--cpu-devices", "2", "--batch-sizes", "4"], "not both"),
 ])
 def test_bad_flags_are_usage_errors(flags, message, capsys):
   with pytest.raises(SystemExit) as exit_info:
@@ -153,6 +156,35 @@ def test_cpu_devices_shard_the_attack_over_that_many_devices(tmp_path):
   assert record["devices"] == 2 and record["device"].endswith("x2")
   assert "sharded over 2 devices" in record["implementation"]
   assert record["flops_per_image"] is None   # one device's program: not per image
+
+
+def test_cpu_processes_split_the_attack_between_worker_processes(tmp_path):
+  # The workers' gathered images must match the torch peer's before it is timed.
+  pytest.importorskip("torch")
+  out = tmp_path / "processes.json"
+  run = subprocess.run(
+      [sys.executable, str(SCRIPT), "--cpu-processes", "2", "--attacks", "fgsm",
+       "--batch-sizes", "4", "--repeats", "2", "--warmup", "0", "--peers", "torch",
+       "--json", str(out)],
+      capture_output=True, text=True, timeout=600, cwd=REPO,
+      env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"})
+  assert run.returncode == 0, run.stderr[-2000:]
+  ours, peer = json.loads(out.read_text())
+  assert ours["devices"] == 2 and ours["device"].endswith("x2")
+  assert "2 processes" in ours["implementation"] and len(ours["times_s"]) == 2
+  assert ours["compile_s"] > 0 and ours["peak_bytes"] is None
+  assert peer["framework"] == "torch" and peer["match"]["ok"]
+  assert peer["match"]["frac_pixels_differ"] <= 1e-3
+
+
+def test_a_failing_worker_is_a_one_line_skip(capsys):
+  args = bench.parse_args(["--cpu-processes", "2", "--batch-sizes", "2", "--models", "cnn"])
+  args.num_classes = 1   # the workers' own argument check rejects it and they exit
+  records, _ = bench.run(args, log=print)
+  printed = capsys.readouterr().out
+  assert records == []
+  skip = [line for line in printed.splitlines() if line.startswith("skip fgsm")]
+  assert len(skip) == 1 and "RuntimeError: worker 0 of 2" in skip[0], printed
 
 
 def test_cpu_devices_after_jax_started_is_a_one_line_error(capsys):
