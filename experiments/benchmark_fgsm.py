@@ -91,7 +91,6 @@ import os
 import pathlib
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -380,12 +379,6 @@ class JaxRunner:
     pass
 
 
-def _free_port() -> int:
-  with socket.socket() as sock:
-    sock.bind(("127.0.0.1", 0))
-    return sock.getsockname()[1]
-
-
 class ProcessRunner:
   """fgsm_jax's attack run by ``count`` worker processes of this script (--cpu-processes).
 
@@ -411,7 +404,8 @@ class ProcessRunner:
                  "--models", model, "--dtypes", dtype, "--batch-sizes", str(batch),
                  "--steps", str(args.steps), "--eps", repr(args.eps),
                  "--num-classes", str(args.num_classes), "--seed", str(args.seed)]
-      port = _free_port()
+      from fgsm_jax import sharding
+      port = sharding.free_local_port()
       for rank in range(count):
         with open(self.dir / f"worker_{rank}.log", "w") as log:
           self.procs.append(subprocess.Popen(
@@ -476,21 +470,18 @@ def _worker_main(args: argparse.Namespace) -> int:
   where = pathlib.Path(where)
   work = build_workload(model, dtype, args.num_classes, args.seed)
   rows = slice(rank * batch // count, (rank + 1) * batch // count)
-  mesh = sharding.batch_mesh()
-  images, targets = sharding.shard_batch(
-      (np.load(where / "images.npy")[rows], np.load(where / "targets.npy")[rows]), mesh)
-  params, key = sharding.replicate((work.params, jax.random.key(0)), mesh)
-  fn = sharding.data_parallel(attack_function(attack, work, args.eps, args.steps), mesh, 4)
-  start = time.perf_counter()
-  compiled = fn.lower(params, images, targets, key).compile()
-  print(f"ready {time.perf_counter() - start:.6f}", flush=True)
+  # JaxRunner's data-parallel form, given this process's rows: under jax.distributed
+  # shard_batch and replicate assemble the global arrays from every process's part.
+  ours = JaxRunner(attack, work, batch, args.eps, args.steps,
+                   np.load(where / "images.npy")[rows], np.load(where / "targets.npy")[rows])
+  print(f"ready {ours.compile_s:.6f}", flush=True)
   for line in sys.stdin:
     command = line.strip()
     if command == "run":
-      compiled(params, images, targets, key).block_until_ready()
+      ours.call()
       print("done", flush=True)
     elif command == "save":
-      [own] = compiled(params, images, targets, key).addressable_shards
+      [own] = ours.call().addressable_shards
       np.save(where / f"adversarial_{rank}.npy", np.asarray(own.data))
       print("saved", flush=True)
     elif command == "quit":

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 from typing import Any, Callable, Sequence
 
 import jax
@@ -102,6 +103,14 @@ def pin_process_to_core(index: int) -> int:
   core = cores[index % len(cores)]
   os.sched_setaffinity(0, {core})
   return core
+
+
+def free_local_port() -> int:
+  """A TCP port free on 127.0.0.1 now, for the coordinator of processes on one host
+  (``jax.distributed.initialize(f'127.0.0.1:{port}', n, i)``)."""
+  with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
 
 
 def batch_mesh(devices: Sequence[jax.Device] | None = None, axis: str = BATCH_AXIS) -> Mesh:

@@ -233,13 +233,6 @@ jax.distributed.shutdown()
 """
 
 
-def _free_port():
-  import socket
-  with socket.socket() as sock:
-    sock.bind(("127.0.0.1", 0))
-    return sock.getsockname()[1]
-
-
 def test_one_pinned_process_per_core_equals_one_process(tmp_path):
   """The multi-host path on one host: 2 processes (jax.distributed on 127.0.0.1), each pinned
   to a core and holding its half of the batch, attack it as one global batch."""
@@ -247,7 +240,7 @@ def test_one_pinned_process_per_core_equals_one_process(tmp_path):
     pytest.skip("this is the child run")
   if not hasattr(os, "sched_setaffinity"):
     pytest.skip("pinning needs Linux")
-  count, port = 2, _free_port()
+  count, port = 2, sharding.free_local_port()
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
   procs = [subprocess.Popen([sys.executable, "-c", _PROCESS_CHILD, str(rank), str(count),
