@@ -144,6 +144,11 @@ def _check_node(graph: TfjsGraph, name: str, op: str, inputs: list[str],
     if got != [1, strides, strides, 1] or padding != "VkFMSUQ=":  # base64 of VALID.
       raise MobileFaceModelError(f"node {name!r} has strides {got}, padding {padding!r}; "
                                  f"expected [1, {strides}, {strides}, 1], VALID")
+    dilations = [int(s) for s in attr.get("dilations", {}).get("list", {}).get("i", ["1"] * 4)]
+    layout = attr.get("data_format", {}).get("s", "TkhXQw==")  # base64 of NHWC (TF's default).
+    if dilations != [1, 1, 1, 1] or layout != "TkhXQw==":
+      raise MobileFaceModelError(f"node {name!r} has dilations {dilations}, data_format "
+                                 f"{layout!r}; expected none and NHWC")
 
 
 def _weight(graph: TfjsGraph, name: str, shape: tuple[int, ...]) -> np.ndarray:
