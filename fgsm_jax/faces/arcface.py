@@ -105,9 +105,10 @@ def arcface_transform(points5: np.ndarray, photo_hw: tuple[int, int]) -> ArcFace
   h, w = int(photo_hw[0]), int(photo_hw[1])
   if h <= 0 or w <= 0:
     raise ValueError(f'expected a positive photo size (height, width), got {photo_hw}')
+  # Coincident points leave the scale undefined (similarity_transform would take 1).
+  spread = float(np.mean(np.sum((pts - pts.mean(0)) ** 2, axis=1)))
   m, t = chips_lib.similarity_transform(pts, ARCFACE_TEMPLATE)
-  det = float(np.linalg.det(m))
-  if not det > 1e-12:
+  if not spread > 1e-6 or not float(np.linalg.det(m)) > 1e-12:
     raise ValueError(f'five points {pts.tolist()} do not fix a similarity transform')
   inv = np.linalg.inv(m)
   off = -inv @ t

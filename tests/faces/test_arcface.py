@@ -300,3 +300,41 @@ def test_jitter_shared_with_the_dlib_chip(photos):
     v = np.linalg.solve(m, p - a0[[2, 5]])
     got = np.array([[moved[0], moved[1]], [moved[3], moved[4]]]) @ v + moved[[2, 5]]
     np.testing.assert_allclose(got, p_new, atol=0.05)
+
+
+def test_one_compiled_crop_serves_every_face_of_a_window_size(photos):
+  traces = []
+
+  @jax.jit
+  def crop(window, geom):
+    traces.append(1)
+    return faces.window_crop(window, geom)
+
+  size = (240, 240)
+  for img, face in photos[:3]:
+    tf = face.arcface
+    ys, xs = np.nonzero(_footprint(tf))
+    top = int(np.clip((ys.min() + ys.max() - size[0]) // 2, 0, img.shape[0] - size[0]))
+    left = int(np.clip((xs.min() + xs.max() - size[1]) // 2, 0, img.shape[1] - size[1]))
+    x = jnp.asarray(img / 255.0, jnp.float32)
+    got = crop(x[top:top + size[0], left:left + size[1]],
+               faces.arcface_geometry(tf, top, left, size))
+    np.testing.assert_allclose(got, faces.arcface_crop(x, tf), atol=2e-5)
+  assert len(traces) == 1
+
+
+def test_bad_input_raises_a_one_line_value_error(photos):
+  img, face = photos[0]
+  with pytest.raises(ValueError, match='5 x 2'):
+    faces.arcface_transform(np.zeros((4, 2)), img.shape[:2])
+  with pytest.raises(ValueError, match='do not fix'):
+    faces.arcface_transform(np.zeros((5, 2)), img.shape[:2])
+  with pytest.raises(ValueError, match='positive photo size'):
+    faces.arcface_transform(face.arcface_points, (0, 10))
+  with pytest.raises(ValueError, match='computed for'):
+    faces.arcface_crop(jnp.zeros((10, 10, 3)), face.arcface)
+  with pytest.raises(ValueError, match='H x W x 3'):
+    faces.arcface_crop_reference(img[..., 0], face.arcface_points)
+  with pytest.raises(ValueError, match='positive scale'):
+    faces.arcface_n_down(0.0)
+  assert [faces.arcface_n_down(s) for s in (0.5, 2.0, 2.01, 4.0, 4.5)] == [0, 0, 1, 1, 2]
