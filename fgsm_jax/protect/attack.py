@@ -10,9 +10,12 @@ Per step:
      back, exact) and its chip is cut with an optionally jittered alignment (a small
      random similarity: landmarks found again on the protected photo move), optionally
      with DI's random resize-and-pad of the chip;
-  3. loss = mean over the views of the capped dodging distance min(||f(chip) - ref||,
-     cap), f the Flax port of dlib's ResNet and ref the face's clean descriptor (no
-     label);
+  3. per recognizer of the ensemble (`Surrogate`: dlib's ResNet on its 150 x 150 chip,
+     MobileFace on the 112 x 112 ArcFace crop, ...), loss = mean over the views of the
+     capped dodging distance min(d(f(crop), ref) / threshold, cap), d the recognizer's own
+     metric, ref the face's clean descriptor (no label), distances in units of the
+     recognizer's same-person threshold; each member's gradient is divided by its mean
+     |.| and the members are summed with their weights;
   4. the gradient w.r.t. the window is optionally smoothed (TI) and accumulated with
      momentum (MI): m = decay m + g / mean|g|;
   5. x = clip(x + step * budget * sign(m), x0 - budget, x0 + budget), clipped to [0, 1],
@@ -21,13 +24,14 @@ Per step:
      the original 8-bit values after rounding.
 
 Steps run in chunks of ``config.chunk`` unrolled steps inside one jitted ``lax.fori_loop``;
-one compile per (window size, pyramid depth, `AttackConfig`) serves every photo and step
-count.
+one compile per (window size, members with their pyramid depths, `AttackConfig`) serves
+every photo and step count.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import zlib
 from typing import Any
 
 import jax
@@ -35,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fgsm_jax.attacks import transforms as tlib
+from fgsm_jax.faces import arcface
 from fgsm_jax.protect import warp
 
 DEGRADATIONS = ('none', 'jpeg75', 'resize_half')
@@ -53,11 +58,13 @@ class AttackConfig:
       all 0: no jitter.
     di_prob, di_min_scale: DI's resize-and-pad of the chip (prob 0: off).
     ti_kernel: TI's Gaussian kernel size on the gradient (0: off), sigma = size / 6.
-    cap: the dodging distance stops counting above this (views already far enough give no
-      gradient, so the others get the budget).
+    cap: the dodging distance, in units of the recognizer's threshold, stops counting above
+      this (views already far enough give no gradient, so the others get the budget).
     soft: 0: sign steps (L-inf FGSM); s > 0: a pixel steps by its gradient over s times
       the mean |gradient|, clipped to [-1, 1] -- a full step only where the gradient is
       large, so the perturbation concentrates there instead of filling the budget.
+    feature_dropout: drop this share of every convolution's outputs of each surrogate,
+      afresh each step (model augmentation, for transfer); 0: off.
     chunk: steps unrolled per jitted call (steps are rounded up to a multiple of it).
   """
   step: float = 0.25
@@ -70,8 +77,9 @@ class AttackConfig:
   di_prob: float = 0.0
   di_min_scale: float = 0.9
   ti_kernel: int = 0
-  cap: float = 1.2
+  cap: float = 2.0  # dlib: 1.2 in its L2 units (threshold 0.6)
   soft: float = 0.0
+  feature_dropout: float = 0.0
   chunk: int = 4
 
   def __post_init__(self):
@@ -82,6 +90,8 @@ class AttackConfig:
     if self.eot_samples < 1 or self.step <= 0 or self.decay < 0 or self.chunk < 1:
       raise ValueError(f'expected eot_samples >= 1, step > 0, decay >= 0; got '
                        f'{self.eot_samples}, {self.step}, {self.decay}')
+    if not 0 <= self.feature_dropout < 1:
+      raise ValueError(f'feature_dropout must be in [0, 1), got {self.feature_dropout}')
     if self.ti_kernel < 0 or (self.ti_kernel and self.ti_kernel % 2 == 0):
       raise ValueError(f'ti_kernel must be 0 or odd, got {self.ti_kernel}')
 
@@ -161,48 +171,160 @@ def _degrade(window: jax.Array, kind: str) -> jax.Array:
   raise ValueError(kind)
 
 
-def _views(x_q: jax.Array, geom: warp.ChipGeometry, key: jax.Array, config: AttackConfig,
-           n_down: int) -> jax.Array:
-  """The eot_samples chips of the (rounded) window, K x 150 x 150 x 3."""
-  degraded = {kind: _degrade(x_q, kind) for kind in dict.fromkeys(config.degradations)}
-  levels = {kind: warp.level_image(v, geom.shift, n_down) for kind, v in degraded.items()}
+@dataclasses.dataclass(frozen=True)
+class Surrogate:
+  """A recognizer the attack differentiates (static: hashable, part of the compile key).
+
+  Attributes:
+    name: for reports ('dlib', 'mobileface').
+    apply_fn: ``apply_fn(params, crops K x S x S x 3 in [0, 1]) -> K x D`` descriptors
+      (hashable, e.g. a module-level function).
+    crop: how the face is cut from the window: 'dlib_chip' (dlib's 150 x 150 chip through
+      its image pyramid, `warp.window_chip`) or 'arcface' (the 112 x 112 ArcFace crop,
+      `fgsm_jax.faces.arcface.window_crop`).
+    metric: 'l2' (dlib: Euclidean distance of raw descriptors) or 'cosine' (cosine
+      distance of L2-normalised descriptors).
+    threshold: the recognizer's same-person threshold in its metric; the loss counts
+      distance in units of it, so recognizers with different scales weigh alike.
+    weight: the member's share of the ensemble update.
+    n_down: pyramid levels of the crop (static; dlib's chip: ``ChipTransform.n_down``,
+      ArcFace: levels of the gradient's low-pass, `arcface.arcface_n_down`).
+  """
+  name: str
+  apply_fn: Any
+  crop: str
+  metric: str
+  threshold: float
+  weight: float = 1.0
+  n_down: int = 0
+
+  def __post_init__(self):
+    if self.crop not in ('dlib_chip', 'arcface') or self.metric not in ('l2', 'cosine'):
+      raise ValueError(f"crop must be 'dlib_chip' or 'arcface' and metric 'l2' or 'cosine', "
+                       f'got {self.crop!r}, {self.metric!r}')
+    if not self.threshold > 0 or not self.weight > 0:
+      raise ValueError(f'threshold and weight must be > 0, got {self.threshold}, {self.weight}')
+
+
+def _distance(metric: str, desc: jax.Array, ref: jax.Array) -> jax.Array:
+  """Per-row distance of K x D descriptors from ref (D,) in the recognizer's own metric."""
+  if metric == 'l2':
+    d = desc - ref
+    return jnp.sqrt(jnp.sum(d * d, axis=-1) + 1e-12)
+  unit = desc / jnp.sqrt(jnp.sum(desc * desc, axis=-1, keepdims=True) + 1e-12)
+  ref_unit = ref / jnp.sqrt(jnp.sum(ref * ref) + 1e-12)
+  return 1.0 - unit @ ref_unit
+
+
+def _jitters(geom_chip: warp.ChipGeometry | None, key: jax.Array, config: AttackConfig
+             ) -> list[jax.Array | None]:
+  """Per view, the jittered dlib-chip affine (None: no jitter), shared by every crop so
+  both recognizers see the landmarks move together (as on a re-detected photo)."""
   jitter = config.jitter_px > 0 or config.jitter_deg > 0 or config.jitter_scale > 0
-  chips = []
+  out = []
+  for k in range(config.eot_samples):
+    if not jitter or geom_chip is None:
+      out.append(None)
+      continue
+    out.append(warp.jitter_affine(geom_chip.affine, jax.random.fold_in(jax.random.fold_in(
+        key, k), 1), config.jitter_px, config.jitter_deg, config.jitter_scale))
+  return out
+
+
+def _crops(member: Surrogate, degraded: dict[str, jax.Array], geom: Any,
+           chip_geom: warp.ChipGeometry | None, chip_n_down: int, jitters: list,
+           key: jax.Array, config: AttackConfig) -> jax.Array:
+  """The member's eot_samples crops of the (degraded) windows, K x S x S x 3 in [0, 1]."""
+  crops = []
+  if member.crop == 'dlib_chip':
+    levels = {kind: warp.level_image(v, geom.shift, member.n_down) for kind, v in degraded.items()}
+  else:
+    levels = {kind: arcface.crop_pyramid(v, member.n_down) for kind, v in degraded.items()}
   for k in range(config.eot_samples):
     kind = config.degradations[k % len(config.degradations)]
     kk = jax.random.fold_in(key, k)
-    affine = geom.affine
-    if jitter:
-      affine = warp.jitter_affine(affine, jax.random.fold_in(kk, 1), config.jitter_px,
-                                  config.jitter_deg, config.jitter_scale)
-    chip = warp.sample_chip(levels[kind], affine, geom.bounds)
+    if member.crop == 'dlib_chip':
+      affine = geom.affine if jitters[k] is None else jitters[k]
+      crop = warp.sample_chip(levels[kind], affine, geom.bounds)
+    else:
+      affine = geom.affine
+      if jitters[k] is not None:
+        affine = arcface.follow_chip_jitter(affine, chip_geom.affine, jitters[k], chip_n_down,
+                                            chip_geom.shift)
+      crop = arcface.sample_crop(levels[kind], affine, member.n_down)
     if config.di_prob > 0:
-      chip = tlib.ResizePad(config.di_min_scale, config.di_prob)(jax.random.fold_in(kk, 2),
-                                                                 chip)
-    chips.append(chip)
-  return jnp.stack(chips)
+      crop = tlib.ResizePad(config.di_min_scale, config.di_prob)(jax.random.fold_in(kk, 2),
+                                                                 crop)
+    crops.append(crop)
+  return jnp.stack(crops)
 
 
-def _norm(v: jax.Array) -> jax.Array:
-  return jnp.sqrt(jnp.sum(v * v, axis=-1) + 1e-12)
+def _feature_dropout(rate: float, key: jax.Array):
+  """A Flax method interceptor dropping ``rate`` of every convolution's outputs (scaled by
+  1 / (1 - rate)): a fresh random sub-network per step, "model augmentation" that makes
+  one surrogate act as many (Wu et al. 2018 / DFANet, Zhong & Deng 2021)."""
+  import flax.linen as nn  # pylint: disable=import-outside-toplevel
+
+  def interceptor(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if context.method_name != '__call__' or 'Conv' not in type(context.module).__name__:
+      return out
+    name = '/'.join(context.module.path) or type(context.module).__name__
+    k = jax.random.fold_in(key, zlib.crc32(name.encode()))
+    keep = jax.random.bernoulli(k, 1.0 - rate, out.shape)
+    return jnp.where(keep, out / (1.0 - rate), 0.0)
+
+  return nn.intercept_methods(interceptor)
 
 
-def _loss(apply_fn: Any, params: Any, x: jax.Array, geom: warp.ChipGeometry, ref: jax.Array,
-          key: jax.Array, config: AttackConfig, n_down: int) -> jax.Array:
-  chips = _views(x, geom, key, config, n_down)
-  return jnp.mean(jnp.minimum(_norm(apply_fn(params, chips) - ref), config.cap))
+def _member_loss(member: Surrogate, params: Any, x: jax.Array, geoms: tuple, refs: tuple,
+                 index: int, chip_index: int | None, chip_n_down: int, key: jax.Array,
+                 config: AttackConfig) -> jax.Array:
+  """Mean over views of min(distance / threshold, cap) for one ensemble member."""
+  degraded = {kind: _degrade(x, kind) for kind in dict.fromkeys(config.degradations)}
+  chip_geom = geoms[chip_index] if chip_index is not None else None
+  jitters = _jitters(chip_geom, key, config)
+  crops = _crops(member, degraded, geoms[index], chip_geom, chip_n_down, jitters, key, config)
+  if config.feature_dropout > 0:
+    with _feature_dropout(config.feature_dropout, jax.random.fold_in(key, 7 + index)):
+      desc = member.apply_fn(params, crops)
+  else:
+    desc = member.apply_fn(params, crops)
+  d = _distance(member.metric, desc, refs[index]) / member.threshold
+  return jnp.mean(jnp.minimum(d, config.cap))
 
 
-def _steps(apply_fn: Any, params: Any, x: jax.Array, m: jax.Array, lo: jax.Array,
-           hi: jax.Array, budget: jax.Array, geom: warp.ChipGeometry, ref: jax.Array,
-           key: jax.Array, t0: jax.Array, config: AttackConfig, n_down: int
+def _chip_member(members: tuple[Surrogate, ...]) -> tuple[int | None, int]:
+  """Index and pyramid depth of the dlib-chip member (the jitter's reference), if any."""
+  for i, m in enumerate(members):
+    if m.crop == 'dlib_chip':
+      return i, m.n_down
+  return None, 0
+
+
+def _steps(members: tuple[Surrogate, ...], params: tuple, x: jax.Array, m: jax.Array,
+           lo: jax.Array, hi: jax.Array, budget: jax.Array, geoms: tuple, refs: tuple,
+           key: jax.Array, t0: jax.Array, config: AttackConfig
            ) -> tuple[jax.Array, jax.Array]:
-  """``config.chunk`` attack steps, unrolled (step t uses fold_in(key, t0 + t))."""
+  """``config.chunk`` attack steps, unrolled (step t uses fold_in(key, t0 + t)).
+
+  The ensemble's gradient is the weighted sum of each member's gradient divided by its
+  mean |.|: recognizers whose losses differ in scale or steepness get the share of the
+  update their weight says, not the share their gradient's size would take.
+  """
   kernel = (tlib.gaussian_kernel(config.ti_kernel, config.ti_kernel / 6.0)
             if config.ti_kernel else None)
+  chip_index, chip_n_down = _chip_member(members)
+  total = sum(mem.weight for mem in members)
   for t in range(config.chunk):
-    g = jax.grad(_loss, argnums=2)(apply_fn, params, x, geom, ref,
-                                   jax.random.fold_in(key, t0 + t), config, n_down)
+    kt = jax.random.fold_in(key, t0 + t)
+    g = jnp.zeros_like(x)
+    for i, mem in enumerate(members):
+      gi = jax.grad(_member_loss, argnums=2)(mem, params[i], x, geoms, refs, i, chip_index,
+                                             chip_n_down, kt, config)
+      if len(members) > 1:
+        gi = gi / jnp.maximum(jnp.mean(jnp.abs(gi)), 1e-12)
+      g = g + (mem.weight / total) * gi
     if kernel is not None:
       g = tlib.gaussian_smooth(g[None], kernel, 'zero')[0]
     if config.decay > 0:
@@ -219,64 +341,77 @@ def _steps(apply_fn: Any, params: Any, x: jax.Array, m: jax.Array, lo: jax.Array
   return x, m
 
 
-_STATIC = ('apply_fn', 'config', 'n_down')
+_STATIC = ('members', 'config')
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _all_chunks(apply_fn, params, x, m, lo, hi, budget, geom, ref, key, n_chunks, *, config,
-                n_down):
+def _all_chunks(members, params, x, m, lo, hi, budget, geoms, refs, key, n_chunks, *,
+                config):
   def body(i, carry):
-    return _steps(apply_fn, params, *carry, lo, hi, budget, geom, ref, key, i * config.chunk,
-                  config, n_down)
+    return _steps(members, params, *carry, lo, hi, budget, geoms, refs, key,
+                  i * config.chunk, config)
   return jax.lax.fori_loop(0, n_chunks, body, (x, m))
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _finish(apply_fn, params, x, geom, ref, *, config, n_down):
+def _finish(members, params, x, geoms, refs, *, config):
+  """The 8-bit window and each member's distance on it (its own metric, unjittered)."""
   del config
   x = jnp.round(x * 255.0) / 255.0
-  chip = warp.window_chip(x, geom, n_down)
-  return x, jnp.linalg.norm(apply_fn(params, chip[None])[0] - ref)
+  dists = []
+  for i, mem in enumerate(members):
+    if mem.crop == 'dlib_chip':
+      crop = warp.window_chip(x, geoms[i], mem.n_down)
+    else:
+      crop = arcface.window_crop(x, geoms[i], 0, quantize=True)
+    dists.append(_distance(mem.metric, mem.apply_fn(params[i], crop[None]), refs[i])[0])
+  return x, jnp.stack(dists)
 
 
-def protect_window(apply_fn: Any, params: Any, window0: jax.Array, start: jax.Array,
-                   budget: jax.Array, geom: warp.ChipGeometry, ref: jax.Array,
-                   key: jax.Array, steps: int, *, config: AttackConfig, n_down: int
+def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.Array,
+                   start: jax.Array, budget: jax.Array, geoms: tuple, refs: tuple,
+                   key: jax.Array, steps: int, *, config: AttackConfig
                    ) -> tuple[jax.Array, jax.Array]:
-  """Runs the attack on one face's window.
+  """Runs the attack on one face's window against an ensemble of recognizers.
 
   Steps run in chunks of ``config.chunk`` unrolled steps (``steps`` is rounded up to a
   multiple of it) in a ``lax.fori_loop`` inside one jit, so one compile serves every step
-  count. (The recognizer's convolutions are ``fgsm_jax.models.conv.Conv``: with nn.Conv,
-  XLA:CPU ran their gradients ~4x slower inside a loop than outside one.)
+  count. (The dlib recognizer's convolutions are ``fgsm_jax.models.conv.Conv``: with
+  nn.Conv, XLA:CPU ran their gradients ~4x slower inside a loop than outside one.)
 
   Args:
-    apply_fn: ``apply_fn(params, chips N x 150 x 150 x 3) -> N x 128`` (static, hashable).
-    params: the recognizer's parameters.
+    members: the recognizers attacked (`Surrogate`, static), e.g. dlib's ResNet and
+      MobileFace; one member is the plain single-model attack.
+    params: one parameter tree per member.
     window0: the original window, float [0, 1] holding 8-bit values, H x W x 3.
     start: where to start (the current protected window), same shape.
     budget: per-pixel L-inf budget, H x W x 1 (or x 3), [0, 1] units.
-    geom: the face's chip geometry in this window (`warp.geometry`).
-    ref: (128,) the face's clean descriptor.
-    key: PRNG key (jitter, DI).
+    geoms: per member, the face's crop geometry in this window (`warp.ChipGeometry` for
+      'dlib_chip', `arcface.ArcFaceGeometry` for 'arcface').
+    refs: per member, the face's clean descriptor (D,).
+    key: PRNG key (jitter, DI, feature dropout).
     steps: number of steps.
     config: `AttackConfig` (static).
-    n_down: pyramid levels of the chip (static).
 
   Returns:
-    (window, distance): the protected window rounded to 8 bits (float [0, 1]), and the
-    Flax model's distance from ``ref`` on it, unjittered.
+    (window, distances): the protected window rounded to 8 bits (float [0, 1]), and each
+    member's distance from its ``ref`` on it (its own metric, unjittered), shape (M,).
   """
+  members = tuple(members)
+  if not (len(members) == len(params) == len(geoms) == len(refs)) or not members:
+    raise ValueError(f'expected one params, geometry and reference per member; got '
+                     f'{len(members)} members, {len(params)} params, {len(geoms)} '
+                     f'geometries, {len(refs)} references')
   window0 = jnp.asarray(window0, jnp.float32)
   budget = jnp.asarray(budget, jnp.float32)
   lo = jnp.clip(window0 - budget, 0.0, 1.0)
   hi = jnp.clip(window0 + budget, 0.0, 1.0)
-  ref = jnp.asarray(ref, jnp.float32)
+  refs = tuple(jnp.asarray(r, jnp.float32) for r in refs)
+  params, geoms = tuple(params), tuple(geoms)
   x = jnp.clip(jnp.asarray(start, jnp.float32), lo, hi)
   m = jnp.zeros_like(x)
   n_chunks = -(-int(steps) // config.chunk)
-  static = dict(config=config, n_down=n_down)
   if n_chunks:
-    x, m = _all_chunks(apply_fn, params, x, m, lo, hi, budget, geom, ref, key,
-                       jnp.asarray(n_chunks, jnp.int32), **static)
-  return _finish(apply_fn, params, x, geom, ref, **static)
+    x, m = _all_chunks(members, params, x, m, lo, hi, budget, geoms, refs, key,
+                       jnp.asarray(n_chunks, jnp.int32), config=config)
+  return _finish(members, params, x, geoms, refs, config=config)

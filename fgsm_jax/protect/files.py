@@ -13,7 +13,7 @@ import io
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import numpy as np
@@ -85,7 +85,8 @@ class FileResult:
 
 
 def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: Preset,
-                 key: jax.Array, *, params: Any, apply_fn: Any,
+                 key: jax.Array, *, recognizers: Sequence[photo_lib.Recognizer],
+                 judges: Sequence[str] | None = None,
                  models: recognizer.RealDlib | None = None,
                  max_pixels: int = MAX_PIXELS) -> FileResult:
   """Protects one photo file and writes ``out_path`` (a metadata-free PNG).
@@ -110,13 +111,15 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
   except images_lib.ImageError as e:
     return failed(str(e))
 
+  seeing = tuple(dict.fromkeys([r.name for r in recognizers] + list(judges or ())))
+
   def save_and_check(protected: np.ndarray):
     io_lib.atomic_write_bytes(out_path, encode_png(protected))
-    return recognizer.describe(images_lib.load_rgb(out_path), models)
+    return recognizer.describe(images_lib.load_rgb(out_path), models, recognizers=seeing)
 
   try:
-    _, faces = photo_lib.protect_photo(rgb, preset, key, params=params, apply_fn=apply_fn,
-                                       models=models, check=save_and_check)
+    _, faces = photo_lib.protect_photo(rgb, preset, key, recognizers=recognizers,
+                                       judges=judges, models=models, check=save_and_check)
   except photo_lib.NoFaceError:
     return failed(f'{path}: no face found (nothing to protect; no output written)')
   except images_lib.ImageError as e:  # the output could not be read back

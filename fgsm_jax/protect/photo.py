@@ -1,11 +1,14 @@
-"""Protecting a whole photo: every face, a feathered region each, checked by real dlib.
+"""Protecting a whole photo: every face, a feathered region each, checked by the judges.
 
 `protect_photo` is the pipeline of experiments/protect_photos.py without the file
-handling: find the faces with real dlib (boxes, 5 landmarks, clean descriptors), attack
-each face's window with `attack.protect_window`, round to 8 bits, let real dlib find the
-faces again on the result (``check``: the caller may save and reload the file there) and,
-for faces whose distance from their clean descriptor is still under the preset's target,
-attack again from where it stopped with the new alignment.
+handling: find the faces with real dlib (boxes, landmarks, clean descriptors of every
+recognizer involved), attack each face's window with `attack.protect_window` against the
+ensemble of `Recognizer`s (each through its own alignment: dlib's chip, the ArcFace crop),
+round to 8 bits, let the judges find the faces again on the result (``check``: the caller
+may save and reload the file there) and, for faces that some attacked recognizer still
+places under the preset's target, attack again from where it stopped with the new
+alignment. Recognizers that judge but are not attacked (leave-one-out) never steer the
+rounds: they see only the final result.
 
 Budgets: each face's region (the detector box grown by ``margin``, then a raised-cosine
 feather) gets eps, optionally weighted by local contrast; pixels outside every region
@@ -14,6 +17,7 @@ have budget 0 and come out bit-identical to the input.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable, Sequence
 
@@ -23,6 +27,7 @@ import numpy as np
 
 from fgsm_jax import faces as faces_lib
 from fgsm_jax import quality
+from fgsm_jax.faces import arcface
 from fgsm_jax.protect import attack as attack_lib
 from fgsm_jax.protect import recognizer, warp
 from fgsm_jax.protect.presets import Preset
@@ -56,20 +61,67 @@ class FaceResult:
 
   Attributes:
     box: the face's detector box in the original photo.
-    distance: real dlib's distance between the clean descriptor and that of the face found
-      at the same place in the protected photo; None when no face is found there.
-    protected: distance > 0.6 (dlib's same-person threshold) or the face is not found.
+    distances: per judge (recognizer name), its distance between the clean descriptor and
+      that of the face found at the same place in the protected photo (its own metric);
+      None when no face is found there.
+    protected: every judge is past its same-person threshold, or the face is not found.
     rounds: attack rounds this face received.
-    model_distance: the Flax model's distance after its last round (attack-side view).
+    model_distances: per attacked recognizer, the Flax model's distance after the last
+      round (attack-side view).
   """
   box: recognizer.Box
-  distance: float | None
+  distances: dict[str, float | None]
   protected: bool
   rounds: int
-  model_distance: float | None = None
+  model_distances: dict[str, float] = dataclasses.field(default_factory=dict)
+
+  @property
+  def distance(self) -> float | None:
+    """Real dlib's distance (None: not judged by dlib, or the face is not found)."""
+    return self.distances.get('dlib')
+
+  def fools(self, name: str) -> bool:
+    """Whether the judge ``name`` no longer matches this face to its clean self."""
+    d = self.distances.get(name)
+    return d is None or d > recognizer.THRESHOLDS[name]
 
 
-def _window(box: recognizer.Box, chip: faces_lib.ChipTransform, photo_hw: tuple[int, int],
+@dataclasses.dataclass(frozen=True, eq=False)
+class Recognizer:
+  """A recognizer the attack differentiates: name (`recognizer.RECOGNIZERS`), the Flax
+  ``apply_fn(params, crops) -> descriptors`` (hashable) and its params."""
+  name: str
+  apply_fn: Any
+  params: Any
+
+
+def load_recognizers(names: Sequence[str]) -> list[Recognizer]:
+  """The Flax ports of the named recognizers, loaded once per process.
+
+  Raises:
+    ValueError: an unknown name. The loaders' one-line errors (missing or corrupt model
+    files) pass through.
+  """
+  out = []
+  for name in recognizer.check_names(names):
+    if name == 'dlib':
+      from fgsm_jax.models import dlib_resnet  # pylint: disable=import-outside-toplevel
+      out.append(Recognizer(name, dlib_resnet.dlib_resnet_apply, _cached_dlib_resnet()))
+    else:
+      from fgsm_jax.models import mobileface  # pylint: disable=import-outside-toplevel
+      out.append(Recognizer(name, mobileface.mobileface_apply,
+                            recognizer.load_mobileface_judge()[0]))
+  return out
+
+
+@functools.cache
+def _cached_dlib_resnet() -> Any:
+  from fgsm_jax.models import dlib_resnet  # pylint: disable=import-outside-toplevel
+  return dlib_resnet.load_dlib_resnet()
+
+
+def _window(box: recognizer.Box, chip: faces_lib.ChipTransform,
+            arc: arcface.ArcFaceTransform | None, photo_hw: tuple[int, int],
             margin: float, feather: float) -> faces_lib.Region:
   """The face's window and mask geometry: box region + chip, bucketed, 16-aligned.
 
@@ -90,6 +142,14 @@ def _window(box: recognizer.Box, chip: faces_lib.ChipTransform, photo_hw: tuple[
   ext = half * (abs(math.cos(chip.angle)) + abs(math.sin(chip.angle))) + 2
   need = (min(inner[0] - band - 1, cy - ext), min(inner[1] - band - 1, cx - ext),
           max(inner[2] + band + 1, cy + ext), max(inner[3] + band + 1, cx + ext))
+  if arc is not None:  # the ArcFace crop reaches lower (mouth): its footprint, with room
+    a, b, c, d, e, f = arc.affine
+    n = arcface.ARCFACE_SIZE - 1
+    xs = [a * x + b * y + c for x in (0, n) for y in (0, n)]
+    ys = [d * x + e * y + f for x in (0, n) for y in (0, n)]
+    room = CHIP_JITTER_ROOM * n * arc.scale / 2 + 2
+    need = (min(need[0], min(ys) - room), min(need[1], min(xs) - room),
+            max(need[2], max(ys) + room), max(need[3], max(xs) + room))
   need = (max(need[0], 0.0), max(need[1], 0.0), min(need[2], h - 1.0), min(need[3], w - 1.0))
 
   want = max(need[2] - need[0], need[3] - need[1]) + 1 + ALIGN
@@ -146,23 +206,50 @@ def _chip(landmarks: np.ndarray, photo_hw: tuple[int, int]) -> faces_lib.ChipTra
     return None
 
 
-def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *, params: Any,
-                  apply_fn: Any, models: recognizer.RealDlib | None = None,
-                  check: Check | None = None, clean: Sequence[recognizer.FaceRecord] | None = None
+def _arcface(face: recognizer.FaceRecord, photo_hw: tuple[int, int]
+             ) -> arcface.ArcFaceTransform | None:
+  try:
+    return arcface.arcface_transform(arcface.arcface_points(face.landmarks68), photo_hw)
+  except (ValueError, TypeError):
+    return None
+
+
+def _surrogate(rec: Recognizer, chip: faces_lib.ChipTransform,
+               arc: arcface.ArcFaceTransform | None) -> attack_lib.Surrogate:
+  if rec.name == 'dlib':
+    return attack_lib.Surrogate('dlib', rec.apply_fn, 'dlib_chip', 'l2',
+                                recognizer.THRESHOLDS['dlib'], n_down=chip.n_down)
+  return attack_lib.Surrogate(rec.name, rec.apply_fn, 'arcface', 'cosine',
+                              recognizer.THRESHOLDS[rec.name], n_down=arc.n_down)
+
+
+def _geometry(rec: Recognizer, chip: faces_lib.ChipTransform,
+              arc: arcface.ArcFaceTransform | None, region: faces_lib.Region) -> Any:
+  if rec.name == 'dlib':
+    return warp.geometry(chip, region.top, region.left, region.size)
+  return arcface.arcface_geometry(arc, region.top, region.left, region.size)
+
+
+def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
+                  recognizers: Sequence[Recognizer], judges: Sequence[str] | None = None,
+                  models: recognizer.RealDlib | None = None, check: Check | None = None,
+                  clean: Sequence[recognizer.FaceRecord] | None = None
                   ) -> tuple[np.ndarray, list[FaceResult]]:
-  """Protects every face real dlib finds in the photo.
+  """Protects every face real dlib finds in the photo, against an ensemble of recognizers.
 
   Args:
     rgb: uint8 H x W x 3, upright (EXIF orientation applied).
     preset: the settings (`presets.PRESETS`).
     key: PRNG key; the same key, photo and preset give the same result.
-    params, apply_fn: the Flax recognizer (``load_dlib_resnet()``, a hashable
-      ``apply_fn(params, chips) -> descriptors``).
+    recognizers: the ensemble attacked (`load_recognizers(('dlib', 'mobileface'))`).
+    judges: the recognizers that check the result (default: the attacked ones); a judge
+      not attacked only reports (leave-one-out), it never decides whether to go on.
     models: real dlib (``recognizer.load_real_dlib()``).
-    check: ``check(protected uint8) -> faces`` run after each round; default real dlib's
-      `recognizer.describe` on the array (the script saves the PNG, reloads it and
-      describes the reloaded pixels, so the last check is of the file on disk).
-    clean: the faces of ``rgb`` if already described (saves detecting them twice).
+    check: ``check(protected uint8) -> faces`` run after each round, with the descriptors
+      of every judge; default `recognizer.describe` on the array (the script saves the
+      PNG, reloads it and describes the reloaded pixels, so the last check is of the file
+      on disk).
+    clean: the faces of ``rgb`` if already described (with every judge's descriptors).
 
   Returns:
     (protected uint8 H x W x 3, one FaceResult per clean face, in detector order).
@@ -170,66 +257,89 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *, params: An
   Raises:
     NoFaceError: real dlib finds no face in ``rgb``.
   """
+  recognizers = list(recognizers)
+  attacked = recognizer.check_names([r.name for r in recognizers])
+  judges = recognizer.check_names(judges if judges is not None else attacked)
+  seeing = tuple(dict.fromkeys(attacked + judges))
   models = models or recognizer.load_real_dlib()
-  check = check or (lambda img: recognizer.describe(img, models))
-  clean = list(clean) if clean is not None else recognizer.describe(rgb, models)
+  check = check or (lambda img: recognizer.describe(img, models, recognizers=seeing))
+  clean = (list(clean) if clean is not None
+           else recognizer.describe(rgb, models, recognizers=seeing))
   hw = rgb.shape[:2]
-  usable = [(f, _chip(f.landmarks, hw)) for f in clean]
-  usable = [(f, c) for f, c in usable if c is not None]
+  usable = []
+  for f in clean:
+    chip = _chip(f.landmarks, hw)
+    arc = _arcface(f, hw) if 'mobileface' in seeing else None
+    if chip is not None and ('mobileface' not in attacked or arc is not None):
+      usable.append((f, chip, arc))
   if not usable:
     raise NoFaceError('no face found')
-  regions = [_window(f.box, c, hw, preset.margin, preset.feather) for f, c in usable]
+  regions = [_window(f.box, c, a, hw, preset.margin, preset.feather) for f, c, a in usable]
   budget = budget_map(rgb, regions, preset)
   original = rgb.astype(np.float32) / 255.0
   adv = original.copy()
-  chips = [c for _, c in usable]
+  aligned = [(c, a) for _, c, a in usable]
   todo = list(range(len(usable)))
   rounds = [0] * len(usable)
-  model_d: list[float | None] = [None] * len(usable)
+  model_d: list[dict[str, float]] = [{} for _ in usable]
   found: Sequence[recognizer.FaceRecord] = []
   matches: list[int | None] = [None] * len(usable)
+  refs = [[f.descriptor_of(r.name) for r in recognizers] for f, _, _ in usable]
   for rnd in range(preset.rounds):
     steps = preset.steps if rnd == 0 else preset.extra_steps
     for i in todo:
       region = regions[i]
       if rnd > 0 and matches[i] is not None:  # re-align on the protected photo's landmarks
-        chips[i] = _chip(found[matches[i]].landmarks, hw) or chips[i]
+        again = found[matches[i]]
+        aligned[i] = (_chip(again.landmarks, hw) or aligned[i][0],
+                      (_arcface(again, hw) if again.landmarks68 is not None else None)
+                      or aligned[i][1])
       try:
-        geom = warp.geometry(chips[i], region.top, region.left, region.size)
-      except ValueError:
-        geom = warp.geometry(usable[i][1], region.top, region.left, region.size)
-        chips[i] = usable[i][1]
+        geoms = [_geometry(r, *aligned[i], region) for r in recognizers]
+      except ValueError:  # the re-found face's crop leaves the window: keep the first
+        aligned[i] = usable[i][1:]
+        geoms = [_geometry(r, *aligned[i], region) for r in recognizers]
+      members = tuple(_surrogate(r, *aligned[i]) for r in recognizers)
       t, l = region.top, region.left
       sl = (slice(t, t + region.size[0]), slice(l, l + region.size[1]))
       window, d = attack_lib.protect_window(
-          apply_fn, params, jnp.asarray(original[sl]), jnp.asarray(adv[sl]),
-          jnp.asarray(budget[sl]), geom, jnp.asarray(usable[i][0].descriptor),
+          members, tuple(r.params for r in recognizers), jnp.asarray(original[sl]),
+          jnp.asarray(adv[sl]), jnp.asarray(budget[sl]), tuple(geoms),
+          tuple(jnp.asarray(v) for v in refs[i]),
           jax.random.fold_in(jax.random.fold_in(key, rnd), i), jnp.asarray(steps, jnp.int32),
-          config=preset.attack, n_down=chips[i].n_down)
+          config=preset.attack)
       adv[sl] = np.asarray(window)
       rounds[i] += 1
-      model_d[i] = float(d)
+      model_d[i] = {r.name: float(v) for r, v in zip(recognizers, np.asarray(d))}
     protected = np.round(adv * 255.0).astype(np.uint8)
     found = check(protected)
-    matches = recognizer.match_faces([f for f, _ in usable], found)
-    dist = [None if m is None else recognizer.distance(usable[i][0].descriptor,
-                                                       found[m].descriptor)
+    matches = recognizer.match_faces([f for f, _, _ in usable], found)
+    dist = [{n: None if m is None else recognizer.distance(
+        usable[i][0].descriptor_of(n), found[m].descriptor_of(n), n) for n in seeing}
             for i, m in enumerate(matches)]
-    # The preset may also ask for the target after JPEG / resizing (the robust one).
-    worst = list(dist)
+    # The rounds go on while an attacked recognizer is under the target (the robust preset
+    # also asks for it after JPEG / resizing); judges left out of the attack never count.
+    ratio = [{n: None if d[n] is None else d[n] / recognizer.THRESHOLDS[n] for n in attacked}
+             for d in dist]
     for kind in preset.check_degradations:
-      seen = recognizer.describe(quality.DEGRADATIONS[kind](protected), models)
-      for i, m in enumerate(recognizer.match_faces([f for f, _ in usable], seen)):
-        if m is not None:
-          d = recognizer.distance(usable[i][0].descriptor, seen[m].descriptor)
-          worst[i] = d if worst[i] is None else min(worst[i], d)
-    todo = [i for i, d in enumerate(worst) if d is not None and d <= preset.target]
+      seen = recognizer.describe(quality.DEGRADATIONS[kind](protected), models,
+                                 recognizers=attacked)
+      for i, m in enumerate(recognizer.match_faces([f for f, _, _ in usable], seen)):
+        if m is None:
+          continue
+        for n in attacked:
+          r = recognizer.distance(usable[i][0].descriptor_of(n), seen[m].descriptor_of(n),
+                                  n) / recognizer.THRESHOLDS[n]
+          ratio[i][n] = r if ratio[i][n] is None else min(ratio[i][n], r)
+    todo = [i for i, r in enumerate(ratio)
+            if any(v is not None and v <= preset.target for v in r.values())]
     if not todo:
       break
   results = []
-  for i, (face, _) in enumerate(usable):
-    d = dist[i]
-    results.append(FaceResult(box=face.box, distance=d,
-                              protected=d is None or d > recognizer.SAME_PERSON_THRESHOLD,
-                              rounds=rounds[i], model_distance=model_d[i]))
+  for i, (face, _, _) in enumerate(usable):
+    res = FaceResult(box=face.box, distances={n: dist[i][n] for n in judges},
+                     protected=False, rounds=rounds[i],
+                     model_distances=model_d[i])
+    res.protected = all(res.fools(n) for n in judges)
+    results.append(res)
   return protected, results

@@ -24,8 +24,9 @@ class Preset:
       8-bit result and the faces not yet at ``target`` get ``extra_steps`` more steps with
       the new alignment.
     extra_steps: steps of each later round.
-    target: real dlib distance from the clean descriptor that ends the rounds (> 0.6, the
-      same-person threshold, with a margin so other photos of the person fall out too).
+    target: distance from the clean descriptor that ends the rounds, in units of each
+      attacked recognizer's same-person threshold (> 1, with a margin so other photos of
+      the person fall out too; dlib: 1.417 is 0.85 in its units).
     margin, feather: the region around the detector's face box: full budget over the box
       grown by ``margin`` x its side, falling (raised cosine) to 0 over ``feather`` x side.
     texture: 0 spends eps everywhere in the region; t > 0 scales each pixel's budget by
@@ -42,7 +43,7 @@ class Preset:
   steps: int
   rounds: int = 3
   extra_steps: int = 10
-  target: float = 0.75
+  target: float = 1.25
   margin: float = 0.3
   feather: float = 0.2
   texture: float = 0.0
@@ -76,7 +77,7 @@ PRESETS: dict[str, Preset] = {
             name='fast',
             summary=('eps 4, MI-FGSM, 8 steps + up to 1 re-aligned round of 4 (target 0.7), '
                      'texture-weighted budget; plain photos only'),
-            eps=4.0, steps=8, rounds=2, extra_steps=4, target=0.7, texture=0.5,
+            eps=4.0, steps=8, rounds=2, extra_steps=4, target=0.7 / 0.6, texture=0.5,
             attack=dataclasses.replace(_ONE_VIEW, step=0.35)),
         Preset(
             name='default',
@@ -84,7 +85,7 @@ PRESETS: dict[str, Preset] = {
                      're-aligned rounds of 8 until real dlib is 0.85 away, texture-weighted '
                      'budget (flat skin gets half of eps); plain photos (JPEG and resizing '
                      'not modelled)'),
-            eps=5.0, steps=16, rounds=3, extra_steps=8, target=0.85, texture=0.5,
+            eps=5.0, steps=16, rounds=3, extra_steps=8, target=0.85 / 0.6, texture=0.5,
             attack=dataclasses.replace(_ONE_VIEW, soft=2.0)),
         Preset(
             name='robust',
@@ -92,7 +93,7 @@ PRESETS: dict[str, Preset] = {
                      'differentiable) and twice resized to half and back -- 24 steps + up to 3 '
                      're-aligned rounds of 8 until real dlib is 0.9 away on the file as is, '
                      'after JPEG 75 and after halving; made to survive JPEG 75 and halving'),
-            eps=6.0, steps=24, rounds=4, extra_steps=8, target=0.9, texture=0.5,
+            eps=6.0, steps=24, rounds=4, extra_steps=8, target=0.9 / 0.6, texture=0.5,
             check_degradations=('jpeg75', 'resize_half'),
             attack=AttackConfig(step=0.2, eot_samples=4,
                                 degradations=('none', 'resize_half', 'jpeg75', 'resize_half'),

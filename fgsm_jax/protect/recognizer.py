@@ -1,4 +1,4 @@
-"""Real dlib as the judge: face detection, 5 landmarks and 128-D descriptors, no JAX.
+"""The judges: real dlib (detection, 5 landmarks, 128-D descriptors) and MobileFace.
 
 This is what a face-recognition system built on dlib (or the face_recognition library)
 computes from a photo: ``get_frontal_face_detector`` boxes, ``shape_predictor`` with the
@@ -9,6 +9,12 @@ read back from disk -- never with the Flax port the attack differentiates.
 Detection scans the photo at its own size and, only when nothing is found, again at twice
 the size (dlib's upsample 1): faces of about 80 pixels and up are found at the first
 level, down to ~40 pixels at the second (ORL's 92 x 112 photos need it).
+
+The second judge, MobileFace (``recognizers=('dlib', 'mobileface')``), sees the same
+detector box: dlib's 68 landmarks give the five ArcFace points, the 112 x 112 crop is cut
+in plain NumPy (`fgsm_jax.faces.arcface.arcface_crop_reference`) and described by the Flax
+port (equal to the official TF.js runtime within 1.04e-6 relative, tests/models); faces
+are compared by cosine distance (same person under 0.633).
 """
 from __future__ import annotations
 
@@ -20,6 +26,11 @@ import numpy as np
 
 SAME_PERSON_THRESHOLD = 0.6  # dlib's: descriptors closer than this show one person.
 DEFAULT_UPSAMPLES = (0, 1)
+# The recognizers this project has, with their metric and same-person threshold (MobileFace:
+# the cosine distance at 1% false matches on GT, ../shared/models/README.md).
+RECOGNIZERS = ('dlib', 'mobileface')
+METRICS = {'dlib': 'l2', 'mobileface': 'cosine'}
+THRESHOLDS = {'dlib': SAME_PERSON_THRESHOLD, 'mobileface': 0.633}
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), inclusive pixels, as dlib's.
 
@@ -56,10 +67,20 @@ class FaceRecord:
     box: detector box (left, top, right, bottom), inclusive pixels (may reach outside).
     landmarks: 5 x 2 float64 (x, y) from the 5-point predictor.
     descriptor: (128,) float32, or None when descriptors were not asked for.
+    landmarks68: 68 x 2 float64 from the 68-point predictor (MobileFace's alignment), or
+      None when MobileFace was not asked for.
+    mobileface: (256,) float32 MobileFace descriptor, or None when not asked for.
   """
   box: Box
   landmarks: np.ndarray
   descriptor: np.ndarray | None
+  landmarks68: np.ndarray | None = None
+  mobileface: np.ndarray | None = None
+
+  def descriptor_of(self, name: str) -> np.ndarray | None:
+    """This face's descriptor by the recognizer ``name`` (see RECOGNIZERS)."""
+    check_names((name,))
+    return self.descriptor if name == 'dlib' else self.mobileface
 
   @property
   def center(self) -> tuple[float, float]:
@@ -68,6 +89,34 @@ class FaceRecord:
   @property
   def width(self) -> float:
     return float(self.box[2] - self.box[0] + 1)
+
+
+def check_names(names: Sequence[str]) -> tuple[str, ...]:
+  """The recognizer names, validated (a one-line ValueError naming the bad one)."""
+  names = tuple(names)
+  bad = [n for n in names if n not in RECOGNIZERS]
+  if bad or not names:
+    raise ValueError(f'unknown recognizer {", ".join(bad) or "(none given)"}; expected some of '
+                     f'{", ".join(RECOGNIZERS)}')
+  return names
+
+
+@functools.cache
+def load_mobileface_judge() -> tuple[Any, Any]:
+  """MobileFace's params and dlib's 68-point predictor, loaded once per process."""
+  from fgsm_jax.faces import detect as detect_lib  # pylint: disable=import-outside-toplevel
+  from fgsm_jax.models import mobileface  # pylint: disable=import-outside-toplevel
+  return mobileface.load_mobileface(), detect_lib.load_landmarks_68()
+
+
+def mobileface_descriptors(rgb: np.ndarray, landmarks68: Sequence[np.ndarray]) -> np.ndarray:
+  """MobileFace descriptors (N x 256, L2-normalised) of faces given by their 68 landmarks."""
+  from fgsm_jax.faces import arcface  # pylint: disable=import-outside-toplevel
+  from fgsm_jax.models import mobileface  # pylint: disable=import-outside-toplevel
+  params, _ = load_mobileface_judge()
+  crops = np.stack([arcface.arcface_crop_reference(rgb, arcface.arcface_points(lm))
+                    for lm in landmarks68]).astype(np.float32) / 255.0
+  return np.asarray(mobileface.describe_mobileface(params, crops), np.float32)
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -92,7 +141,8 @@ def detect(rgb: np.ndarray, models: RealDlib | None = None,
 
 def describe(rgb: np.ndarray, models: RealDlib | None = None,
              upsamples: Sequence[int] = DEFAULT_UPSAMPLES,
-             descriptors: bool = True) -> list[FaceRecord]:
+             descriptors: bool = True,
+             recognizers: Sequence[str] = ('dlib',)) -> list[FaceRecord]:
   """Every face real dlib finds in the photo, with landmarks and (optionally) descriptors.
 
   Args:
@@ -100,6 +150,8 @@ def describe(rgb: np.ndarray, models: RealDlib | None = None,
     models: from `load_real_dlib()` (None: load them once).
     upsamples: detector levels tried in order until one finds a face.
     descriptors: False skips the recognition ResNet (~60 ms a face on a CPU core).
+    recognizers: whose descriptors to compute; with 'mobileface', also the 68 landmarks
+      and MobileFace's descriptor of each face (``descriptors`` False skips them too).
 
   Returns:
     FaceRecords in the detector's order; empty when no face is found.
@@ -115,6 +167,13 @@ def describe(rgb: np.ndarray, models: RealDlib | None = None,
             if descriptors else None)
     out.append(FaceRecord((rect.left(), rect.top(), rect.right(), rect.bottom()), landmarks,
                           desc))
+  if descriptors and out and 'mobileface' in check_names(recognizers):
+    from fgsm_jax.faces import detect as detect_lib  # pylint: disable=import-outside-toplevel
+    _, predictor68 = load_mobileface_judge()
+    lm68 = [detect_lib.landmarks_68(rgb, f.box, predictor68) for f in out]
+    mf = mobileface_descriptors(rgb, lm68)
+    out = [dataclasses.replace(f, landmarks68=lm, mobileface=d)
+           for f, lm, d in zip(out, lm68, mf)]
   return out
 
 
@@ -141,6 +200,10 @@ def match_faces(reference: Sequence[FaceRecord], found: Sequence[FaceRecord],
   return out
 
 
-def distance(a: np.ndarray, b: np.ndarray) -> float:
-  """Euclidean distance between two descriptors (dlib's measure; < 0.6: same person)."""
-  return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
+def distance(a: np.ndarray, b: np.ndarray, name: str = 'dlib') -> float:
+  """Distance between two descriptors by recognizer ``name``'s measure: Euclidean for dlib
+  (< 0.6: same person), cosine distance for MobileFace (< 0.633: same person)."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if METRICS[check_names((name,))[0]] == 'l2':
+    return float(np.linalg.norm(a - b))
+  return float(1.0 - a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
