@@ -13,7 +13,7 @@ from fgsm_jax import cli  # noqa: E402
 def eps_list_255(text: str) -> list[float]:
   """Parses '0,1,2,4' (eps on the 0-255 scale) for argparse; NaN, inf, negative, > 255 or
   junk -> usage error."""
-  return cli.number_list(0, 255)(text)
+  return cli.number_list(0, 255, name="eps")(text)
 
 
 def int_list(text: str) -> list[int]:

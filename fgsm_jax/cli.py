@@ -33,7 +33,8 @@ def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
 
 
 def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-           hi_open: bool = False, integer: bool = False) -> Callable[[str], float]:
+           hi_open: bool = False, integer: bool = False, name: str = ""
+           ) -> Callable[[str], float]:
   """An argparse ``type`` for a finite number in [lo, hi] (either end open or absent).
 
   NaN, inf and out-of-range values raise ArgumentTypeError, which argparse turns into a
@@ -52,7 +53,6 @@ def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
     want = f"{'<' if hi_open else '<='} {show(hi)}"
   else:
     want = ""
-  what = "an integer" if integer else "a finite number"
 
   def parse(text: str):
     try:
@@ -60,11 +60,12 @@ def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
     except ValueError:
       raise argparse.ArgumentTypeError(
           f"expected {'an integer' if integer else 'a number'}, got {text!r}") from None
-    bad = not math.isfinite(value)
-    bad |= lo is not None and (value <= lo if lo_open else value < lo)
+    if not math.isfinite(value):
+      raise argparse.ArgumentTypeError(f"{name} must be a finite number, got {text!r}".lstrip())
+    bad = lo is not None and (value <= lo if lo_open else value < lo)
     bad |= hi is not None and (value >= hi if hi_open else value > hi)
     if bad:
-      raise argparse.ArgumentTypeError(f"must be {what} {want}, got {text!r}".replace("  ", " "))
+      raise argparse.ArgumentTypeError(f"{name} must be {want}, got {text!r}".lstrip())
     return value
 
   parse.__name__ = "integer" if integer else "number"  # argparse names it in errors
@@ -86,15 +87,21 @@ def seed(text: str) -> int:
   return number(0, MAX_SEED, integer=True)(text)
 
 
-def number_list(lo: float, hi: float) -> Callable[[str], list[float]]:
+def number_list(lo: float, hi: float, name: str = "") -> Callable[[str], list[float]]:
   """argparse type: comma-separated finite numbers, each in [lo, hi], at least one."""
-  one = number(lo, hi)
+  one = number(lo, hi, name=name)
 
   def parse(text: str) -> list[float]:
-    parts = [v for v in text.split(",") if v.strip()]
+    parts = [v.strip() for v in text.split(",") if v.strip()]
     if not parts:
       raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
-    return [one(v.strip()) for v in parts]
+    for v in parts:
+      try:
+        float(v)
+      except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}") from None
+    return [one(v) for v in parts]
 
   parse.__name__ = "list"
   return parse
@@ -109,6 +116,16 @@ def existing_dir(text: str) -> pathlib.Path:
     raise argparse.ArgumentTypeError(f"{text}: no such folder")
   if not path.is_dir():
     raise argparse.ArgumentTypeError(f"{text}: not a folder")
+  return path
+
+
+def check_dir(path: str | os.PathLike, what: str = "folder") -> pathlib.Path:
+  """Raises OSError (one line naming ``path``) unless it is an existing folder."""
+  path = pathlib.Path(path)
+  if not path.exists():
+    raise OSError(f"{path}: {what} does not exist")
+  if not path.is_dir():
+    raise OSError(f"{path}: {what} is not a folder")
   return path
 
 
@@ -146,7 +163,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
   something: not for required options, unset (None) ones or flags."""
 
   def _get_help_string(self, action: argparse.Action) -> str:
-    if (action.required or action.default is None or action.default is False
+    if (action.required or action.default in (None, False, [])
         or "%(default)" in (action.help or "") or "default" in (action.help or "")):
       return action.help or ""
     return super()._get_help_string(action)
