@@ -47,13 +47,13 @@ class Photo:
   grey: bool
 
 
-def load_photo(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Photo:
+def load_photo(path: str | os.PathLike, max_pixels: int | None = None) -> Photo:
   """Reads an image file upright, keeping whether it is grey and its alpha channel.
 
   Args:
     path: an image file PIL can read (JPEG, PNG, PGM/PPM, BMP, ...).
     max_pixels: larger images (width x height, from the header) are refused before any
-      pixel is decoded. PIL's own decompression-bomb limit is lifted for the file (ours is
+      pixel is decoded (default: MAX_PIXELS, read at call time). PIL's own decompression-bomb limit is lifted for the file (ours is
       the one that applies), so neither its warning nor its error shows up.
 
   Returns:
@@ -65,6 +65,7 @@ def load_photo(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Photo:
       ``max_pixels`` pixels. The message is one line naming the file.
   """
   path = Path(path)
+  max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
   if not path.exists():
     raise ImageError(f'{path}: no such file')
   if not path.is_file():
@@ -80,8 +81,8 @@ def load_photo(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Photo:
       with Image.open(path) as im:  # Lazy: reads the header only.
         width, height = im.size
         if width * height > max_pixels:
-          raise ImageError(f'{path}: too many pixels ({width}x{height} = {width * height} '
-                           f'> limit {max_pixels})')
+          raise ImageError(
+              f'{path}: too many pixels ({width}x{height} > MAX_PIXELS={max_pixels})')
         im.load()
         im = ImageOps.exif_transpose(im)
         return _to_photo(im, path)
@@ -101,7 +102,7 @@ def load_photo(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Photo:
     Image.MAX_IMAGE_PIXELS = previous
 
 
-def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_rgb(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
   """Reads an image file as RGB pixels, upright.
 
   Args:
