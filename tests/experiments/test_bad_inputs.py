@@ -172,9 +172,11 @@ def test_help_starts_with_a_sentence_and_every_option_is_explained(scripts, scri
   first = description.splitlines()[0]
   assert first[0].isupper() and first.rstrip().endswith("."), first
   assert "default: None" not in text and "default: []" not in text
-  options = text[text.index("\noptions:\n"):].splitlines()[1:]
+  header = "\noptions:\n"
+  options = text[text.index(header) + len(header):].splitlines()
   options = options[:next((i for i, l in enumerate(options) if l and not l[0].isspace()),
                           len(options))]
+  assert len(options) > 2
   for i, line in enumerate(options):
     match = re.match(r"^  (-[-\w]+.*?)(?:\s{2,}(\S.*))?$", line)
     if not match:
