@@ -12,7 +12,6 @@ the attainable images/s, the share, and the bytes/s and FLOP/s it achieves.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
