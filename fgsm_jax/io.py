@@ -38,9 +38,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
   return path
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> pathlib.Path:
-  """Writes ``obj`` as indented JSON, atomically."""
-  return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> pathlib.Path:
+  """Writes ``obj`` as indented JSON, atomically; keys sorted as text unless
+  ``sort_keys=False`` (then in the dicts' own order, e.g. eps keys in numeric order)."""
+  text = json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n"
+  return atomic_write_bytes(path, text.encode())
 
 
 def read_json(path: str | os.PathLike) -> Any:
