@@ -2,20 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
+
+sys.path.insert(1, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from fgsm_jax import cli  # noqa: E402
 
 
 def eps_list_255(text: str) -> list[float]:
-  """Parses '0,1,2,4' (eps on the 0-255 scale) for argparse; negative or junk -> usage error."""
-  try:
-    values = [float(v) for v in text.split(",") if v.strip()]
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
-  if not values:
-    raise argparse.ArgumentTypeError("expected at least one eps")
-  if any(v < 0 or v > 255 for v in values):
-    raise argparse.ArgumentTypeError(f"eps must be in [0, 255] (0-255 scale), got {text!r}")
-  return values
+  """Parses '0,1,2,4' (eps on the 0-255 scale) for argparse; NaN, inf, negative, > 255 or
+  junk -> usage error."""
+  return cli.number_list(0, 255, name="eps")(text)
 
 
 def int_list(text: str) -> list[int]:
@@ -34,10 +32,7 @@ def eps_key(eps_255: float) -> str:
   return f"{eps_255:g}"
 
 
-def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
-  """Prints a one-line error (no traceback) and exits."""
-  print(f"error: {message}", file=sys.stderr)
-  raise SystemExit(code)
+fail = cli.fail  # one-line error, no traceback; exits 1 unless told
 
 
 def load_protection(args: argparse.Namespace):
