@@ -40,9 +40,9 @@ def _attack_names(text: str) -> list[str]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[1],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument("--workdir", type=pathlib.Path, required=True,
+  from fgsm_jax import cli
+  p = cli.parser(__doc__)
+  p.add_argument("--workdir", type=cli.nonempty_path, required=True,
                  help="output folder (attack_sweep.json, attack_sweep.png); also the default "
                       "--checkpoint")
   p.add_argument("--checkpoint", type=pathlib.Path, default=None,
@@ -68,7 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="override the photo folder recorded in the checkpoint's metrics.json")
   p.add_argument("--data-dir", type=pathlib.Path, default=None,
                  help="override the TFDS data dir recorded in the checkpoint's metrics.json")
-  p.add_argument("--seed", type=int, default=0,
+  p.add_argument("--seed", type=cli.seed, default=0,
                  help="PRNG seed of the randomised attacks (random starts, transformations)")
   args = p.parse_args(argv)
   if args.batch_size <= 0:
@@ -145,6 +145,13 @@ def main(argv=None, *, load_split=None) -> int:
   from fgsm_jax import io
   from fgsm_jax.attacks import ATTACK_NORMS, ATTACKS
 
+  from fgsm_jax import cli
+  try:  # before the sweep, not after it
+    if args.manual_dir is not None:
+      cli.check_dir(args.manual_dir, "--manual-dir")
+    cli.writable_dir(args.workdir, "workdir")
+  except OSError as e:
+    fail(str(e), 2)
   apply_fn, params, config = _load_model(args.checkpoint)
   models = {"white-box": (apply_fn, params, config)}
   if args.target is not None:

@@ -2,20 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
+
+sys.path.insert(1, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from fgsm_jax import cli  # noqa: E402
 
 
 def eps_list_255(text: str) -> list[float]:
-  """Parses '0,1,2,4' (eps on the 0-255 scale) for argparse; negative or junk -> usage error."""
-  try:
-    values = [float(v) for v in text.split(",") if v.strip()]
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
-  if not values:
-    raise argparse.ArgumentTypeError("expected at least one eps")
-  if any(v < 0 or v > 255 for v in values):
-    raise argparse.ArgumentTypeError(f"eps must be in [0, 255] (0-255 scale), got {text!r}")
-  return values
+  """Parses '0,1,2,4' (eps on the 0-255 scale) for argparse; NaN, inf, negative, > 255 or
+  junk -> usage error."""
+  return cli.number_list(0, 255, name="eps")(text)
 
 
 def int_list(text: str) -> list[int]:
@@ -34,22 +32,22 @@ def eps_key(eps_255: float) -> str:
   return f"{eps_255:g}"
 
 
-def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
-  """Prints a one-line error (no traceback) and exits."""
-  print(f"error: {message}", file=sys.stderr)
-  raise SystemExit(code)
+fail = cli.fail  # one-line error, no traceback; exits 1 unless told
 
 
-def load_protection(args: argparse.Namespace):
+def load_protection(args: argparse.Namespace, names=None):
   """What both photo scripts need: the preset with the --eps/--steps/--attack overrides, the
-  Flax port's parameters and real dlib's models. A missing or corrupt model file exits with
-  a one-line message."""
-  from fgsm_jax.models.dlib_resnet import DlibModelError, load_dlib_resnet
-  from fgsm_jax.protect import recognizer
+  Flax ports of the recognizers ``names`` (default ``args.recognizers``) and real dlib's
+  models. A missing or corrupt model file exits with a one-line message."""
+  from fgsm_jax.models.dlib_resnet import DlibModelError
+  from fgsm_jax.models.mobileface import MobileFaceModelError
+  from fgsm_jax.models.mobileface_files import MobileFaceFilesError
+  from fgsm_jax.protect import photo, recognizer
   from fgsm_jax.protect.presets import PRESETS, with_overrides
   preset = with_overrides(PRESETS[args.preset], eps=args.eps, steps=args.steps,
                           attack=args.attack)
   try:
-    return preset, load_dlib_resnet(), recognizer.load_real_dlib()
-  except (DlibModelError, FileNotFoundError) as e:
+    return (preset, photo.load_recognizers(names or args.recognizers),
+            recognizer.load_real_dlib())
+  except (DlibModelError, MobileFaceModelError, MobileFaceFilesError, FileNotFoundError) as e:
     fail(str(e))

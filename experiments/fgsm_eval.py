@@ -19,29 +19,27 @@ from common import eps_key, eps_list_255, fail  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[1],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument("--workdir", type=pathlib.Path, required=True,
-                 help="folder of a trained classifier (train_classifier.py --workdir)")
+  from fgsm_jax import cli
+  p = cli.parser(__doc__)
+  p.add_argument("--workdir", type=cli.nonempty_path, required=True,
+                 help="folder of a trained classifier (train_classifier.py --workdir); the "
+                      "results are written there too")
   p.add_argument("--eps", type=eps_list_255, default=eps_list_255("0,1,2,4,5,8,16"),
-                 help="L-inf budgets on the 0-255 scale, comma-separated")
-  p.add_argument("--figure-eps", type=float, default=5.0,
-                 help="eps (0-255 scale) of the triplet figure")
-  p.add_argument("--figure-examples", type=int, default=3)
+                 help="L-inf budgets on the 0-255 scale, comma-separated, each in [0, 255]")
+  p.add_argument("--figure-eps", type=cli.number(0, 255), default=5.0,
+                 help="eps (0-255 scale) of the triplet figure, in [0, 255]")
+  p.add_argument("--figure-examples", type=cli.non_negative_int, default=3,
+                 help="faces in the triplet figure (0: no figure)")
   p.add_argument("--targeted", action="store_true",
                  help="targeted FGSM toward the next identity ((y + 1) mod C) instead")
-  p.add_argument("--batch-size", type=int, default=64)
-  p.add_argument("--manual-dir", type=pathlib.Path, default=None,
+  p.add_argument("--batch-size", type=cli.positive_int, default=64,
+                 help="images per attack batch")
+  p.add_argument("--manual-dir", type=cli.nonempty_path, default=None,
                  help="override the photo folder recorded in W/metrics.json")
-  p.add_argument("--data-dir", type=pathlib.Path, default=None,
+  p.add_argument("--data-dir", type=cli.nonempty_path, default=None,
                  help="override the TFDS data dir recorded in W/metrics.json")
-  p.add_argument("--seed", type=int, default=0, help="picks the figure's examples")
-  args = p.parse_args(argv)
-  if args.figure_eps < 0 or args.figure_eps > 255:
-    p.error("--figure-eps must be in [0, 255]")
-  if args.batch_size <= 0 or args.figure_examples < 0:
-    p.error("--batch-size must be positive and --figure-examples non-negative")
-  return args
+  p.add_argument("--seed", type=cli.seed, default=0, help="picks the figure's examples")
+  return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
@@ -54,11 +52,22 @@ def main(argv=None) -> int:
   from fgsm_jax.data import DatasetError, load_split
   from fgsm_jax.evaluation import attack_split, predict
 
+  from fgsm_jax import cli
   metrics_path = args.workdir / "metrics.json"
   if not metrics_path.is_file():
     fail(f"{metrics_path}: not found (run experiments/train_classifier.py first)")
-  trained = io.read_json(metrics_path)
-  apply_fn, params, config = train.load_checkpoint(args.workdir)
+  try:  # before the evaluation, not after it
+    cli.writable_dir(args.workdir, "workdir")
+    if args.manual_dir is not None:  # else TFDS's cache would hide the typo
+      cli.check_dir(args.manual_dir, "--manual-dir")
+  except OSError as e:
+    fail(str(e), 2 if "workdir" in str(e) else 1)
+  try:
+    trained = io.read_json(metrics_path)
+    apply_fn, params, config = train.load_checkpoint(args.workdir)
+  except Exception as e:  # pylint: disable=broad-except
+    # A corrupt metrics.json or checkpoint: one line, no traceback.
+    fail(f"{args.workdir}: cannot load the trained classifier ({cli.one_line(e)[:300]})")
   data = trained.get("data", {})
   manual_dir = args.manual_dir or (pathlib.Path(data["manual_dir"]) if data.get("manual_dir")
                                    else None)
@@ -66,12 +75,13 @@ def main(argv=None) -> int:
   names = data.get("class_names") or [str(i) for i in range(config.num_classes)]
   try:
     images, labels = load_split(config.dataset, "test", manual_dir=manual_dir, data_dir=data_dir)
-  except (DatasetError, FileNotFoundError, ValueError) as e:
-    fail(str(e).splitlines()[0])
+  except (DatasetError, OSError, ValueError) as e:
+    fail(cli.one_line(str(e).splitlines()[0] if str(e) else type(e).__name__))
 
   def targets_of(y):
     return (y + 1) % config.num_classes if args.targeted else y
 
+  # Filled in numeric eps order and written unsorted: "2" before "16", as a reader expects.
   accuracy, adversarial = {}, {}
   for eps_255 in sorted(set(args.eps) | {args.figure_eps}):
     eps = eps_255 / 255.0
@@ -92,7 +102,7 @@ def main(argv=None) -> int:
                  str(args.workdir.resolve()), "train_config": trained.get("config"),
                  "batch_size": args.batch_size},
   }
-  io.write_json(args.workdir / "fgsm_eval.json", result)
+  io.write_json(args.workdir / "fgsm_eval.json", result, sort_keys=False)
   figures.plot_accuracy_vs_eps(
       {f"{config.model} on {config.dataset}": {float(k): v for k, v in accuracy.items()}},
       args.workdir / "accuracy_vs_eps.png",
@@ -117,7 +127,7 @@ def main(argv=None) -> int:
         args.figure_eps, path)
     result["figure"] = {"triplets": path.name, "examples": pick.tolist(),
                         "perturbation_amplification": amplification}
-    io.write_json(args.workdir / "fgsm_eval.json", result)
+    io.write_json(args.workdir / "fgsm_eval.json", result, sort_keys=False)
   print(f"wrote {args.workdir / 'fgsm_eval.json'}")
   return 0
 

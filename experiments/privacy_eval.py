@@ -44,39 +44,32 @@ DEGRADATION_NAMES = ('none', 'jpeg75', 'resize_half')
 
 def parse_args(argv=None) -> argparse.Namespace:
   from fgsm_jax.protect.presets import ATTACKS, DEFAULT_PRESET, PRESETS
-  p = argparse.ArgumentParser(description=__doc__.split('\n')[1],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument('--dataset-dir', type=pathlib.Path, required=True,
+  from fgsm_jax import cli
+  p = cli.parser(__doc__)
+  p.add_argument('--dataset-dir', type=cli.nonempty_path, required=True,
                  help='one folder per identity, photos inside')
-  p.add_argument('--workdir', type=pathlib.Path, required=True,
+  p.add_argument('--workdir', type=cli.nonempty_path, required=True,
                  help='receives privacy_eval.json, the plot and protected/')
-  p.add_argument('--people', type=int, default=None,
+  p.add_argument('--people', type=cli.positive_int, default=None,
                  help='probe only the first N identities (the gallery keeps everyone)')
-  p.add_argument('--gallery-people', type=int, default=None,
+  p.add_argument('--gallery-people', type=cli.positive_int, default=None,
                  help='gallery of the first M identities only (default: all of DIR)')
-  p.add_argument('--gallery', type=int, default=5, help='clean gallery photos per person (K)')
-  p.add_argument('--photos-per-person', type=int, default=None,
+  p.add_argument('--gallery', type=cli.positive_int, default=5,
+                 help='clean gallery photos per person (K)')
+  p.add_argument('--photos-per-person', type=cli.positive_int, default=None,
                  help='at most this many probes per person (default: all after the gallery)')
-  p.add_argument('--preset', choices=sorted(PRESETS), default=DEFAULT_PRESET)
-  p.add_argument('--eps', type=float, default=None, help='override eps (0-255 scale)')
-  p.add_argument('--steps', type=int, default=None, help='override steps')
+  p.add_argument('--preset', choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                 help='protection setting (see experiments/protect_photos.py --help)')
+  p.add_argument('--eps', type=cli.number(0, 255, lo_open=True), default=None,
+                 help="override the preset's eps (0-255 scale), in (0, 255]")
+  p.add_argument('--steps', type=cli.positive_int, default=None,
+                 help="override the preset's steps (>= 1)")
   p.add_argument('--attack', choices=sorted(ATTACKS), default=None, help='override attack')
   p.add_argument('--classifier', type=pathlib.Path, action='append', default=[],
                  metavar='W', help='workdir of a trained classifier (repeatable): transfer')
-  p.add_argument('--seed', type=int, default=0)
+  p.add_argument('--seed', type=cli.seed, default=0,
+                 help=f'PRNG seed of the attacks, 0 to {cli.MAX_SEED}')
   args = p.parse_args(argv)
-  if args.people is not None and args.people <= 0:
-    p.error('--people must be positive')
-  if args.gallery_people is not None and args.gallery_people <= 0:
-    p.error('--gallery-people must be positive')
-  if args.gallery <= 0:
-    p.error('--gallery must be positive')
-  if args.photos_per_person is not None and args.photos_per_person <= 0:
-    p.error('--photos-per-person must be positive')
-  if args.eps is not None and not 0 < args.eps <= 255:
-    p.error('--eps must be in (0, 255] (0-255 scale)')
-  if args.steps is not None and args.steps < 0:
-    p.error('--steps must be >= 0')
   return args
 
 
@@ -157,19 +150,20 @@ def main(argv=None) -> int:
   from fgsm_jax.protect import evaluate, files, recognizer
   from fgsm_jax.protect.presets import attack_name
 
+  from fgsm_jax import cli
   try:
     folders = images_lib.identity_folders(args.dataset_dir)
   except images_lib.DatasetError as e:
     fail(str(e))
+  try:  # before any model is loaded or photo attacked
+    cli.writable_dir(args.workdir, 'workdir')
+  except OSError as e:
+    fail(str(e), 2)
   gallery_folders = folders[:args.gallery_people] if args.gallery_people else folders
   if args.people is not None:
     folders = folders[:args.people]
   preset, params, models = load_protection(args)
   classifiers = _classifiers(args.classifier)
-  try:
-    args.workdir.mkdir(parents=True, exist_ok=True)
-  except OSError as e:
-    fail(f'{args.workdir}: cannot create ({e.strerror or e})')
 
   gallery_photos = [(who, p) for who, paths in gallery_folders for p in paths[:args.gallery]]
   probes = [(who, p) for who, paths in folders
@@ -219,15 +213,19 @@ def main(argv=None) -> int:
     record = {'identity': who, 'photo': str(path),
               'clean': evaluate.identify(gallery, subject.descriptor, who)}
     out = args.workdir / 'protected' / who / f'{path.stem}{files.OUTPUT_SUFFIX}'
+    # Unverified results are kept (as .unverified.png): a face still recognised is a
+    # result this evaluation counts, not a probe to drop.
     result = files.protect_file(path, out, preset, jax.random.fold_in(key, index),
-                                params=params, apply_fn=dlib_resnet_apply, models=models)
-    if result.error is not None:
+                                params=params, apply_fn=dlib_resnet_apply, models=models,
+                                keep_unverified=True)
+    if result.error is not None or result.out_path is None:
       skipped.append(result.error)
       print(f'warning: {result.error}', file=sys.stderr)
       continue
     record['seconds'] = result.seconds
-    record['protected_file'] = str(out)
-    protected = images_lib.load_rgb(out)
+    record['protected_file'] = str(result.out_path)
+    record['verified'] = result.verified
+    protected = images_lib.load_rgb(result.out_path)
     record['protected'] = {}
     for deg in DEGRADATION_NAMES:
       degrade = quality.DEGRADATIONS[deg]

@@ -7,23 +7,32 @@
 
 Each PHOTO is read upright (EXIF orientation applied), every face dlib finds in it is
 perturbed inside a feathered region around the face (all other pixels stay exactly as
-they were), and the result is written as DIR/<stem>.protected.png: 8-bit PNG, no
-metadata (EXIF, GPS, ...) carried over, written atomically; inputs are never modified.
-The saved file is then read back and every face checked with real dlib (HOG detector,
-5-point landmarks, face_recognition_model_v1): the distance between its descriptor and
-the clean photo's is printed; above 0.6 (dlib's same-person threshold) the face is
-protected. A face dlib no longer finds at all counts as protected too.
+they were), attacked against every recognizer of --recognizers at once (each through its
+own alignment), and each of them checks every face on the PNG as it will be saved: real
+dlib (HOG detector, 5-point landmarks, face_recognition_model_v1; Euclidean distance,
+same person under 0.6) and MobileFace (dlib's 68 landmarks, the ArcFace 112 x 112 crop;
+cosine distance, same person under 0.633). The distance between each face's descriptor
+and the clean photo's is printed per recognizer; the face is protected when every one of
+them is past its threshold. A face dlib no longer finds at all counts as protected too.
+
+Only then is the result written, once and atomically, as DIR/<stem>.protected.png: 8-bit
+PNG, no metadata (EXIF, GPS, ...) carried over, grey photos stay grey and an alpha channel
+is kept as it was. A photo with a face still recognised is not written (an earlier output
+of the same name is left alone); --keep-unverified writes it as DIR/<stem>.unverified.png.
+Inputs are never modified. Ctrl-C stops after the current attack round, writing nothing
+for the unfinished photo.
 
 Bad inputs (missing or unreadable file, more than --max-pixels pixels, no face) get one
-line on stderr and the batch goes on.
+line on stderr and the batch goes on. A file given twice is protected once.
 
-Exit status: 0 every photo was written and all its faces are protected; 1 some photo
-could not be protected (bad input, no face) or some face is still recognised (distance
-<= 0.6); 2 bad command line.
+Exit status: 0 every photo was protected and written; 1 some photo could not be protected
+(bad input, no face, a face still recognised, output not writable); 2 bad command line or
+output folder; 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 import textwrap
@@ -45,104 +54,171 @@ def _preset_help() -> str:
   return '\n'.join(textwrap.fill(l, 88, subsequent_indent='      ') for l in lines)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+  """The command line; other modules may add options to it before parsing."""
+  from fgsm_jax import cli
   from fgsm_jax.protect.files import MAX_PIXELS
   from fgsm_jax.protect.presets import ATTACKS, DEFAULT_PRESET, PRESETS
-  p = argparse.ArgumentParser(description=__doc__.split('\n')[1], epilog=_preset_help(),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument('photos', nargs='+', type=pathlib.Path, metavar='PHOTO')
-  p.add_argument('--out-dir', type=pathlib.Path, required=True,
+  from fgsm_jax.protect.recognizer import RECOGNIZERS
+  p = cli.parser(__doc__, epilog=_preset_help())
+  p.add_argument('photos', nargs='+', type=cli.nonempty_path, metavar='PHOTO',
+                 help='photo files to protect (JPEG, PNG, PGM/PPM, BMP, ...)')
+  p.add_argument('--out-dir', type=cli.nonempty_path, required=True, metavar='DIR',
                  help='where <stem>.protected.png files are written (created if needed)')
   p.add_argument('--preset', choices=sorted(PRESETS), default=DEFAULT_PRESET,
                  help=f'protection setting (default {DEFAULT_PRESET}; see below)')
-  p.add_argument('--eps', type=float, default=None,
-                 help="override the preset's L-inf budget, 0-255 scale (e.g. 4)")
-  p.add_argument('--steps', type=int, default=None, help="override the preset's steps")
+  p.add_argument('--eps', type=cli.number(0, 255, lo_open=True), default=None,
+                 help="override the preset's L-inf budget, 0-255 scale, in (0, 255] (e.g. 4)")
+  p.add_argument('--steps', type=cli.positive_int, default=None,
+                 help="override the preset's attack steps of the first round (>= 1)")
   p.add_argument('--attack', choices=sorted(ATTACKS), default=None,
                  help="override the preset's base attack")
-  p.add_argument('--seed', type=int, default=0, help='PRNG seed (jitter, input diversity)')
-  p.add_argument('--compile-cache', type=pathlib.Path, default=None, metavar='DIR',
+  p.add_argument('--recognizers', type=cli.recognizer_list, default=RECOGNIZERS,
+                 metavar='NAMES',
+                 help='recognizers attacked together and checking the result, comma-separated '
+                      f'(default: all the project has, {",".join(RECOGNIZERS)})')
+  p.add_argument('--seed', type=cli.seed, default=0,
+                 help=f'PRNG seed (jitter, input diversity), 0 to {cli.MAX_SEED}')
+  p.add_argument('--compile-cache', type=cli.nonempty_path, default=None, metavar='DIR',
                  help='keep compiled attacks in DIR across runs (JAX persistent cache); the '
                       'first photo of each face-window size otherwise compiles for seconds')
-  p.add_argument('--max-pixels', type=int, default=MAX_PIXELS,
-                 help=f'larger photos are refused (default {MAX_PIXELS})')
-  args = p.parse_args(argv)
-  if args.eps is not None and not 0 < args.eps <= 255:
-    p.error('--eps must be in (0, 255] (0-255 scale)')
-  if args.steps is not None and args.steps < 0:
-    p.error('--steps must be >= 0')
-  if args.max_pixels <= 0:
-    p.error('--max-pixels must be positive')
-  return args
+  p.add_argument('--max-pixels', type=cli.positive_int, default=MAX_PIXELS,
+                 help=f'larger photos are refused, from the header (default {MAX_PIXELS})')
+  p.add_argument('--keep-unverified', action='store_true',
+                 help='write a photo whose faces are not all protected as '
+                      '<stem>.unverified.png (default: not written)')
+  return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  return build_parser().parse_args(argv)
+
+
+def _banner(preset) -> str:
+  from fgsm_jax.protect.presets import attack_name
+  a = preset.attack
+  if a.eot_samples > 1:
+    kinds = sorted(set(a.degradations) - {'none'})
+    views = (f'averaged over {a.eot_samples} random views'
+             + (f' (with {", ".join(kinds)})' if kinds else ''))
+  else:
+    views = 'one view a step (no averaging over transformations)'
+  return (f'preset {preset.name}: {attack_name(a)}, eps {preset.eps:g}/255, {preset.steps} '
+          f'steps (+{preset.extra_steps} per extra round, up to {preset.rounds} rounds), '
+          f'gradients {views}')
 
 
 def main(argv=None) -> int:
-  args = parse_args(argv)
+  from fgsm_jax import cli
+  with cli.StopFlag() as stop:
+    args = parse_args(argv)
+    return _run(args, stop)
+
+
+def _run(args, stop) -> int:
+  from fgsm_jax import cli
+  try:  # before any model is loaded or photo attacked
+    cli.writable_dir(args.out_dir)
+  except OSError as e:
+    fail(str(e), 2)
   import jax
   if args.compile_cache is not None:
     jax.config.update('jax_compilation_cache_dir', str(args.compile_cache))
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
-  from fgsm_jax.models.dlib_resnet import dlib_resnet_apply
-  from fgsm_jax.protect import files
-  from fgsm_jax.protect.presets import attack_name
+  from fgsm_jax.protect import files, recognizer
 
-  preset, params, models = load_protection(args)
-  try:
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-  except OSError as e:
-    fail(f'{args.out_dir}: cannot create output folder ({e.strerror or e})')
-  print(f'preset {preset.name}: {attack_name(preset.attack)}, eps {preset.eps:g}/255, '
-        f'{preset.steps} steps (+{preset.extra_steps} per extra round, up to '
-        f'{preset.rounds} rounds), {preset.attack.eot_samples} views '
-        f'{"/".join(preset.attack.degradations)}', flush=True)
+  preset, recognizers, models = load_protection(args)
+  print(_banner(preset) + f'; against {", ".join(args.recognizers)}', flush=True)
 
   key = jax.random.key(args.seed)
   inputs = {p.resolve() for p in args.photos if p.exists()}
   written: dict[pathlib.Path, pathlib.Path] = {}
-  all_ok = True
+  seen: dict[pathlib.Path, pathlib.Path] = {}
+  counts = {'protected': 0, 'unverified': 0, 'failed': 0, 'duplicate': 0}
   seconds = []
+
+  def error(message: str) -> None:
+    print(f'error: {message}', file=sys.stderr, flush=True)
+    counts['failed'] += 1
+
   for index, path in enumerate(args.photos):
+    if stop():
+      break
+    real = path.resolve()
+    if path.exists() and real in seen:
+      print(f'note: {path}: same file as {seen[real]}; protected once', file=sys.stderr,
+            flush=True)
+      counts['duplicate'] += 1
+      continue
+    seen[real] = path
     out = files.output_path(path, args.out_dir)
-    if out.resolve() in inputs:
-      print(f'error: {path}: output {out} is one of the inputs; not overwritten', file=sys.stderr)
-      all_ok = False
+    if out.resolve() in inputs or files.unverified_path(out).resolve() in inputs:
+      error(f'{path}: output {out} is one of the inputs; not overwritten')
       continue
     if out.resolve() in written:
-      print(f'error: {path}: output {out} was already written for {written[out.resolve()]} '
-            '(same file name); skipped', file=sys.stderr)
-      all_ok = False
+      error(f'{path}: output {out} is also the output of {written[out.resolve()]} '
+            '(same file name); skipped')
       continue
-    result = files.protect_file(path, out, preset, jax.random.fold_in(key, index),
-                                params=params, apply_fn=dlib_resnet_apply, models=models,
-                                max_pixels=args.max_pixels)
-    if result.error is not None:
-      print(f'error: {result.error}', file=sys.stderr, flush=True)
-      all_ok = False
-      continue
+    try:
+      result = files.protect_file(path, out, preset, jax.random.fold_in(key, index),
+                                  recognizers=recognizers, models=models,
+                                  max_pixels=args.max_pixels,
+                                  keep_unverified=args.keep_unverified, stop=stop)
+    except files.Interrupted:
+      break
     written[out.resolve()] = path
-    seconds.append((result.seconds, result.cpu_seconds))
-    n = len(result.faces)
-    print(f'{path} -> {out}: {n} face{"s" * (n != 1)}, {result.seconds:.2f} s '
-          f'({result.cpu_seconds:.2f} s CPU)', flush=True)
+    if result.error is None:
+      n = len(result.faces)
+      label = '' if result.verified else ' (NOT protected: unverified, kept on request)'
+      print(f'{path} -> {result.out_path}{label}: {n} face{"s" * (n != 1)}, '
+            f'{result.seconds:.2f} s ({result.cpu_seconds:.2f} s CPU)', flush=True)
+      seconds.append((result.seconds, result.cpu_seconds))
     for i, face in enumerate(result.faces, 1):
       where = f'({face.box[0]},{face.box[1]})-({face.box[2]},{face.box[3]})'
-      if face.distance is None:
+      if all(d is None for d in face.distances.values()):
         status = 'no face found there any more -> protected'
       else:
-        status = (f'distance {face.distance:.3f} -> '
-                  f'{"protected" if face.protected else "NOT protected"} (> 0.6 needed)')
+        status = '; '.join(
+            f'{n} distance {d:.3f} (> {recognizer.THRESHOLDS[n]} needed) -> '
+            f'{"fooled" if face.fools(n) else "still recognised"}'
+            for n, d in face.distances.items() if d is not None)
+        status += f' => {"protected" if face.protected else "NOT protected"}' 
       print(f'  face {i} at {where}: {status}, {face.rounds} round{"s" * (face.rounds != 1)}',
             flush=True)
-    all_ok &= result.ok
+    if result.error is not None:
+      error(result.error)
+      continue
+    counts['protected' if result.verified else 'unverified'] += 1
+  _summary(counts, seconds)
+  if stop():
+    print('interrupted: nothing written for the unfinished photo', file=sys.stderr, flush=True)
+    return 130
+  return 0 if counts['unverified'] == 0 and counts['failed'] == 0 else 1
+
+
+def _summary(counts: dict[str, int], seconds: list[tuple[float, float]]) -> None:
+  import statistics
+  parts = [f'{counts["protected"]} protected and written']
+  if counts['unverified']:
+    parts.append(f'{counts["unverified"]} NOT protected, written as .unverified.png')
+  parts.append(f'{counts["failed"]} failed')
+  if counts['duplicate']:
+    parts.append(f'{counts["duplicate"]} duplicate{"s" * (counts["duplicate"] != 1)} skipped')
+  line = ', '.join(parts)
   if seconds:
-    import statistics
     wall, cpu = zip(*seconds)
-    print(f'{len(seconds)} photo{"s" * (len(seconds) != 1)} written: median '
-          f'{statistics.median(wall):.2f} s ({statistics.median(cpu):.2f} s CPU), total '
-          f'{sum(wall):.1f} s (a new face-window size compiles first)', flush=True)
-  return 0 if all_ok else 1
+    line += (f'; median {statistics.median(wall):.2f} s a photo '
+             f'({statistics.median(cpu):.2f} s CPU), total {sum(wall):.1f} s '
+             '(a new face-window size compiles first)')
+  print(line, flush=True)
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  code = main()
+  if code == 130:
+    # Skip the interpreter's teardown after Ctrl-C: XLA's threads made it crash (exit 139).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  sys.exit(code)

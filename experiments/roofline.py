@@ -12,7 +12,6 @@ the attainable images/s, the share, and the bytes/s and FLOP/s it achieves.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
@@ -43,14 +42,16 @@ def _read_json(path: str, what: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  from fgsm_jax import cli
+  p = cli.parser(__doc__)
   p.add_argument("records", nargs="*", help="benchmark_fgsm.py JSON files")
   p.add_argument("--measure", action="store_true", help="measure this device's ceilings")
   p.add_argument("--ceilings", help="a JSON written by --measure --json, instead of measuring")
-  p.add_argument("--copy-mib", type=int, default=4096, help="copy size, MiB (default 4096)")
-  p.add_argument("--matmul-n", type=int, default=8192, help="matrix side (default 8192)")
-  p.add_argument("--repeats", type=int, default=10, help="timed runs (default 10)")
+  p.add_argument("--copy-mib", type=cli.positive_int, default=4096,
+                 help="copy size, MiB (default 4096)")
+  p.add_argument("--matmul-n", type=cli.positive_int, default=8192,
+                 help="matrix side (default 8192)")
+  p.add_argument("--repeats", type=cli.positive_int, default=10, help="timed runs (default 10)")
   p.add_argument("--json", metavar="OUT", help="write the ceilings and rows here")
   args = p.parse_args(argv)
   if args.measure == bool(args.ceilings):

@@ -22,42 +22,48 @@ from common import fail  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+  from fgsm_jax import cli
   from fgsm_jax.data import DATASETS
   from fgsm_jax.models import CLASSIFIERS
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[1],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  p.add_argument("--dataset", choices=DATASETS, default="gt")
-  p.add_argument("--manual-dir", type=pathlib.Path, default=None,
+  p = cli.parser(__doc__)
+  p.add_argument("--dataset", choices=DATASETS, default="gt", help="which face dataset")
+  p.add_argument("--manual-dir", type=cli.nonempty_path, default=None,
                  help="folder with the local photos (one folder per person); default: TFDS's "
                       "manual dir, or the official download for gt")
-  p.add_argument("--data-dir", type=pathlib.Path, default=None,
+  p.add_argument("--data-dir", type=cli.nonempty_path, default=None,
                  help="TFDS data dir where the prepared dataset is cached (default: TFDS's)")
-  p.add_argument("--workdir", type=pathlib.Path, required=True, help="output folder")
-  p.add_argument("--model", choices=sorted(CLASSIFIERS), default="cnn")
-  p.add_argument("--epochs", type=int, default=5)
-  p.add_argument("--batch-size", type=int, default=8)
-  p.add_argument("--learning-rate", type=float, default=1e-3)
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--workdir", type=cli.nonempty_path, required=True,
+                 help="output folder (created if needed; must be writable)")
+  p.add_argument("--model", choices=sorted(CLASSIFIERS), default="cnn",
+                 help="classifier architecture")
+  p.add_argument("--epochs", type=cli.positive_int, default=5, help="passes over the data")
+  p.add_argument("--batch-size", type=cli.positive_int, default=8, help="examples per step")
+  p.add_argument("--learning-rate", type=cli.number(0, 10, lo_open=True), default=1e-3,
+                 help="Adam learning rate, in (0, 10]")
+  p.add_argument("--seed", type=cli.seed, default=0,
+                 help="PRNG seed (initialisation, shuffling, augmentation)")
   p.add_argument("--cosine", action="store_true",
                  help="decay the learning rate to 0 over training (cosine); default constant")
   p.add_argument("--flip", action="store_true", help="augment: random left-right mirroring")
-  p.add_argument("--max-shift", type=int, default=0,
+  p.add_argument("--max-shift", type=cli.non_negative_int, default=0,
                  help="augment: random shifts of up to this many pixels")
-  p.add_argument("--brightness", type=float, default=0.0,
-                 help="augment: scale intensities by 1 + U(-b, b)")
-  args = p.parse_args(argv)
-  for name in ("epochs", "batch_size"):
-    if getattr(args, name) <= 0:
-      p.error(f"--{name.replace('_', '-')} must be positive")
-  if args.max_shift < 0 or not 0 <= args.brightness < 1:
-    p.error("--max-shift must be >= 0 and --brightness in [0, 1)")
-  if args.learning_rate <= 0:
-    p.error("--learning-rate must be positive")
-  return args
+  p.add_argument("--brightness", type=cli.number(0, 1, hi_open=True), default=0.0,
+                 help="augment: scale intensities by 1 + U(-b, b), b in [0, 1)")
+  return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
+  from fgsm_jax import cli
+  if args.manual_dir is not None:
+    try:
+      cli.check_dir(args.manual_dir, "--manual-dir")
+    except OSError as e:
+      fail(str(e))
+  try:  # before any data is loaded or step trained
+    cli.writable_dir(args.workdir, "workdir")
+  except OSError as e:
+    fail(str(e), 2)
   from fgsm_jax import io, train
   from fgsm_jax.data import DatasetError, class_names, load_split
   from fgsm_jax.evaluation import accuracy
@@ -68,8 +74,8 @@ def main(argv=None) -> int:
     test_x, test_y = load_split(args.dataset, "test", manual_dir=args.manual_dir,
                                 data_dir=args.data_dir)
     names = class_names(args.dataset, manual_dir=args.manual_dir, data_dir=args.data_dir)
-  except (DatasetError, FileNotFoundError, ValueError) as e:
-    fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+  except (DatasetError, OSError, ValueError) as e:
+    fail(cli.one_line(str(e).splitlines()[0] if str(e) else type(e).__name__))
   print(f"{args.dataset}: {len(train_x)} training and {len(test_x)} test faces, "
         f"{len(names)} identities")
 
@@ -93,9 +99,17 @@ def main(argv=None) -> int:
                "data_dir": str(args.data_dir.resolve()) if args.data_dir else None,
                "class_names": list(names)},
   }
-  train.save_checkpoint(args.workdir, state.params, config,
-                        {k: metrics[k] for k in ("train_accuracy", "test_accuracy")})
-  io.write_json(args.workdir / "metrics.json", metrics)
+  try:
+    train.save_checkpoint(args.workdir, state.params, config,
+                          {k: metrics[k] for k in ("train_accuracy", "test_accuracy")})
+    io.write_json(args.workdir / "metrics.json", metrics)
+  except Exception as e:  # pylint: disable=broad-except
+    # orbax leaves worker threads behind on a failed save and the interpreter then waits
+    # for them forever: report and leave without the teardown.
+    print(f"error: {args.workdir}: cannot save the checkpoint ({cli.one_line(e)})",
+          file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)
   print(f"train accuracy {metrics['train_accuracy']:.4f}, test accuracy "
         f"{metrics['test_accuracy']:.4f}; wrote {args.workdir / 'metrics.json'}")
   return 0

@@ -8,12 +8,24 @@ import tempfile
 from typing import Any
 
 
+def _umask() -> int:
+  # The only portable way to read the umask is to set it; put it straight back.
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
-  """Writes ``data`` to a temporary file beside ``path``, then renames it over ``path``."""
+  """Writes ``data`` to a temporary file beside ``path``, then renames it over ``path``.
+
+  The file gets the mode any new file would (0666 less the umask: 0644 by default), not
+  the 0600 of the temporary file it starts as.
+  """
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
   try:
+    os.fchmod(fd, 0o666 & ~_umask())
     with os.fdopen(fd, "wb") as f:
       f.write(data)
       f.flush()
@@ -26,9 +38,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
   return path
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> pathlib.Path:
-  """Writes ``obj`` as indented JSON, atomically."""
-  return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> pathlib.Path:
+  """Writes ``obj`` as indented JSON, atomically; keys sorted as text unless
+  ``sort_keys=False`` (then in the dicts' own order, e.g. eps keys in numeric order)."""
+  text = json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n"
+  return atomic_write_bytes(path, text.encode())
 
 
 def read_json(path: str | os.PathLike) -> Any:

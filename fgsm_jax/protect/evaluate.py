@@ -25,7 +25,7 @@ class Gallery:
   """Clean reference descriptors: one row per gallery photo.
 
   Attributes:
-    descriptors: M x 128 float32 (real dlib).
+    descriptors: M x D float32 (real dlib's 128-D, or MobileFace's 256-D).
     identities: M identity names, aligned with the rows.
     paths: M photo paths.
     skipped: one-line reasons for the gallery photos left out (unreadable, no face).
@@ -34,6 +34,7 @@ class Gallery:
   identities: list[str]
   paths: list[Path]
   skipped: list[str]
+  recognizer: str = 'dlib'
 
 
 def largest(faces: Sequence[recognizer.FaceRecord]) -> recognizer.FaceRecord | None:
@@ -43,27 +44,42 @@ def largest(faces: Sequence[recognizer.FaceRecord]) -> recognizer.FaceRecord | N
   return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
 
 
-def build_gallery(photos: Iterable[tuple[str, Path]],
-                  models: recognizer.RealDlib | None = None) -> Gallery:
-  """Real dlib's descriptor of the largest face of each (identity, path) photo."""
+def build_galleries(photos: Iterable[tuple[str, Path]],
+                    models: recognizer.RealDlib | None = None,
+                    recognizers: Sequence[str] = ('dlib',)) -> dict[str, Gallery]:
+  """Per recognizer, its descriptor of the largest face of each (identity, path) photo.
+
+  Every recognizer sees the same face (real dlib's detector box), so the galleries hold
+  the same photos.
+  """
+  names = recognizer.check_names(recognizers)
   models = models or recognizer.load_real_dlib()
-  descs, ids, paths, skipped = [], [], [], []
+  descs: dict[str, list[np.ndarray]] = {n: [] for n in names}
+  ids, paths, skipped = [], [], []
   for identity, path in photos:
     try:
       rgb = images_lib.load_rgb(path)
     except images_lib.ImageError as e:
       skipped.append(str(e))
       continue
-    face = largest(recognizer.describe(rgb, models))
+    face = largest(recognizer.describe(rgb, models, recognizers=names))
     if face is None:
       skipped.append(f'{path}: no face found')
       continue
-    descs.append(face.descriptor)
+    for n in names:
+      descs[n].append(face.descriptor_of(n))
     ids.append(identity)
     paths.append(Path(path))
-  if not descs:
+  if not ids:
     raise ValueError('no gallery photo has a face dlib can find')
-  return Gallery(np.stack(descs).astype(np.float32), ids, paths, skipped)
+  return {n: Gallery(np.stack(descs[n]).astype(np.float32), list(ids), list(paths),
+                     list(skipped), n) for n in names}
+
+
+def build_gallery(photos: Iterable[tuple[str, Path]],
+                  models: recognizer.RealDlib | None = None) -> Gallery:
+  """Real dlib's descriptor of the largest face of each (identity, path) photo."""
+  return build_galleries(photos, models, ('dlib',))['dlib']
 
 
 def identify(gallery: Gallery, descriptor: np.ndarray | None, identity: str
@@ -72,7 +88,8 @@ def identify(gallery: Gallery, descriptor: np.ndarray | None, identity: str
 
   Args:
     gallery: the clean gallery.
-    descriptor: the probe face's descriptor (128,), or None when no face was found.
+    descriptor: the probe face's descriptor by the gallery's recognizer, or None when no
+      face was found.
     identity: who the probe really is.
 
   Returns:
@@ -81,20 +98,23 @@ def identify(gallery: Gallery, descriptor: np.ndarray | None, identity: str
     identity; None if the gallery has none), 'verified' (own_distance < 0.6),
     'rank1_at_threshold' (rank1 and nearest_distance < 0.6)}.
   """
+  threshold = recognizer.THRESHOLDS[gallery.recognizer]
   if descriptor is None:
     return {'face_found': False, 'predicted': None, 'rank1': False, 'nearest_distance': None,
             'own_distance': None, 'verified': False, 'rank1_at_threshold': False}
-  d = np.linalg.norm(gallery.descriptors.astype(np.float64)
-                     - np.asarray(descriptor, np.float64)[None], axis=1)
+  g, q = gallery.descriptors.astype(np.float64), np.asarray(descriptor, np.float64)
+  if recognizer.METRICS[gallery.recognizer] == 'l2':
+    d = np.linalg.norm(g - q[None], axis=1)
+  else:  # cosine distance
+    d = 1.0 - (g @ q) / np.maximum(np.linalg.norm(g, axis=1) * np.linalg.norm(q), 1e-12)
   best = int(np.argmin(d))
   own = [float(v) for v, who in zip(d, gallery.identities) if who == identity]
   own_d = min(own) if own else None
   predicted = gallery.identities[best]
   return {'face_found': True, 'predicted': predicted, 'rank1': predicted == identity,
           'nearest_distance': float(d[best]), 'own_distance': own_d,
-          'verified': own_d is not None and own_d < recognizer.SAME_PERSON_THRESHOLD,
-          'rank1_at_threshold': (predicted == identity
-                                 and float(d[best]) < recognizer.SAME_PERSON_THRESHOLD)}
+          'verified': own_d is not None and own_d < threshold,
+          'rank1_at_threshold': predicted == identity and float(d[best]) < threshold}
 
 
 def _mean(values: Iterable[float | None]) -> float | None:

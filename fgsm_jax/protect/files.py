@@ -1,10 +1,14 @@
-"""Protecting photo files: read upright, protect, save a metadata-free PNG, verify it.
+"""Protecting photo files: read upright, protect, verify, then save a metadata-free PNG once.
 
 The input file is only read (EXIF orientation is applied to the decoded pixels). The
 output is a PNG built from the pixel array alone -- no EXIF, GPS, ICC profile or text
-chunks are carried over -- written atomically (temporary file, then rename). Real dlib
-checks the faces on the file read back from disk after every attack round, so the
-distances reported are those of the saved file.
+chunks are carried over -- in the input's kind: grey stays grey (one perturbed channel),
+an alpha channel is kept as it was (the colour under it is protected). After every attack
+round real dlib checks the faces on the PNG bytes decoded again, so the distances reported
+are those of the bytes written. The file is written once, atomically (temporary file,
+then rename), only when the run finished: under ``<stem>.protected.png`` when every face
+is protected, else nowhere (or, when asked, as ``<stem>.unverified.png``). An interrupted
+or failed run never leaves or replaces a file under the protected name.
 """
 from __future__ import annotations
 
@@ -13,11 +17,11 @@ import io
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from fgsm_jax import io as io_lib
 from fgsm_jax.data import images as images_lib
@@ -26,9 +30,15 @@ from fgsm_jax.protect import recognizer
 from fgsm_jax.protect.presets import Preset
 
 OUTPUT_SUFFIX = '.protected.png'
+# Where a result that failed verification goes, when the caller asks to keep it.
+UNVERIFIED_SUFFIX = '.unverified.png'
 # Largest photo protected, in pixels: the upright photo must fit (the detector and the
 # verification scan it whole). The same limit as the loader's (fgsm_jax.data.MAX_PIXELS).
 MAX_PIXELS = images_lib.MAX_PIXELS
+
+
+class Interrupted(Exception):
+  """The caller's stop flag was raised (Ctrl-C): the photo was abandoned, nothing written."""
 
 
 def output_path(photo: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
@@ -36,24 +46,64 @@ def output_path(photo: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
   return Path(out_dir) / f'{Path(photo).stem}{OUTPUT_SUFFIX}'
 
 
-def encode_png(rgb: np.ndarray, compress_level: int = 1) -> bytes:
-  """PNG bytes of a uint8 H x W x 3 array, with no metadata chunks at all."""
+def unverified_path(out_path: str | os.PathLike) -> Path:
+  """``<stem>.unverified.png`` beside ``<stem>.protected.png``."""
+  out_path = Path(out_path)
+  name = out_path.name
+  stem = name[:-len(OUTPUT_SUFFIX)] if name.endswith(OUTPUT_SUFFIX) else out_path.stem
+  return out_path.with_name(f'{stem}{UNVERIFIED_SUFFIX}')
+
+
+_PNG_MODES = {(2, 1): 'L', (3, 1): 'L', (3, 2): 'LA', (3, 3): 'RGB', (3, 4): 'RGBA'}
+
+
+def encode_png(pixels: np.ndarray, compress_level: int = 1) -> bytes:
+  """PNG bytes of a uint8 array (H x W grey, H x W x 1/2/3/4: L, LA, RGB, RGBA), with no
+  metadata chunks at all."""
+  pixels = np.ascontiguousarray(pixels)
+  channels = 1 if pixels.ndim == 2 else pixels.shape[-1]
+  mode = _PNG_MODES.get((pixels.ndim, channels))
+  if pixels.dtype != np.uint8 or mode is None:
+    raise ValueError(f'expected uint8 H x W or H x W x 1/2/3/4, got {pixels.dtype} '
+                     f'{pixels.shape}')
+  if pixels.ndim == 3 and channels == 1:
+    pixels = pixels[:, :, 0]
   buf = io.BytesIO()
-  Image.fromarray(np.ascontiguousarray(rgb), 'RGB').save(buf, format='PNG',
-                                                          compress_level=compress_level)
+  Image.fromarray(pixels, mode).save(buf, format='PNG', compress_level=compress_level)
   return buf.getvalue()
 
 
-def check_size(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> None:
-  """Raises ImageError (one line) if the image header says more than ``max_pixels``.
+def compose(protected_rgb: np.ndarray, photo: images_lib.Photo) -> np.ndarray:
+  """The output pixels in the input's kind: grey (the mean of the three perturbed channels,
+  rounded: within the budget, since the three started equal) and/or the original alpha."""
+  out = protected_rgb
+  if photo.grey:
+    out = np.round(protected_rgb.astype(np.float32).mean(axis=-1)).astype(np.uint8)[..., None]
+  if photo.alpha is not None:
+    out = np.concatenate([out, photo.alpha[..., None]], axis=-1)
+  return out[..., 0] if out.shape[-1] == 1 else out
 
-  Unreadable headers are left to `load_rgb`, which names the problem.
-  """
+
+def _as_rgb(pixels: np.ndarray) -> np.ndarray:
+  """What real dlib sees of composed pixels: the colour (or grey) channels, as RGB."""
+  if pixels.ndim == 2:
+    return np.repeat(pixels[..., None], 3, axis=-1)
+  colour = pixels[..., :1] if pixels.shape[-1] in (1, 2) else pixels[..., :3]
+  return np.ascontiguousarray(np.broadcast_to(colour, pixels.shape[:2] + (3,)))
+
+
+def check_size(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> None:
+  """Raises ImageError (one line) if the image header says more than ``max_pixels``
+  (a decompression bomb included). Unreadable headers are left to the loader."""
+  previous = Image.MAX_IMAGE_PIXELS
   try:
+    Image.MAX_IMAGE_PIXELS = None  # ours is the limit; see images.load_photo
     with Image.open(path) as im:
       w, h = im.size
-  except (OSError, UnidentifiedImageError, ValueError):
+  except Exception:  # pylint: disable=broad-except
     return
+  finally:
+    Image.MAX_IMAGE_PIXELS = previous
   if w * h > max_pixels:
     raise images_lib.ImageError(
         f'{path}: too many pixels ({w}x{h} = {w * h} > limit {max_pixels})')
@@ -64,12 +114,15 @@ class FileResult:
   """What happened to one input file.
 
   Attributes:
-    path, out_path: the input and where its protected copy was written (None: not written).
+    path, out_path: the input and the file written (None: nothing written). out_path is
+      ``<stem>.protected.png`` when verified, ``<stem>.unverified.png`` when a result that
+      failed verification was kept on request.
     faces: one `photo.FaceResult` per face (empty on error).
     seconds: wall time for this file, verification included.
     error: a one-line message when the file could not be protected, else None.
     cpu_seconds: CPU time of the process (all threads) for this file: on a shared machine
       a steadier measure of the work than wall time.
+    verified: every face is protected (real dlib distance > 0.6, or no face found there).
   """
   path: Path
   out_path: Path | None
@@ -77,54 +130,94 @@ class FileResult:
   seconds: float
   error: str | None = None
   cpu_seconds: float | None = None
+  verified: bool = False
 
   @property
   def ok(self) -> bool:
-    """Written and every face protected (real dlib distance > 0.6, or no face found)."""
-    return self.error is None and bool(self.faces) and all(f.protected for f in self.faces)
+    """Written under the protected name and every face protected."""
+    return self.error is None and self.verified and bool(self.faces)
 
 
 def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: Preset,
                  key: jax.Array, *, recognizers: Sequence[photo_lib.Recognizer],
                  judges: Sequence[str] | None = None,
                  models: recognizer.RealDlib | None = None,
-                 max_pixels: int = MAX_PIXELS) -> FileResult:
-  """Protects one photo file and writes ``out_path`` (a metadata-free PNG).
+                 max_pixels: int = MAX_PIXELS, keep_unverified: bool = False,
+                 stop: Callable[[], bool] | None = None) -> FileResult:
+  """Protects one photo file and, when every face is protected, writes ``out_path``.
+
+  Args:
+    path: the photo (read only).
+    out_path: ``<stem>.protected.png``; written once, atomically, after verification.
+    preset, key, recognizers, judges, models: as `photo.protect_photo`.
+    max_pixels: larger photos are refused from the header.
+    keep_unverified: write a result whose faces are not all protected as
+      ``unverified_path(out_path)`` (default: write nothing).
+    stop: polled between attack rounds; when it returns True the photo is abandoned and
+      `Interrupted` raised (nothing written).
 
   Never raises for a bad input: a missing, unreadable or too large file, or a photo with
   no face, comes back as ``FileResult.error`` (one line naming the file); nothing is
-  written then.
+  written then. A result that fails verification comes back with ``verified=False`` and
+  ``error`` saying so.
   """
   path, out_path = Path(path), Path(out_path)
   start, cpu_start = time.perf_counter(), time.process_time()
-  models = models or recognizer.load_real_dlib()
+  stop = stop or (lambda: False)
 
-  def failed(message: str) -> FileResult:
-    return FileResult(path, None, [], time.perf_counter() - start, message,
+  def failed(message: str, faces=()) -> FileResult:
+    return FileResult(path, None, list(faces), time.perf_counter() - start, message,
                       time.process_time() - cpu_start)
 
   try:
-    if path.exists() and out_path.exists() and os.path.samefile(path, out_path):
-      return failed(f'{path}: output {out_path} would overwrite the input')
+    for target in (out_path, unverified_path(out_path)):
+      if path.exists() and target.exists() and os.path.samefile(path, target):
+        return failed(f'{path}: output {target} would overwrite the input')
     check_size(path, max_pixels)
-    rgb = images_lib.load_rgb(path)
+    photo = images_lib.load_photo(path, max_pixels)
   except images_lib.ImageError as e:
     return failed(str(e))
+  except OSError as e:
+    return failed(f'{path}: cannot read ({e.strerror or e})')
+  if stop():
+    raise Interrupted(str(path))
+  models = models or recognizer.load_real_dlib()
+  last: dict[str, Any] = {}
 
   seeing = tuple(dict.fromkeys([r.name for r in recognizers] + list(judges or ())))
 
-  def save_and_check(protected: np.ndarray):
-    io_lib.atomic_write_bytes(out_path, encode_png(protected))
-    return recognizer.describe(images_lib.load_rgb(out_path), models, recognizers=seeing)
+  def check(protected: np.ndarray):
+    # Runs after each round: verify the PNG bytes as they would be written, decoded again.
+    if stop():
+      raise Interrupted(str(path))
+    data = encode_png(compose(protected, photo))
+    with Image.open(io.BytesIO(data)) as im:
+      decoded = np.asarray(im)
+    last.update(data=data, pixels=decoded)
+    return recognizer.describe(_as_rgb(decoded), models, recognizers=seeing)
 
   try:
-    _, faces = photo_lib.protect_photo(rgb, preset, key, recognizers=recognizers,
-                                       judges=judges, models=models, check=save_and_check)
+    _, faces = photo_lib.protect_photo(photo.rgb, preset, key, recognizers=recognizers,
+                                       judges=judges, models=models, check=check)
   except photo_lib.NoFaceError:
     return failed(f'{path}: no face found (nothing to protect; no output written)')
-  except images_lib.ImageError as e:  # the output could not be read back
-    return failed(f'{path}: {e}')
+  verified = all(f.protected for f in faces)
+  target = out_path if verified else unverified_path(out_path)
+  if not verified and not keep_unverified:
+    short = sorted({f'{n} {d:.3f} <= {recognizer.THRESHOLDS[n]}' for f in faces
+                    for n, d in f.distances.items() if not f.fools(n)})
+    kept = f'; the earlier {out_path} is left as it was' if out_path.exists() else ''
+    return failed(f'{path}: not protected (distance {", ".join(short)}); no output '
+                  f'written{kept} (--keep-unverified writes it as {target.name})', faces)
+  try:
+    io_lib.atomic_write_bytes(target, last['data'])
+    with Image.open(target) as im:  # the file on disk holds the pixels verified
+      if not np.array_equal(np.asarray(im), last['pixels']):
+        target.unlink()
+        return failed(f'{path}: {target} read back differs from what was verified; removed',
+                      faces)
   except OSError as e:
-    return failed(f'{path}: cannot write {out_path} ({e.strerror or e})')
-  return FileResult(path, out_path, faces, time.perf_counter() - start, None,
-                    time.process_time() - cpu_start)
+    return failed(f'{path}: cannot write {target} ({e.strerror or e})', faces)
+  # verified=False here means kept on request as <stem>.unverified.png: not an error.
+  return FileResult(path, target, faces, time.perf_counter() - start, None,
+                    time.process_time() - cpu_start, verified)

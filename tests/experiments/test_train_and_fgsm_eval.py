@@ -56,6 +56,7 @@ def test_fgsm_eval_writes_accuracy_per_eps_and_figures(trained):
   assert fgsm_eval.main(["--workdir", str(trained), "--eps", "0,2,16",
                          "--figure-eps", "16", "--figure-examples", "2"]) == 0
   result = json.loads((trained / "fgsm_eval.json").read_text())
+  assert list(result["accuracy"]) == ["0", "2", "16"]  # numeric order, not text order
   assert set(result["accuracy"]) == {"0", "2", "16"}
   metrics = json.loads((trained / "metrics.json").read_text())
   # eps 0 is the clean accuracy; a large budget can only lower it on this easy data.
