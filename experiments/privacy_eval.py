@@ -44,6 +44,7 @@ DEGRADATION_NAMES = ('none', 'jpeg75', 'resize_half')
 
 def parse_args(argv=None) -> argparse.Namespace:
   from fgsm_jax.protect.presets import ATTACKS, DEFAULT_PRESET, PRESETS
+  from fgsm_jax.protect.recognizer import RECOGNIZERS
   from fgsm_jax import cli
   p = cli.parser(__doc__)
   p.add_argument('--dataset-dir', type=cli.nonempty_path, required=True,
@@ -65,6 +66,12 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument('--steps', type=cli.positive_int, default=None,
                  help="override the preset's steps (>= 1)")
   p.add_argument('--attack', choices=sorted(ATTACKS), default=None, help='override attack')
+  p.add_argument('--recognizers', type=cli.recognizer_list, default=RECOGNIZERS,
+                 metavar='NAMES', help='recognizers that judge (each with its own clean gallery), '
+                 f'comma-separated (default: all, {",".join(RECOGNIZERS)})')
+  p.add_argument('--protocol', choices=('whitebox', 'leave-one-out', 'both'), default='both',
+                 help='whitebox: attack with every judge; leave-one-out: for each judge R, '
+                      'attack with all but R (R judges an attack that never saw it); both')
   p.add_argument('--classifier', type=pathlib.Path, action='append', default=[],
                  metavar='W', help='workdir of a trained classifier (repeatable): transfer')
   p.add_argument('--seed', type=cli.seed, default=0,
@@ -107,215 +114,233 @@ def _classifier_crop(rgb, dataset: str):
   return None if box is None else detect.crop_face(rgb, box)
 
 
-def _plot(records, summary, path, preset_name):
+def _plot(run, path, preset_name):
+  """Per judge, each probe's distance to its nearest own gallery photo against face SSIM."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
   from fgsm_jax import io
-  fig, axes = plt.subplots(1, len(DEGRADATION_NAMES), figsize=(5 * len(DEGRADATION_NAMES), 4.2),
-                           sharey=True, squeeze=False)
-  for ax, deg in zip(axes[0], DEGRADATION_NAMES):
-    rows = [r['protected'][deg] for r in records if r.get('protected')]
-    for hit, colour, label in ((False, 'tab:green', 'not identified'),
-                               (True, 'tab:red', 'identified (rank-1)')):
-      pts = [(r['face_ssim'], r['own_distance']) for r in rows
-             if r['rank1'] == hit and r['face_found'] and r.get('face_ssim') is not None]
-      if pts:
-        ax.scatter(*zip(*pts), s=12, c=colour, label=label, alpha=0.7)
-    lost = [r['face_ssim'] for r in rows if not r['face_found'] and r.get('face_ssim')]
-    if lost:
-      ax.scatter(lost, [0.05] * len(lost), marker='x', c='tab:blue', s=14, label='no face found')
-    ax.axhline(0.6, color='grey', lw=0.8, ls='--')
-    s = summary['protected'][deg]
-    ax.set_title(f'{deg}: rank-1 {100 * s.get("rank1", 0):.1f}%, '
-                 f'face SSIM {s.get("mean_face_ssim") or 0:.3f}', fontsize=10)
-    ax.set_xlabel('face-region SSIM vs original (same degradation)')
-    ax.legend(fontsize=7, loc='upper left')
-  axes[0][0].set_ylabel('distance to nearest own gallery photo (real dlib)')
-  fig.suptitle(f'privacy vs quality, preset {preset_name}', fontsize=11)
+  from fgsm_jax.protect import recognizer
+  judges = list(run['summary']['none'])
+  fig, axes = plt.subplots(len(judges), len(DEGRADATION_NAMES),
+                           figsize=(5 * len(DEGRADATION_NAMES), 4.2 * len(judges)),
+                           squeeze=False)
+  for row, n in zip(axes, judges):
+    for ax, deg in zip(row, DEGRADATION_NAMES):
+      for hit, colour, label in ((False, 'tab:green', 'not identified'),
+                                 (True, 'tab:red', 'identified (rank-1)')):
+        pts = [(p['judged'][deg]['face_ssim'], p['judged'][deg]['judges'][n]['own_distance'])
+               for p in run['probes'] if p['judged'][deg]['judges'][n]['rank1'] == hit
+               and p['judged'][deg]['judges'][n]['face_found']]
+        if pts:
+          ax.scatter(*zip(*pts), s=12, c=colour, label=label, alpha=0.7)
+      ax.axhline(recognizer.THRESHOLDS[n], color='grey', lw=0.8, ls='--')
+      s = run['summary'][deg][n]
+      ax.set_title(f'{n}, {deg}: PSR {100 * s["psr"]:.0f}%, face SSIM '
+                   f'{s.get("mean_face_ssim") or 0:.3f}', fontsize=10)
+      ax.set_xlabel('face-region SSIM vs original (same degradation)')
+      ax.set_ylabel(f'distance to nearest own gallery photo ({n})')
+      ax.legend(fontsize=7, loc='upper left')
+  fig.suptitle(f'privacy vs quality, preset {preset_name}, attack '
+               f'{"+".join(run["attacked"])}', fontsize=11)
   fig.tight_layout()
   io.save_figure(fig, path, dpi=110)
   plt.close(fig)
 
 
-def main(argv=None) -> int:
-  args = parse_args(argv)
-  import jax
-  import numpy as np
-
-  from fgsm_jax import io, quality
+def _probes(args):
+  """(gallery photos, probe photos, people probed, gallery people) from --dataset-dir."""
   from fgsm_jax.data import images as images_lib
-  from fgsm_jax.models.dlib_resnet import dlib_resnet_apply
-  from fgsm_jax.protect import evaluate, files, recognizer
-  from fgsm_jax.protect.presets import attack_name
-
-  from fgsm_jax import cli
   try:
     folders = images_lib.identity_folders(args.dataset_dir)
   except images_lib.DatasetError as e:
     fail(str(e))
+  gallery_folders = folders[:args.gallery_people] if args.gallery_people else folders
+  folders = folders[:args.people] if args.people is not None else folders
+  gallery = [(who, p) for who, paths in gallery_folders for p in paths[:args.gallery]]
+  probes = [(who, p) for who, paths in folders
+            for p in paths[args.gallery:][:args.photos_per_person]]
+  return gallery, probes, len(folders), len(gallery_folders)
+
+
+def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subjects):
+  """Protects every probe against the recognizers ``attacked`` and judges it with all."""
+  import jax
+  from fgsm_jax import quality
+  from fgsm_jax.data import images as images_lib
+  from fgsm_jax.protect import evaluate, files
+  degradations = {d: quality.DEGRADATIONS[d] for d in DEGRADATION_NAMES}
+  key = jax.random.key(args.seed)
+  tag = '+'.join(attacked)
+  records, skipped = [], []
+  for index, (who, path, rgb, subject) in enumerate(subjects):
+    out = args.workdir / 'protected' / tag / who / f'{path.stem}{files.OUTPUT_SUFFIX}'
+    # Unverified results are kept (as .unverified.png): a face still recognised is a
+    # result this evaluation counts, not a probe to drop.
+    result = files.protect_file(path, out, preset, jax.random.fold_in(key, index),
+                                recognizers=[r for r in recognizers if r.name in attacked],
+                                judges=attacked, models=models, keep_unverified=True)
+    if result.error is not None or result.out_path is None:
+      skipped.append(result.error)
+      print(f'warning: {result.error}', file=sys.stderr)
+      continue
+    protected = images_lib.load_rgb(result.out_path)
+    judged = evaluate.judge_protected(rgb, protected, subject, who, galleries, degradations,
+                                      models)
+    records.append({'identity': who, 'photo': str(path), 'seconds': result.seconds,
+                    'protected_file': str(result.out_path), 'verified': result.verified,
+                    'judged': judged, 'rgb': protected})
+    print(f'[{tag} {len(records)}/{len(subjects)}] {who}/{path.name}: '
+          + ', '.join(f'{n} {"IDENTIFIED" if j["rank1"] else "fooled"}'
+                      for n, j in judged['none']['judges'].items())
+          + f'; face SSIM {judged["none"]["face_ssim"]:.4f}, {result.seconds:.2f} s', flush=True)
+  return records, skipped
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  import numpy as np
+  from fgsm_jax import cli, io
+  from fgsm_jax.protect import evaluate, recognizer
+  from fgsm_jax.protect.presets import attack_name
+  gallery_photos, probes, people, gallery_people = _probes(args)
   try:  # before any model is loaded or photo attacked
     cli.writable_dir(args.workdir, 'workdir')
   except OSError as e:
     fail(str(e), 2)
-  gallery_folders = folders[:args.gallery_people] if args.gallery_people else folders
-  if args.people is not None:
-    folders = folders[:args.people]
-  preset, params, models = load_protection(args)
+  judges = args.recognizers
+  sets = evaluate.attack_sets(judges, args.protocol)
+  preset, recognizers, models = load_protection(args, judges)
   classifiers = _classifiers(args.classifier)
-
-  gallery_photos = [(who, p) for who, paths in gallery_folders for p in paths[:args.gallery]]
-  probes = [(who, p) for who, paths in folders
-            for p in paths[args.gallery:][:args.photos_per_person]]
-  print(f'{len(folders)} people probed, gallery {len(gallery_photos)} photos of '
-        f'{len(gallery_folders)} people, {len(probes)} probes; '
-        f'preset {preset.name} ({attack_name(preset.attack)}, eps {preset.eps:g}, '
-        f'{preset.steps} steps)', flush=True)
+  print(f'{people} people probed, gallery {len(gallery_photos)} photos of {gallery_people} '
+        f'people, {len(probes)} probes; preset {preset.name} ({attack_name(preset.attack)}, '
+        f'eps {preset.eps:g}, {preset.steps} steps); attacks: '
+        + ', '.join('+'.join(s) for s in sets) + f'; judges: {", ".join(judges)}', flush=True)
   try:
-    gallery = evaluate.build_gallery(gallery_photos, models)
+    galleries = evaluate.build_galleries(gallery_photos, models, judges)
   except ValueError as e:
     fail(f'{args.dataset_dir}: {e}')
-  for line in gallery.skipped:
-    print(f'warning: gallery: {line}', file=sys.stderr)
+  subjects, skipped = _subjects(probes, models, judges)
+  clean = {n: evaluate.summarize([evaluate.identify(galleries[n], s.descriptor_of(n), who)
+                                  for who, _, _, s in subjects]) for n in judges}
+  runs = []
+  for attacked in sets:
+    records, missed = _run_attack_set(args, attacked, preset, recognizers, models, galleries,
+                                      subjects)
+    skipped += missed
+    if not records:
+      fail('no probe could be evaluated')
+    secs = [r['seconds'] for r in records]
+    runs.append({'attacked': list(attacked), 'summary': evaluate.summarize_judged(records),
+                 'seconds_per_photo': {'mean': float(np.mean(secs)),
+                                       'median': float(np.median(secs))},
+                 'transfer': _classifier_transfer(classifiers, subjects, records,
+                                                  args.dataset_dir),
+                 'probes': [{k: v for k, v in r.items() if k != 'rgb'} for r in records]})
+  table = _table(runs, judges)
+  io.write_json(args.workdir / 'privacy_eval.json', {
+      'dataset_dir': str(args.dataset_dir), 'people': people, 'gallery_people': gallery_people,
+      'gallery_per_person': args.gallery, 'gallery_photos': len(gallery_photos),
+      'preset': preset.name, 'attack': attack_name(preset.attack), 'eps': preset.eps,
+      'steps': preset.steps, 'preset_config': _preset_dict(preset), 'judges': list(judges),
+      'protocol': args.protocol, 'clean': clean, 'table': table, 'runs': runs,
+      'skipped': skipped + galleries[judges[0]].skipped})
+  _plot(runs[0], args.workdir / 'privacy_vs_quality.png', preset.name)
+  _print_table(clean, table)
+  print(f'wrote {args.workdir / "privacy_eval.json"} and {args.workdir / "privacy_vs_quality.png"}')
+  return 0
 
-  # Which probes each classifier saw in training (its seeded split, per identity).
-  test_split: list[set[str]] = []
-  if classifiers:
-    from fgsm_jax.data.face_builder import split_photos
-    for c in classifiers:
-      known = [who for who, _ in folders if who in c['identities']]
-      try:
-        _, test = split_photos(args.dataset_dir, c['identities'], 0, c['n_train'], c['n_test'])
-        test_split.append({str(ph.path.resolve()) for ph in test})
-      except images_lib.DatasetError as e:
-        print(f'warning: {c["name"]}: no train/test split for this folder ({e})',
-              file=sys.stderr)
-        test_split.append(set())
-      if not known:
-        print(f'warning: {c["name"]}: none of these identities are its classes', file=sys.stderr)
 
-  key = jax.random.key(args.seed)
-  records, skipped = [], []
-  crops = {'clean': [], 'protected': []}  # for transfer: (record index, crop)
-  for index, (who, path) in enumerate(probes):
+def _subjects(probes, models, judges):
+  """[(identity, path, rgb, clean face with every judge's descriptor)], skipped lines."""
+  from fgsm_jax.data import images as images_lib
+  from fgsm_jax.protect import evaluate, recognizer
+  out, skipped = [], []
+  for who, path in probes:
     try:
       rgb = images_lib.load_rgb(path)
     except images_lib.ImageError as e:
       skipped.append(str(e))
       print(f'warning: {e}', file=sys.stderr)
       continue
-    subject = evaluate.largest(recognizer.describe(rgb, models))
+    subject = evaluate.largest(recognizer.describe(rgb, models, recognizers=judges))
     if subject is None:
       skipped.append(f'{path}: no face found in the clean photo')
       print(f'warning: {path}: no face found in the clean photo; skipped', file=sys.stderr)
       continue
-    record = {'identity': who, 'photo': str(path),
-              'clean': evaluate.identify(gallery, subject.descriptor, who)}
-    out = args.workdir / 'protected' / who / f'{path.stem}{files.OUTPUT_SUFFIX}'
-    # Unverified results are kept (as .unverified.png): a face still recognised is a
-    # result this evaluation counts, not a probe to drop.
-    result = files.protect_file(path, out, preset, jax.random.fold_in(key, index),
-                                params=params, apply_fn=dlib_resnet_apply, models=models,
-                                keep_unverified=True)
-    if result.error is not None or result.out_path is None:
-      skipped.append(result.error)
-      print(f'warning: {result.error}', file=sys.stderr)
-      continue
-    record['seconds'] = result.seconds
-    record['protected_file'] = str(result.out_path)
-    record['verified'] = result.verified
-    protected = images_lib.load_rgb(result.out_path)
-    record['protected'] = {}
-    for deg in DEGRADATION_NAMES:
-      degrade = quality.DEGRADATIONS[deg]
-      orig_d, prot_d = degrade(rgb), degrade(protected)
-      found = recognizer.describe(prot_d, models)
-      match = recognizer.match_faces([subject], found)[0]
-      desc = None if match is None else found[match].descriptor
-      r = evaluate.identify(gallery, desc, who)
-      r['distance'] = None if desc is None else recognizer.distance(subject.descriptor, desc)
-      r.update(quality.compare(orig_d, prot_d, [subject.box]))
-      record['protected'][deg] = r
-    if classifiers:
-      crops['clean'].append((len(records), rgb))
-      crops['protected'].append((len(records), protected))
-    records.append(record)
-    p = record['protected']
-    print(f'[{len(records)}/{len(probes)}] {who}/{path.name}: clean rank-1 '
-          f'{"hit" if record["clean"]["rank1"] else "miss"}; protected '
-          + ', '.join(f'{d}: {"IDENTIFIED" if p[d]["rank1"] else "not identified"}'
-                      f'{"" if p[d]["face_found"] else " (no face)"}' for d in DEGRADATION_NAMES)
-          + f'; distance {p["none"]["distance"] or 0:.3f}, face SSIM '
-          f'{p["none"]["face_ssim"]:.4f}, {result.seconds:.2f} s', flush=True)
+    out.append((who, path, rgb, subject))
+  return out, skipped
 
-  if not records:
-    fail('no probe could be evaluated')
-  summary = {
-      'clean': evaluate.summarize([r['clean'] for r in records]),
-      'protected': {d: evaluate.summarize([{**r['protected'][d], 'seconds': r['seconds']}
-                                           for r in records]) for d in DEGRADATION_NAMES},
-  }
-  # The first photo of each window size includes compiling; report both.
-  secs = [r['seconds'] for r in records]
-  summary['seconds_per_photo'] = {'mean': float(np.mean(secs)),
-                                  'median': float(np.median(secs))}
 
+def _table(runs, judges):
+  """Per judge R: white-box PSR (R attacked with the others) and leave-one-out PSR (R not
+  attacked), per degradation, with the quality of the run that gave it."""
+  table = {}
+  for n in judges:
+    row = {}
+    for run in runs:
+      kind = ('whitebox' if n in run['attacked'] and len(run['attacked']) == len(judges)
+              else 'leave_one_out' if n not in run['attacked'] else None)
+      if kind is None:
+        continue
+      row[kind] = {'attacked': run['attacked'],
+                   **{deg: {'psr': s[n]['psr'], 'rank1': s[n]['rank1'],
+                            'no_face': s[n]['no_face'], 'face_ssim': s[n]['mean_face_ssim'],
+                            'min_face_ssim': s[n]['min_face_ssim'], 'ssim': s[n]['mean_ssim'],
+                            'face_psnr': s[n]['mean_face_psnr']}
+                      for deg, s in run['summary'].items()},
+                   'seconds_per_photo': run['seconds_per_photo']}
+    table[n] = row
+  return table
+
+
+def _print_table(clean, table):
+  for n, row in table.items():
+    print(f'{n}: clean rank-1 {100 * clean[n]["rank1"]:.1f}% over {clean[n]["probes"]} probes')
+    for kind, r in row.items():
+      print(f'  {kind} (attack: {"+".join(r["attacked"])}): PSR '
+            + ', '.join(f'{deg} {100 * r[deg]["psr"]:.1f}%' for deg in DEGRADATION_NAMES)
+            + f'; face SSIM {r["none"]["face_ssim"]:.4f} (min {r["none"]["min_face_ssim"]:.4f})'
+            f', {r["seconds_per_photo"]["median"]:.2f} s/photo median')
+
+
+def _classifier_transfer(classifiers, subjects, records, dataset_dir):
+  """Accuracy of each --classifier on the clean and protected probes (unseen models)."""
+  import numpy as np
+  from fgsm_jax.data import images as images_lib
+  from fgsm_jax.evaluation import predict
+  clean = {r_path: rgb for _, r_path, rgb, _ in subjects}
   transfer = []
-  for ci, c in enumerate(classifiers):
-    from fgsm_jax.evaluation import predict
-    entry = {'classifier': c['name'], 'model': c['config'].model,
-             'dataset': c['config'].dataset}
+  for c in classifiers:
+    entry = {'classifier': c['name'], 'model': c['config'].model, 'dataset': c['config'].dataset}
+    test_split = set()
+    try:
+      from fgsm_jax.data.face_builder import split_photos
+      _, test = split_photos(dataset_dir, c['identities'], 0, c['n_train'], c['n_test'])
+      test_split = {str(ph.path.resolve()) for ph in test}
+    except images_lib.DatasetError as e:
+      print(f'warning: {c["name"]}: no train/test split for this folder ({e})', file=sys.stderr)
     for which in ('clean', 'protected'):
-      idx, inputs, labels = [], [], []
-      for i, rgb in crops[which]:
-        who = records[i]['identity']
-        if who not in c['identities']:
-          continue
-        crop = _classifier_crop(rgb, c['config'].dataset)
-        if crop is None:
-          continue
-        idx.append(i)
-        inputs.append(crop)
-        labels.append(c['identities'].index(who))
-      if not inputs:
+      rows = [(r, clean[pathlib.Path(r['photo'])] if which == 'clean' else r['rgb'])
+              for r in records if r['identity'] in c['identities']]
+      rows = [(r, _classifier_crop(rgb, c['config'].dataset)) for r, rgb in rows]
+      rows = [(r, crop) for r, crop in rows if crop is not None]
+      if not rows:
         entry[which] = None
         continue
-      pred = predict(c['apply_fn'], c['params'], np.stack(inputs).astype(np.float32) / 255.0)
+      labels = [c['identities'].index(r['identity']) for r, _ in rows]
+      pred = predict(c['apply_fn'], c['params'],
+                     np.stack([crop for _, crop in rows]).astype(np.float32) / 255.0)
       correct = np.asarray(pred) == np.asarray(labels)
-      in_test = np.array([str(pathlib.Path(records[i]['photo']).resolve()) in test_split[ci]
-                          for i in idx])
-      entry[which] = {'probes': len(idx), 'accuracy': float(correct.mean()),
+      in_test = np.array([str(pathlib.Path(r['photo']).resolve()) in test_split for r, _ in rows])
+      entry[which] = {'probes': len(rows), 'accuracy': float(correct.mean()),
                       'test_split_probes': int(in_test.sum()),
                       'test_split_accuracy': (float(correct[in_test].mean())
                                               if in_test.any() else None)}
-    transfer.append(entry)
     print(f'transfer {c["name"]}: clean {entry["clean"]}, protected {entry["protected"]}')
-
-  result = {
-      'dataset_dir': str(args.dataset_dir), 'people': len(folders),
-      'gallery_people': len(gallery_folders),
-      'gallery_per_person': args.gallery, 'gallery_photos': len(gallery.identities),
-      'preset': preset.name, 'attack': attack_name(preset.attack), 'eps': preset.eps,
-      'steps': preset.steps, 'preset_config': _preset_dict(preset),
-      'summary': summary, 'transfer': transfer, 'skipped': skipped + gallery.skipped,
-      'probes': records,
-  }
-  io.write_json(args.workdir / 'privacy_eval.json', result)
-  _plot(records, summary, args.workdir / 'privacy_vs_quality.png', preset.name)
-  c, p = summary['clean'], summary['protected']
-  print(f'clean rank-1 {100 * c["rank1"]:.1f}% over {c["probes"]} probes')
-  for d in DEGRADATION_NAMES:
-    s = p[d]
-    print(f'protected ({d}): rank-1 {100 * s["rank1"]:.1f}%, PSR {100 * s["psr"]:.1f}% '
-          f'(no face {100 * s["no_face"]:.1f}%), verification failure '
-          f'{100 * s["verification_failure"]:.1f}%, face SSIM {s["mean_face_ssim"]:.4f} '
-          f'(min {s["min_face_ssim"]:.4f}), SSIM {s["mean_ssim"]:.4f}, face PSNR '
-          f'{s["mean_face_psnr"]:.2f} dB')
-  print(f'seconds per photo: mean {summary["seconds_per_photo"]["mean"]:.2f}, median '
-        f'{summary["seconds_per_photo"]["median"]:.2f} (includes compiling)')
-  print(f'wrote {args.workdir / "privacy_eval.json"} and {args.workdir / "privacy_vs_quality.png"}')
-  return 0
+    transfer.append(entry)
+  return transfer
 
 
 def _preset_dict(preset):

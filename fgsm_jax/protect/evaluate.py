@@ -156,3 +156,69 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     vals = [r['max_change'] for r in records if r.get('max_change') is not None]
     out['max_max_change'] = float(max(vals)) if vals else None
   return out
+
+
+def attack_sets(names: Sequence[str], protocol: str) -> list[tuple[str, ...]]:
+  """The recognizer sets to attack with: 'whitebox' (all of ``names``), 'leave-one-out'
+  (all but R, for each R; each R then judges an attack that never saw it), or 'both'."""
+  names = recognizer.check_names(names)
+  if protocol not in ('whitebox', 'leave-one-out', 'both'):
+    raise ValueError(f"protocol must be 'whitebox', 'leave-one-out' or 'both', got {protocol!r}")
+  sets = [names] if protocol in ('whitebox', 'both') else []
+  if protocol in ('leave-one-out', 'both') and len(names) > 1:
+    sets += [tuple(n for n in names if n != left) for left in names]
+  return sets
+
+
+def judge_protected(original: np.ndarray, protected: np.ndarray,
+                    subject: recognizer.FaceRecord, identity: str,
+                    galleries: dict[str, Gallery], degradations: dict[str, Any],
+                    models: recognizer.RealDlib | None = None) -> dict[str, Any]:
+  """How every gallery's recognizer sees a protected probe, as saved and degraded.
+
+  Args:
+    original, protected: uint8 H x W x 3, the clean photo and the protected one.
+    subject: the probe's face in the clean photo, with every judge's descriptor.
+    identity: who the probe is.
+    galleries: per judge (recognizer name), its clean gallery (`build_galleries`).
+    degradations: name -> function on uint8 photos (``quality.DEGRADATIONS``; 'none' is
+      the identity), applied to both photos before judging and comparing.
+
+  Returns:
+    {degradation: {'judges': {name: `identify` dict + 'distance' (from the clean face,
+    the recognizer's own metric)}, and `quality.compare`'s keys}}.
+  """
+  from fgsm_jax import quality  # pylint: disable=import-outside-toplevel
+  names = tuple(galleries)
+  out = {}
+  for deg, degrade in degradations.items():
+    orig_d, prot_d = degrade(original), degrade(protected)
+    found = recognizer.describe(prot_d, models, recognizers=names)
+    match = recognizer.match_faces([subject], found)[0]
+    judged = {}
+    for n in names:
+      desc = None if match is None else found[match].descriptor_of(n)
+      r = identify(galleries[n], desc, identity)
+      r['distance'] = None if desc is None else recognizer.distance(subject.descriptor_of(n),
+                                                                    desc, n)
+      judged[n] = r
+    out[deg] = {'judges': judged, **quality.compare(orig_d, prot_d, [subject.box])}
+  return out
+
+
+def summarize_judged(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+  """Per degradation and judge, `summarize` over probe records (each with 'judged' from
+  `judge_protected` and 'seconds')."""
+  if not records:
+    return {}
+  out: dict[str, Any] = {}
+  for deg, first in records[0]['judged'].items():
+    out[deg] = {}
+    for n in first['judges']:
+      rows = []
+      for r in records:
+        j = r['judged'][deg]
+        rows.append({**j['judges'][n], 'seconds': r['seconds'],
+                     **{k: v for k, v in j.items() if k != 'judges'}})
+      out[deg][n] = summarize(rows)
+  return out
