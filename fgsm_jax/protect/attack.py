@@ -216,14 +216,17 @@ def _distance(metric: str, desc: jax.Array, ref: jax.Array) -> jax.Array:
   return 1.0 - unit @ ref_unit
 
 
+def _jitter_on(config: AttackConfig) -> bool:
+  return config.jitter_px > 0 or config.jitter_deg > 0 or config.jitter_scale > 0
+
+
 def _jitters(geom_chip: warp.ChipGeometry | None, key: jax.Array, config: AttackConfig
              ) -> list[jax.Array | None]:
   """Per view, the jittered dlib-chip affine (None: no jitter), shared by every crop so
   both recognizers see the landmarks move together (as on a re-detected photo)."""
-  jitter = config.jitter_px > 0 or config.jitter_deg > 0 or config.jitter_scale > 0
   out = []
   for k in range(config.eot_samples):
-    if not jitter or geom_chip is None:
+    if not _jitter_on(config) or geom_chip is None:
       out.append(None)
       continue
     out.append(warp.jitter_affine(geom_chip.affine, jax.random.fold_in(jax.random.fold_in(
@@ -239,7 +242,8 @@ def _crops(member: Surrogate, degraded: dict[str, jax.Array], geom: Any,
   if member.crop == 'dlib_chip':
     levels = {kind: warp.level_image(v, geom.shift, member.n_down) for kind, v in degraded.items()}
   else:
-    levels = {kind: arcface.crop_pyramid(v, member.n_down) for kind, v in degraded.items()}
+    levels = {kind: arcface.crop_pyramid(v, member.n_down, quantize=True)
+              for kind, v in degraded.items()}
   for k in range(config.eot_samples):
     kind = config.degradations[k % len(config.degradations)]
     kk = jax.random.fold_in(key, k)
@@ -251,6 +255,10 @@ def _crops(member: Surrogate, degraded: dict[str, jax.Array], geom: Any,
       if jitters[k] is not None:
         affine = arcface.follow_chip_jitter(affine, chip_geom.affine, jitters[k], chip_n_down,
                                             chip_geom.shift)
+      elif chip_geom is None and _jitter_on(config):  # no dlib chip to follow: its own
+        affine = warp.jitter_affine(affine, jax.random.fold_in(kk, 1), config.jitter_px,
+                                    config.jitter_deg, config.jitter_scale,
+                                    arcface.ARCFACE_SIZE)
       crop = arcface.sample_crop(levels[kind], affine, member.n_down)
     if config.di_prob > 0:
       crop = tlib.ResizePad(config.di_min_scale, config.di_prob)(jax.random.fold_in(kk, 2),
