@@ -43,6 +43,7 @@ DEGRADATION_NAMES = ('none', 'jpeg75', 'resize_half')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+  from fgsm_jax import compile_cache
   from fgsm_jax.protect.presets import ATTACKS, DEFAULT_PRESET, PRESETS
   p = argparse.ArgumentParser(description=__doc__.split('\n')[1],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,6 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument('--classifier', type=pathlib.Path, action='append', default=[],
                  metavar='W', help='workdir of a trained classifier (repeatable): transfer')
   p.add_argument('--seed', type=int, default=0)
+  compile_cache.add_arguments(p)
   args = p.parse_args(argv)
   if args.people is not None and args.people <= 0:
     p.error('--people must be positive')

@@ -46,6 +46,7 @@ def _preset_help() -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+  from fgsm_jax import compile_cache
   from fgsm_jax.protect.files import MAX_PIXELS
   from fgsm_jax.protect.presets import ATTACKS, DEFAULT_PRESET, PRESETS
   p = argparse.ArgumentParser(description=__doc__.split('\n')[1], epilog=_preset_help(),
@@ -61,9 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument('--attack', choices=sorted(ATTACKS), default=None,
                  help="override the preset's base attack")
   p.add_argument('--seed', type=int, default=0, help='PRNG seed (jitter, input diversity)')
-  p.add_argument('--compile-cache', type=pathlib.Path, default=None, metavar='DIR',
-                 help='keep compiled attacks in DIR across runs (JAX persistent cache); the '
-                      'first photo of each face-window size otherwise compiles for seconds')
+  compile_cache.add_arguments(p)
   p.add_argument('--max-pixels', type=int, default=MAX_PIXELS,
                  help=f'larger photos are refused (default {MAX_PIXELS})')
   args = p.parse_args(argv)
@@ -79,9 +78,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
   args = parse_args(argv)
   import jax
-  if args.compile_cache is not None:
-    jax.config.update('jax_compilation_cache_dir', str(args.compile_cache))
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
   from fgsm_jax.models.dlib_resnet import dlib_resnet_apply
   from fgsm_jax.protect import files
