@@ -85,7 +85,7 @@ def test_faces_of_every_window_size_share_one_compiled_attack(gt_dir, params):
   # A config no other test uses, so the count starts from nothing.
   preset = dataclasses.replace(QUICK, steps=2,
                                attack=attack.AttackConfig(step=0.4, eot_samples=1, chunk=1))
-  before = attack._all_chunks._cache_size()
+  before = attack._run._cache_size()
   sizes = set()
   for person in ('s38', 's02', 's01'):
     rgb = images.load_rgb(gt_dir / person / '01.jpg')
@@ -95,7 +95,7 @@ def test_faces_of_every_window_size_share_one_compiled_attack(gt_dir, params):
                             preset.feather).size)
     _protect(rgb, params, preset)
   assert len(sizes) == 3
-  assert attack._all_chunks._cache_size() - before == 1
+  assert attack._run._cache_size() - before == 1
 
 
 def test_bucket_ladder_is_coarse():
