@@ -96,7 +96,7 @@ def main(argv=None) -> int:
   train.save_checkpoint(args.workdir, state.params, config,
                         {k: metrics[k] for k in ("train_accuracy", "test_accuracy")})
   io.write_json(args.workdir / "metrics.json", metrics)
-  print(f"train accuracy {metrics['train_accuracy']:.4f}, test accuracy "
+  print(f"clean train accuracy (final weights) {metrics['train_accuracy']:.4f}, test accuracy "
         f"{metrics['test_accuracy']:.4f}; wrote {args.workdir / 'metrics.json'}")
   return 0
 

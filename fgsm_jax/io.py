@@ -26,9 +26,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
   return path
 
 
+def _sorted_keys(obj: Any) -> Any:
+  """Dicts with sorted keys, numbers as numbers ("2" before "16", e.g. eps), recursively."""
+  if isinstance(obj, dict):
+    def key(k):
+      try:
+        return (0, float(k), "")
+      except (TypeError, ValueError):
+        return (1, 0.0, str(k))
+    return {k: _sorted_keys(obj[k]) for k in sorted(obj, key=key)}
+  if isinstance(obj, (list, tuple)):
+    return [_sorted_keys(v) for v in obj]
+  return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> pathlib.Path:
-  """Writes ``obj`` as indented JSON, atomically."""
-  return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+  """Writes ``obj`` as indented JSON, atomically; keys sorted, numeric ones by value."""
+  return atomic_write_bytes(path, (json.dumps(_sorted_keys(obj), indent=2) + "\n").encode())
 
 
 def read_json(path: str | os.PathLike) -> Any:
