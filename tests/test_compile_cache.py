@@ -81,3 +81,22 @@ def test_flags_choose_the_folder_or_turn_it_off(tmp_path, monkeypatch):
   assert calls == [tmp_path, None]
   with pytest.raises(SystemExit):
     p.parse_args(['--no-compile-cache', '--compile-cache', str(tmp_path)])
+
+
+@pytest.mark.parametrize('script', ['protect_photos.py', 'privacy_eval.py'])
+def test_scripts_report_an_unusable_cache_folder_in_one_line(script, tmp_path):
+  afile = tmp_path / 'afile'
+  afile.write_text('x')
+  args = (['photo.jpg', '--out-dir', str(tmp_path / 'o')] if script == 'protect_photos.py'
+          else ['--dataset-dir', str(tmp_path), '--workdir', str(tmp_path / 'w')])
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT))
+  run = lambda extra: subprocess.run(
+      [sys.executable, str(ROOT / 'experiments' / script), *args, *extra], env=env,
+      capture_output=True, text=True, timeout=300)
+  both = run(['--compile-cache', str(tmp_path), '--no-compile-cache'])
+  assert both.returncode == 2 and 'not allowed with' in both.stderr
+  if script == 'protect_photos.py':  # privacy_eval finds the empty dataset folder first
+    bad = run(['--compile-cache', str(afile / 'jax')])
+    assert bad.returncode != 0
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(afile / 'jax') in lines[0], bad.stderr
