@@ -136,7 +136,8 @@ def main(argv=None) -> int:
     wall, cpu = zip(*seconds)
     print(f'{len(seconds)} photo{"s" * (len(seconds) != 1)} written: median '
           f'{statistics.median(wall):.2f} s ({statistics.median(cpu):.2f} s CPU), total '
-          f'{sum(wall):.1f} s (a new face-window size compiles first)', flush=True)
+          f'{sum(wall):.1f} s (the first photo compiles the attack unless it is cached)',
+          flush=True)
   return 0 if all_ok else 1
 
 
