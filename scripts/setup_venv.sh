@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
-stamp="$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)"
+# What was installed: a hash of the package's metadata (sha256sum, or shasum on macOS).
+stamp="$(cat setup.cfg pyproject.toml | { sha256sum 2>/dev/null || shasum -a 256; } | cut -d' ' -f1)"
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.fgsm_jax-installed" 2>/dev/null)" = "$stamp" ]; then
   exit 0
 fi
