@@ -38,7 +38,13 @@ fail = cli.fail  # one-line error, no traceback; exits 1 unless told
 def load_protection(args: argparse.Namespace):
   """What both photo scripts need: the preset with the --eps/--steps/--attack overrides, the
   Flax port's parameters and real dlib's models. A missing or corrupt model file exits with
-  a one-line message."""
+  a one-line message. Turns the persistent compilation cache on first (--compile-cache,
+  --no-compile-cache; `fgsm_jax.compile_cache`)."""
+  from fgsm_jax import compile_cache
+  try:
+    compile_cache.enable_from_args(args)
+  except compile_cache.CompileCacheError as e:
+    fail(str(e))
   from fgsm_jax.models.dlib_resnet import DlibModelError, load_dlib_resnet
   from fgsm_jax.protect import recognizer
   from fgsm_jax.protect.presets import PRESETS, with_overrides

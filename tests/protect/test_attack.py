@@ -75,3 +75,30 @@ def test_config_is_checked():
     attack.AttackConfig(degradations=('gif',))
   with pytest.raises(ValueError, match='ti_kernel'):
     attack.AttackConfig(ti_kernel=4)
+
+
+def test_padding_to_a_compile_bucket_leaves_the_result_unchanged(face_window):
+  # photo.py pads every window (edge pixels, budget 0) to a bucket side and passes its own
+  # area as ``scope``; with gradient-scaled steps (soft) the step sizes depend on the mean
+  # |gradient|, which must not count the padding.
+  fw = face_window
+  config = attack.AttackConfig(step=0.3, eot_samples=1, chunk=2, soft=2.0)
+  h, w = fw['window'].shape[:2]
+  side = photo.bucket_side(h, w)
+  assert side > max(h, w)  # the fixture's window (352 px) really is padded
+  pad = lambda a, mode='edge': jnp.asarray(photo.pad_to_bucket(np.asarray(a), side, mode))
+  window = pad(fw['window'])
+  scope = pad(np.ones((h, w, 1), np.float32), 'constant')
+  args = (dlib_resnet_apply, fw['params'])
+  a, da = attack.protect_window(*args, fw['window'], fw['window'], fw['budget'], fw['geom'],
+                                fw['ref'], jax.random.key(3), 4, config=config,
+                                n_down=fw['n_down'])
+  b, db = attack.protect_window(*args, window, window, pad(fw['budget'], 'constant'),
+                                fw['geom'], fw['ref'], jax.random.key(3), 4, config=config,
+                                n_down=fw['n_down'], scope=scope)
+  # Only the summation order of the means differs: at most a grey level, in a few pixels.
+  diff = np.abs(np.asarray(b)[:h, :w] - np.asarray(a)) * 255
+  assert diff.max() <= 1 + 1e-3 and np.mean(diff > 0.5) < 1e-3
+  assert abs(float(da) - float(db)) < 1e-3
+  levels = lambda v: np.round(np.asarray(v) * 255)
+  assert np.array_equal(levels(b)[h:], levels(window)[h:])  # padding untouched
