@@ -43,6 +43,7 @@ DEGRADATION_NAMES = ('none', 'jpeg75', 'resize_half')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+  from fgsm_jax import compile_cache
   from fgsm_jax.protect.presets import ATTACKS, DEFAULT_PRESET, PRESETS
   from fgsm_jax.protect.recognizer import RECOGNIZERS
   from fgsm_jax import cli
@@ -76,6 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                  metavar='W', help='workdir of a trained classifier (repeatable): transfer')
   p.add_argument('--seed', type=cli.seed, default=0,
                  help=f'PRNG seed of the attacks, 0 to {cli.MAX_SEED}')
+  compile_cache.add_arguments(p)
   args = p.parse_args(argv)
   return args
 

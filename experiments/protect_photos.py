@@ -57,6 +57,7 @@ def _preset_help() -> str:
 def build_parser() -> argparse.ArgumentParser:
   """The command line; other modules may add options to it before parsing."""
   from fgsm_jax import cli
+  from fgsm_jax import compile_cache
   from fgsm_jax.protect.files import MAX_PIXELS
   from fgsm_jax.protect.presets import ATTACKS, DEFAULT_PRESET, PRESETS
   from fgsm_jax.protect.recognizer import RECOGNIZERS
@@ -79,9 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                       f'(default: all the project has, {",".join(RECOGNIZERS)})')
   p.add_argument('--seed', type=cli.seed, default=0,
                  help=f'PRNG seed (jitter, input diversity), 0 to {cli.MAX_SEED}')
-  p.add_argument('--compile-cache', type=cli.nonempty_path, default=None, metavar='DIR',
-                 help='keep compiled attacks in DIR across runs (JAX persistent cache); the '
-                      'first photo of each face-window size otherwise compiles for seconds')
+  compile_cache.add_arguments(p)
   p.add_argument('--max-pixels', type=cli.positive_int, default=MAX_PIXELS,
                  help=f'larger photos are refused, from the header (default {MAX_PIXELS})')
   p.add_argument('--keep-unverified', action='store_true',
@@ -122,9 +121,6 @@ def _run(args, stop) -> int:
   except OSError as e:
     fail(str(e), 2)
   import jax
-  if args.compile_cache is not None:
-    jax.config.update('jax_compilation_cache_dir', str(args.compile_cache))
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
   from fgsm_jax.protect import files, recognizer
 
@@ -210,7 +206,7 @@ def _summary(counts: dict[str, int], seconds: list[tuple[float, float]]) -> None
     wall, cpu = zip(*seconds)
     line += (f'; median {statistics.median(wall):.2f} s a photo '
              f'({statistics.median(cpu):.2f} s CPU), total {sum(wall):.1f} s '
-             '(a new face-window size compiles first)')
+             '(the first photo compiles the attack unless it is cached)')
   print(line, flush=True)
 
 

@@ -110,7 +110,7 @@ def main(argv=None) -> int:
           file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(1)
-  print(f"train accuracy {metrics['train_accuracy']:.4f}, test accuracy "
+  print(f"clean train accuracy (final weights) {metrics['train_accuracy']:.4f}, test accuracy "
         f"{metrics['test_accuracy']:.4f}; wrote {args.workdir / 'metrics.json'}")
   return 0
 

@@ -48,7 +48,9 @@ def plot_triplets(originals: np.ndarray, adversarials: np.ndarray,
   """Rows of original | perturbation | adversarial, each titled with the predicted identity.
 
   Returns the amplification used for the perturbation column: 0.5 / eps, so a change of
-  +-eps spans the full grey range.
+  +-eps spans the full grey range. A band of rows / columns at the bottom / right that no
+  example changes (for the original CNN at 160 x 160: pixels 153-159, which its pooling
+  never reads, so their gradient is 0) is named in a caption under the figure.
   """
   eps = eps_255 / 255.0
   amplification = 0.5 / eps if eps > 0 else 1.0
@@ -65,7 +67,35 @@ def plot_triplets(originals: np.ndarray, adversarials: np.ndarray,
       ax.imshow(np.clip(img, 0, 1))
       ax.set_title(title, fontsize=8)
       ax.axis("off")
-  fig.tight_layout()
+  note = _unchanged_band_note(np.asarray(originals), np.asarray(adversarials))
+  if note:
+    fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7, wrap=True)
+    fig.tight_layout(rect=(0, 0.35 / (2.6 * n), 1, 1))
+  else:
+    fig.tight_layout()
   io.save_figure(fig, path, dpi=110)
   plt.close(fig)
   return amplification
+
+
+def _trailing_zero(v: np.ndarray) -> int:
+  """How many entries at the end of a 1-D boolean array are True."""
+  return int(len(v) - np.flatnonzero(~v)[-1] - 1) if (~v).any() else len(v)
+
+
+def _unchanged_band_note(originals: np.ndarray, adversarials: np.ndarray) -> str:
+  """A caption naming the bottom rows / right columns that no example's attack changed."""
+  same = np.all(originals == adversarials, axis=(0, 3))  # H x W, over examples and channels
+  h, w = same.shape
+  rows, cols = _trailing_zero(same.all(axis=1)), _trailing_zero(same.all(axis=0))
+  if rows == h or cols == w:  # nothing changed at all: no band to explain
+    return ""
+  parts = []
+  if cols:
+    parts.append(f"columns {w - cols}-{w - 1} (right)")
+  if rows:
+    parts.append(f"rows {h - rows}-{h - 1} (bottom)")
+  if not parts:
+    return ""
+  return (f"Grey band in the perturbations: {' and '.join(parts)} are unchanged in every "
+          "example; the model never reads them (its pooling drops them), so their gradient is 0.")

@@ -38,11 +38,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
   return path
 
 
+def _sorted_keys(obj: Any) -> Any:
+  """Dicts with sorted keys, numbers as numbers ("2" before "16", e.g. eps), recursively."""
+  if isinstance(obj, dict):
+    def key(k):
+      try:
+        return (0, float(k), "")
+      except (TypeError, ValueError):
+        return (1, 0.0, str(k))
+    return {k: _sorted_keys(obj[k]) for k in sorted(obj, key=key)}
+  if isinstance(obj, (list, tuple)):
+    return [_sorted_keys(v) for v in obj]
+  return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> pathlib.Path:
-  """Writes ``obj`` as indented JSON, atomically; keys sorted as text unless
-  ``sort_keys=False`` (then in the dicts' own order, e.g. eps keys in numeric order)."""
-  text = json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n"
-  return atomic_write_bytes(path, text.encode())
+  """Writes ``obj`` as indented JSON, atomically; keys sorted, numeric ones by value
+  (``sort_keys=False``: in the dicts' own order)."""
+  obj = _sorted_keys(obj) if sort_keys else obj
+  return atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def read_json(path: str | os.PathLike) -> Any:

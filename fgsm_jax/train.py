@@ -178,6 +178,10 @@ def train(config: TrainConfig, train_images: np.ndarray, train_labels: np.ndarra
   state = create_train_state(init_key, config)
   rng = np.random.default_rng(config.seed)
   history = []
+  # The per-epoch accuracy is over the batches as trained on (augmented, if asked, and
+  # with the weights still moving), not the clean training set after training.
+  augmented = config.flip or config.max_shift or config.brightness
+  batches = "augmented" if augmented else "shuffled"
   for epoch in range(1, config.epochs + 1):
     sums = {"loss": 0.0, "accuracy": 0.0, "count": 0.0}
     for batch in padded_batches(train_images, train_labels, config.batch_size, rng=rng):
@@ -189,7 +193,8 @@ def train(config: TrainConfig, train_images: np.ndarray, train_labels: np.ndarra
     record = {"epoch": epoch, "loss": sums["loss"] / sums["count"],
               "accuracy": sums["accuracy"] / sums["count"]}
     history.append(record)
-    log(f"epoch {epoch}: loss {record['loss']:.4f}, train accuracy {record['accuracy']:.4f}")
+    log(f"epoch {epoch}: loss {record['loss']:.4f}, accuracy on the {batches} training "
+        f"batches while learning {record['accuracy']:.4f}")
   return state, history
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs fgsm_jax into .venv and runs the FGSM experiment end to end on the Georgia Tech
+# Installs fgsm_jax into .venv (scripts/setup_venv.sh) and runs the FGSM experiment end to end on the Georgia Tech
 # faces from a local copy: build the dataset (TFDS), train the original CNN, attack it with
 # white-box FGSM at each eps, write JSON and figures to $WORKDIR (default runs/).
 #   FGSM_JAX_DATASETS=/path/holding/gt_db bash scripts/run_experiment.sh
@@ -11,10 +11,8 @@ if [ ! -d "$DATASETS/gt_db" ]; then
   echo "error: $DATASETS/gt_db not found (set FGSM_JAX_DATASETS to the folder holding gt_db/)" >&2
   exit 1
 fi
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+bash scripts/setup_venv.sh
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-0}"
 .venv/bin/python experiments/train_classifier.py --dataset gt --manual-dir "$DATASETS/gt_db" \
   --data-dir "$WORKDIR/tfds" --workdir "$WORKDIR/gt_cnn" \
   --epochs 15 --cosine --flip --max-shift 8

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The test command (README): the whole suite on the CPU, with the project's virtualenv
-# (.venv, made by scripts/run_experiment.sh) unless one is already active.
+# The test command (README): the whole suite on the CPU. With a virtualenv active (as .ci/run
+# does) it runs in that one; otherwise in the project's .venv, made and installed first
+# when missing (scripts/setup_venv.sh), so it works before or without run_experiment.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=python
-if [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; fi
+if [ -n "${VIRTUAL_ENV:-}" ]; then
+  PYTHON=python
+else
+  bash scripts/setup_venv.sh
+  PYTHON=.venv/bin/python
+fi
 export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-0}"
 "$PYTHON" -m pytest tests -q "$@"

@@ -25,6 +25,19 @@ log = logging.getLogger('fgsm_jax.data')
 IMAGE_SIZE = detect.CROP_SIZE
 
 
+class PlainBuildMessage:
+  """Builder mixin: one plain line when a build starts, instead of TFDS's.
+
+  TFDS prints "Downloading and preparing dataset Unknown size (download: Unknown size, ...)"
+  (``DatasetBuilder._log_download_bytes``, tensorflow-datasets 4.9), which says nothing
+  true of a build from local photos.
+  """
+
+  def _log_download_bytes(self) -> None:
+    print(f'building {self.name} {self.version} (dlib face crops of the photos) in '
+          f'{self.data_dir} ...', flush=True)
+
+
 @dataclasses.dataclass(eq=False)
 class FaceConfig(tfds.core.BuilderConfig):
   """Builder config of the face datasets.

@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from fgsm_jax.data import detect, images
-from fgsm_jax.data.face_builder import FaceConfig, Photo, data_root, features, generate, split_photos
+from fgsm_jax.data.face_builder import (FaceConfig, Photo, PlainBuildMessage, data_root,
+                                        features, generate, split_photos)
 
 URL = 'http://www.anefian.com/research/gt_db.zip'
 IDENTITIES = tuple(f's{i:02d}' for i in range(1, 51))
@@ -35,7 +36,7 @@ _CITATION = """\
 """
 
 
-class GtFaces(tfds.core.GeneratorBasedBuilder):
+class GtFaces(PlainBuildMessage, tfds.core.GeneratorBasedBuilder):
   """Georgia Tech faces: 50 people, 10 train / 5 test photos each, 160 x 160 face crops."""
 
   VERSION = tfds.core.Version('1.0.0')

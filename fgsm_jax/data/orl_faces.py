@@ -18,8 +18,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from fgsm_jax.data import images
-from fgsm_jax.data.face_builder import (IMAGE_SIZE, FaceConfig, Photo, data_root, features,
-                                        generate, split_photos)
+from fgsm_jax.data.face_builder import (IMAGE_SIZE, FaceConfig, Photo, PlainBuildMessage,
+                                        data_root, features, generate, split_photos)
 
 IDENTITIES = tuple(f's{i}' for i in range(1, 41))
 N_TRAIN, N_TEST = 7, 3
@@ -34,7 +34,7 @@ _CITATION = """\
 """
 
 
-class OrlFaces(tfds.core.GeneratorBasedBuilder):
+class OrlFaces(PlainBuildMessage, tfds.core.GeneratorBasedBuilder):
   """ORL faces: 40 people, 7 train / 3 test photos each, 160 x 160 x 3."""
 
   VERSION = tfds.core.Version('1.0.0')

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import Iterator
 
 import numpy as np
@@ -22,11 +23,25 @@ DATASETS = tuple(_BUILDERS)
 SPLITS = ('train', 'test')
 
 
+def quiet_tensorflow() -> None:
+  """Before TensorFlow's first import: no oneDNN notice, no info/warning log lines.
+
+  ``TF_CPP_MIN_LOG_LEVEL=2`` alone leaves the "oneDNN custom operations are on" line (it is
+  logged before TensorFlow reads the level); TensorFlow only reads and decodes photos here,
+  so its oneDNN kernels are turned off (``TF_ENABLE_ONEDNN_OPTS=0``) unless the environment
+  says otherwise. No effect once TensorFlow is imported.
+  """
+  if 'tensorflow' not in sys.modules:
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
+
+
 def builder_class(dataset: str):
   """The TFDS builder class of 'gt' or 'orl' (imports tensorflow_datasets)."""
   if dataset not in _BUILDERS:
     raise ValueError(f'unknown dataset {dataset!r}; expected one of {", ".join(DATASETS)}')
   module, name = _BUILDERS[dataset]
+  quiet_tensorflow()
   return getattr(importlib.import_module(module), name)
 
 
@@ -44,6 +59,7 @@ def get_builder(dataset: str, *, manual_dir: str | os.PathLike | None = None,
   Raises:
     ValueError: unknown dataset name. DatasetError: no usable data to build from.
   """
+  quiet_tensorflow()
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   builder = builder_class(dataset)(
       data_dir=None if data_dir is None else os.fspath(data_dir), config=config)
@@ -66,6 +82,7 @@ def load_split(dataset: str, split: str, *, manual_dir: str | os.PathLike | None
     images: float32 N x 160 x 160 x 3 in [0, 1]; labels: int32 N, in [0, num_classes).
     Order is TFDS's stored order (fixed for a given build), not shuffled per call.
   """
+  quiet_tensorflow()
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   builder = get_builder(dataset, manual_dir=manual_dir, data_dir=data_dir, config=config)
   data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))

@@ -169,14 +169,28 @@ def add_masked(photo: jax.Array, delta: jax.Array, region: Region) -> jax.Array:
   return paste_region(photo, out, region)
 
 
-def full_mask(photo_hw: tuple[int, int], regions: Sequence[Region]) -> jax.Array:
+def _ramp_np(n: int, lo: float, hi: float, band: float) -> np.ndarray:
+  coord = np.arange(n, dtype=np.float32)
+  d = np.maximum(np.maximum(np.float32(lo) - coord, coord - np.float32(hi)), 0.0)
+  t = np.clip(d / np.float32(max(band, 1e-6)), 0.0, 1.0)
+  return np.where(t >= 1.0, 0.0, 0.5 * (1.0 + np.cos(np.pi * t))).astype(np.float32)
+
+
+def full_mask(photo_hw: tuple[int, int], regions: Sequence[Region]) -> np.ndarray:
   """Union of the regions' masks on the whole photo: H x W x 1, the max where they overlap.
 
-  0 outside every region's window.
+  0 outside every region's window. Computed in numpy (float32, the same formula as
+  `feather_mask`): a jitted mask would compile once per window size and photo size, the
+  wait a first photo should not have.
   """
-  mask = jnp.zeros((int(photo_hw[0]), int(photo_hw[1]), 1), jnp.float32)
+  mask = np.zeros((int(photo_hw[0]), int(photo_hw[1]), 1), np.float32)
   for r in regions:
-    placed = jax.lax.dynamic_update_slice(jnp.zeros_like(mask), feather_mask(r),
-                                          (r.top, r.left, 0))
-    mask = jnp.maximum(mask, placed)
+    t, l = int(r.top), int(r.left)
+    h, w = r.size
+    inner = [float(v) for v in np.asarray(r.inner)]
+    band = float(r.feather)
+    own = (_ramp_np(h, inner[0], inner[2], band)[:, None]
+           * _ramp_np(w, inner[1], inner[3], band)[None, :])[..., None]
+    view = mask[t:t + h, l:l + w]
+    np.maximum(view, own[:view.shape[0], :view.shape[1]], out=view)
   return mask

@@ -25,7 +25,9 @@ Per step:
 
 Steps run in chunks of ``config.chunk`` unrolled steps inside one jitted ``lax.fori_loop``;
 one compile per (window size, members with their pyramid depths, `AttackConfig`) serves
-every photo and step count.
+every photo and step count. The caller pads windows to a few bucket sizes
+(`fgsm_jax.protect.photo`) and passes ``scope``, the window's own area: the means that
+scale the steps are taken over it, so the padding changes neither the steps nor the result.
 """
 from __future__ import annotations
 
@@ -65,7 +67,9 @@ class AttackConfig:
       large, so the perturbation concentrates there instead of filling the budget.
     feature_dropout: drop this share of every convolution's outputs of each surrogate,
       afresh each step (model augmentation, for transfer); 0: off.
-    chunk: steps unrolled per jitted call (steps are rounded up to a multiple of it).
+    chunk: steps unrolled per loop iteration (steps are rounded up to a multiple of it).
+      1 by default: XLA's compile time grows with the unrolled steps (about 10 s for 4 on
+      a 2-core CPU, the first photo's wait), while unrolling saved no run time.
   """
   step: float = 0.25
   decay: float = 1.0
@@ -80,7 +84,7 @@ class AttackConfig:
   cap: float = 2.0  # dlib: 1.2 in its L2 units (threshold 0.6)
   soft: float = 0.0
   feature_dropout: float = 0.0
-  chunk: int = 4
+  chunk: int = 1
 
   def __post_init__(self):
     bad = [d for d in self.degradations if d not in DEGRADATIONS]
@@ -310,9 +314,15 @@ def _chip_member(members: tuple[Surrogate, ...]) -> tuple[int | None, int]:
   return None, 0
 
 
+def _scoped_mean_abs(v: jax.Array, scope: jax.Array) -> jax.Array:
+  """mean |v| over the entries where scope (H x W x 1, 0/1) is 1, floored at 1e-12."""
+  count = jnp.maximum(jnp.sum(scope) * v.shape[-1], 1.0)
+  return jnp.maximum(jnp.sum(jnp.abs(v) * scope) / count, 1e-12)
+
+
 def _steps(members: tuple[Surrogate, ...], params: tuple, x: jax.Array, m: jax.Array,
-           lo: jax.Array, hi: jax.Array, budget: jax.Array, geoms: tuple, refs: tuple,
-           key: jax.Array, t0: jax.Array, config: AttackConfig
+           lo: jax.Array, hi: jax.Array, budget: jax.Array, scope: jax.Array, geoms: tuple,
+           refs: tuple, key: jax.Array, t0: jax.Array, config: AttackConfig
            ) -> tuple[jax.Array, jax.Array]:
   """``config.chunk`` attack steps, unrolled (step t uses fold_in(key, t0 + t)).
 
@@ -331,18 +341,18 @@ def _steps(members: tuple[Surrogate, ...], params: tuple, x: jax.Array, m: jax.A
       gi = jax.grad(_member_loss, argnums=2)(mem, params[i], x, geoms, refs, i, chip_index,
                                              chip_n_down, kt, config)
       if len(members) > 1:
-        gi = gi / jnp.maximum(jnp.mean(jnp.abs(gi)), 1e-12)
+        gi = gi / _scoped_mean_abs(gi, scope)
       g = g + (mem.weight / total) * gi
     if kernel is not None:
       g = tlib.gaussian_smooth(g[None], kernel, 'zero')[0]
     if config.decay > 0:
-      m = config.decay * m + g / jnp.maximum(jnp.mean(jnp.abs(g)), 1e-12)
+      m = config.decay * m + g / _scoped_mean_abs(g, scope)
     else:
       m = g
     if config.soft > 0:
       # Pixels whose (momentum) gradient is under `soft` x its mean take proportionally
       # smaller steps: the change gathers where it buys the most distance.
-      u = jnp.clip(m / (config.soft * jnp.maximum(jnp.mean(jnp.abs(m)), 1e-12)), -1.0, 1.0)
+      u = jnp.clip(m / (config.soft * _scoped_mean_abs(m, scope)), -1.0, 1.0)
     else:
       u = jnp.sign(m)
     x = jnp.clip(x + config.step * budget * u, lo, hi)
@@ -353,18 +363,20 @@ _STATIC = ('members', 'config')
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _all_chunks(members, params, x, m, lo, hi, budget, geoms, refs, key, n_chunks, *,
-                config):
+def _run(members, params, window0, start, budget, scope, geoms, refs, key, n_chunks, *,
+         config):
+  """The step loop, then the 8-bit window and each member's distance on it (its own
+  metric, unjittered): one program per (window shape, members, config), so a new process
+  compiles (or loads) exactly one (the set-up is inside too: eager ops would each compile
+  on their own)."""
+  lo = jnp.clip(window0 - budget, 0.0, 1.0)
+  hi = jnp.clip(window0 + budget, 0.0, 1.0)
+  x = jnp.clip(start, lo, hi)
+  m = jnp.zeros_like(x)
   def body(i, carry):
-    return _steps(members, params, *carry, lo, hi, budget, geoms, refs, key,
+    return _steps(members, params, *carry, lo, hi, budget, scope, geoms, refs, key,
                   i * config.chunk, config)
-  return jax.lax.fori_loop(0, n_chunks, body, (x, m))
-
-
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _finish(members, params, x, geoms, refs, *, config):
-  """The 8-bit window and each member's distance on it (its own metric, unjittered)."""
-  del config
+  x, _ = jax.lax.fori_loop(0, n_chunks, body, (x, m))
   x = jnp.round(x * 255.0) / 255.0
   dists = []
   for i, mem in enumerate(members):
@@ -378,8 +390,8 @@ def _finish(members, params, x, geoms, refs, *, config):
 
 def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.Array,
                    start: jax.Array, budget: jax.Array, geoms: tuple, refs: tuple,
-                   key: jax.Array, steps: int, *, config: AttackConfig
-                   ) -> tuple[jax.Array, jax.Array]:
+                   key: jax.Array, steps: int, *, config: AttackConfig,
+                   scope: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """Runs the attack on one face's window against an ensemble of recognizers.
 
   Steps run in chunks of ``config.chunk`` unrolled steps (``steps`` is rounded up to a
@@ -400,6 +412,9 @@ def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.A
     key: PRNG key (jitter, DI, feature dropout).
     steps: number of steps.
     config: `AttackConfig` (static).
+    scope: H x W x 1, 1 over the window's own area and 0 over padding added to reach a
+      compile bucket (default: all 1). The momentum's and soft steps' gradient means are
+      taken over it; padding must have budget 0.
 
   Returns:
     (window, distances): the protected window rounded to 8 bits (float [0, 1]), and each
@@ -412,14 +427,12 @@ def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.A
                      f'geometries, {len(refs)} references')
   window0 = jnp.asarray(window0, jnp.float32)
   budget = jnp.asarray(budget, jnp.float32)
-  lo = jnp.clip(window0 - budget, 0.0, 1.0)
-  hi = jnp.clip(window0 + budget, 0.0, 1.0)
+  if scope is None:
+    scope = np.ones(window0.shape[:2] + (1,), np.float32)
+  scope = jnp.asarray(scope, jnp.float32)
+  if scope.shape != window0.shape[:2] + (1,):
+    raise ValueError(f'expected scope of shape {window0.shape[:2] + (1,)}, got {scope.shape}')
   refs = tuple(jnp.asarray(r, jnp.float32) for r in refs)
-  params, geoms = tuple(params), tuple(geoms)
-  x = jnp.clip(jnp.asarray(start, jnp.float32), lo, hi)
-  m = jnp.zeros_like(x)
   n_chunks = -(-int(steps) // config.chunk)
-  if n_chunks:
-    x, m = _all_chunks(members, params, x, m, lo, hi, budget, geoms, refs, key,
-                       jnp.asarray(n_chunks, jnp.int32), config=config)
-  return _finish(members, params, x, geoms, refs, config=config)
+  return _run(members, tuple(params), window0, jnp.asarray(start, jnp.float32), budget, scope,
+              tuple(geoms), refs, key, jnp.asarray(n_chunks, jnp.int32), config=config)

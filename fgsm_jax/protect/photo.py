@@ -42,9 +42,33 @@ def _window_sizes(limit: int = 1 << 15) -> tuple[int, ...]:
   return tuple(sizes)
 
 
-# Window sides (square, 16-multiples, ~20% apart: 128, 160, 192, 240, 288, 352, ...): each
-# size compiles the attack once, for every face and photo that needs it.
+# Window sides (square, 16-multiples, ~20% apart: 128, 160, 192, 240, 288, 352, ...): the
+# area a face's attack works on (its region, chip and jitter room; a photo smaller than
+# that caps it).
 WINDOW_SIZES = _window_sizes()
+# What the attack is compiled for: each window is padded (edge pixels, budget 0) to the
+# first of these sides that holds it. XLA compiles once per shape, 7-14 s each on a 2-core
+# CPU, while a step's cost is the recognizer on the 150 x 150 chip and barely grows with the
+# window; so the ladder is coarse (x2) and starts high: every face of a 640 x 480 photo
+# (windows 240-432 on GT) shares the 512 program.
+BUCKET_SIDES = tuple(512 * 2 ** k for k in range(8))
+
+
+def bucket_side(height: int, width: int) -> int:
+  """The compiled side for a height x width window: the first BUCKET_SIDES entry >= both."""
+  need = max(int(height), int(width))
+  for side in BUCKET_SIDES:
+    if side >= need:
+      return side
+  raise ValueError(f'window {height} x {width} exceeds the largest bucket {BUCKET_SIDES[-1]}')
+
+
+def pad_to_bucket(a: np.ndarray, side: int, mode: str = 'edge') -> np.ndarray:
+  """An H x W x C window padded at the bottom and right to side x side (numpy.pad mode)."""
+  pad = ((0, side - a.shape[0]), (0, side - a.shape[1]), (0, 0))
+  if pad[0][1] < 0 or pad[1][1] < 0:
+    raise ValueError(f'expected a window of at most {side} x {side}, got {a.shape[:2]}')
+  return np.pad(a, pad, mode=mode)
 CHIP_JITTER_ROOM = 0.08  # the window holds the chip grown by this fraction a side.
 TEXTURE_REF = 6.0  # local contrast (0-255 sd) at which a pixel gets the full eps.
 
@@ -215,12 +239,12 @@ def _arcface(face: recognizer.FaceRecord, photo_hw: tuple[int, int]
 
 
 def _surrogate(rec: Recognizer, chip: faces_lib.ChipTransform,
-               arc: arcface.ArcFaceTransform | None) -> attack_lib.Surrogate:
+               arc: arcface.ArcFaceTransform | None, weight: float) -> attack_lib.Surrogate:
   if rec.name == 'dlib':
     return attack_lib.Surrogate('dlib', rec.apply_fn, 'dlib_chip', 'l2',
-                                recognizer.THRESHOLDS['dlib'], n_down=chip.n_down)
+                                recognizer.THRESHOLDS['dlib'], weight, chip.n_down)
   return attack_lib.Surrogate(rec.name, rec.apply_fn, 'arcface', 'cosine',
-                              recognizer.THRESHOLDS[rec.name], n_down=arc.n_down)
+                              recognizer.THRESHOLDS[rec.name], weight, arc.n_down)
 
 
 def _geometry(rec: Recognizer, chip: faces_lib.ChipTransform,
@@ -299,16 +323,23 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
       except ValueError:  # the re-found face's crop leaves the window: keep the first
         aligned[i] = usable[i][1:]
         geoms = [_geometry(r, *aligned[i], region) for r in recognizers]
-      members = tuple(_surrogate(r, *aligned[i]) for r in recognizers)
+      members = tuple(_surrogate(r, *aligned[i], preset.weight(r.name)) for r in recognizers)
       t, l = region.top, region.left
-      sl = (slice(t, t + region.size[0]), slice(l, l + region.size[1]))
+      (wh, ww), side = region.size, bucket_side(*region.size)
+      sl = (slice(t, t + wh), slice(l, l + ww))
+      # Padded to the compile bucket: edge pixels (what the window's own filters repeat at
+      # its border, so JPEG / resize views are unchanged) with budget 0; ``scope`` keeps the
+      # step sizes those of the unpadded window. The chip never reads the padding
+      # (`warp.geometry` checked it lies in the unpadded window).
+      scope = pad_to_bucket(np.ones((wh, ww, 1), np.float32), side, 'constant')
       window, d = attack_lib.protect_window(
-          members, tuple(r.params for r in recognizers), jnp.asarray(original[sl]),
-          jnp.asarray(adv[sl]), jnp.asarray(budget[sl]), tuple(geoms),
+          members, tuple(r.params for r in recognizers),
+          jnp.asarray(pad_to_bucket(original[sl], side)), jnp.asarray(pad_to_bucket(adv[sl], side)),
+          jnp.asarray(pad_to_bucket(budget[sl], side, 'constant')), tuple(geoms),
           tuple(jnp.asarray(v) for v in refs[i]),
           jax.random.fold_in(jax.random.fold_in(key, rnd), i), jnp.asarray(steps, jnp.int32),
-          config=preset.attack)
-      adv[sl] = np.asarray(window)
+          config=preset.attack, scope=jnp.asarray(scope))
+      adv[sl] = np.asarray(window)[:wh, :ww]
       rounds[i] += 1
       model_d[i] = {r.name: float(v) for r, v in zip(recognizers, np.asarray(d))}
     protected = np.round(adv * 255.0).astype(np.uint8)

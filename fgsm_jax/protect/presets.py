@@ -36,6 +36,8 @@ class Preset:
       whose result must also reach ``target`` before the rounds end (real dlib checks the
       8-bit result after each); the saved file is always checked as is.
     attack: `AttackConfig` (momentum, EOT views, jitter, degradations, DI, TI).
+    weights: (recognizer name, weight) pairs: each attacked recognizer's share of the
+      ensemble's update (unlisted: 1).
   """
   name: str
   summary: str
@@ -49,6 +51,11 @@ class Preset:
   texture: float = 0.0
   check_degradations: tuple[str, ...] = ()
   attack: AttackConfig = AttackConfig()
+  weights: tuple[tuple[str, float], ...] = ()
+
+  def weight(self, name: str) -> float:
+    """The ensemble weight of recognizer ``name``."""
+    return dict(self.weights).get(name, 1.0)
 
   def __post_init__(self):
     if not 0 < self.eps <= 255:

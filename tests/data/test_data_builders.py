@@ -215,3 +215,13 @@ def test_builders_are_registered_and_configured():
     FaceConfig(name='bad', seed=-1)
   with pytest.raises(ValueError, match='unique'):
     FaceConfig(name='bad', identities=('a', 'a'))
+
+
+def test_build_announces_itself_in_one_plain_line(tmp_path, capsys):
+  # Not TFDS's "Downloading and preparing dataset Unknown size (download: Unknown size...".
+  _make_gt_like(tmp_path / 'man')
+  config = FaceConfig(name='announced', identities=('s01', 's02'), face_finder=_bright_box)
+  _build(gt_faces.GtFaces, tmp_path / 'man', tmp_path / 'tfds', config)
+  out = capsys.readouterr().out
+  assert 'Unknown size' not in out and 'Downloading' not in out
+  assert f'building gt_faces 1.0.0 (dlib face crops of the photos) in {tmp_path / "tfds"}' in out

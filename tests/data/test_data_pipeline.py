@@ -1,6 +1,7 @@
 """fgsm_jax.data.pipeline: load_split, class names, batches; the package's light import."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -114,3 +115,16 @@ def test_import_is_light():
           'heavy = [m for m in ("tensorflow", "tensorflow_datasets", "dlib") if m in sys.modules]; '
           'assert not heavy, heavy')
   subprocess.run([sys.executable, '-c', code], check=True, cwd=REPO)
+
+
+def test_tensorflow_imported_by_the_data_pipeline_prints_nothing(tmp_path):
+  # "oneDNN custom operations are on ..." and absl's notice came out on stderr despite
+  # TF_CPP_MIN_LOG_LEVEL=2; a fresh process that builds a builder must print nothing.
+  env = {k: v for k, v in os.environ.items()
+         if k not in ('TF_CPP_MIN_LOG_LEVEL', 'TF_ENABLE_ONEDNN_OPTS')}
+  code = ('from fgsm_jax.data import pipeline; pipeline.builder_class("gt"); '
+          'import tensorflow as tf; tf.constant(1.0) + 1.0')
+  out = subprocess.run([sys.executable, '-c', code], env=dict(env, PYTHONPATH=str(REPO)),
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+  assert out.returncode == 0, out.stderr
+  assert 'oneDNN' not in out.stderr and out.stderr.strip() == '', out.stderr

@@ -19,7 +19,7 @@ def face_window(gt_dir):
   rgb = images.load_rgb(gt_dir / 's07' / '04.jpg')
   face = recognizer.describe(rgb)[0]
   chip = photo._chip(face.landmarks, rgb.shape[:2])
-  region = photo._window(face.box, chip, rgb.shape[:2], 0.3, 0.2)
+  region = photo._window(face.box, chip, None, rgb.shape[:2], 0.3, 0.2)
   t, l = region.top, region.left
   window = jnp.asarray(rgb[t:t + region.size[0], l:l + region.size[1]] / 255.0, jnp.float32)
   mask = np.asarray(photo.faces_lib.feather_mask(region))
@@ -28,10 +28,17 @@ def face_window(gt_dir):
               ref=jnp.asarray(face.descriptor), n_down=chip.n_down, params=load_dlib_resnet())
 
 
+def _dlib(fw):
+  """dlib's port as the one member of the attack."""
+  return (attack.Surrogate('dlib', dlib_resnet_apply, 'dlib_chip', 'l2', 0.6,
+                           n_down=fw['n_down']),)
+
+
 def _run(fw, steps, key=0):
-  return attack.protect_window(dlib_resnet_apply, fw['params'], fw['window'], fw['window'],
-                               fw['budget'], fw['geom'], fw['ref'], jax.random.key(key), steps,
-                               config=CONFIG, n_down=fw['n_down'])
+  adv, d = attack.protect_window(_dlib(fw), (fw['params'],), fw['window'], fw['window'],
+                                 fw['budget'], (fw['geom'],), (fw['ref'],),
+                                 jax.random.key(key), steps, config=CONFIG)
+  return adv, d[0]
 
 
 def test_attack_stays_in_budget_on_8_bits_and_moves_the_descriptor(face_window):
@@ -75,3 +82,29 @@ def test_config_is_checked():
     attack.AttackConfig(degradations=('gif',))
   with pytest.raises(ValueError, match='ti_kernel'):
     attack.AttackConfig(ti_kernel=4)
+
+
+def test_padding_to_a_compile_bucket_leaves_the_result_unchanged(face_window):
+  # photo.py pads every window (edge pixels, budget 0) to a bucket side and passes its own
+  # area as ``scope``; with gradient-scaled steps (soft) the step sizes depend on the mean
+  # |gradient|, which must not count the padding.
+  fw = face_window
+  config = attack.AttackConfig(step=0.3, eot_samples=1, chunk=2, soft=2.0)
+  h, w = fw['window'].shape[:2]
+  side = photo.bucket_side(h, w)
+  assert side > max(h, w)  # the fixture's window (352 px) really is padded
+  pad = lambda a, mode='edge': jnp.asarray(photo.pad_to_bucket(np.asarray(a), side, mode))
+  window = pad(fw['window'])
+  scope = pad(np.ones((h, w, 1), np.float32), 'constant')
+  args = (_dlib(fw), (fw['params'],))
+  a, da = attack.protect_window(*args, fw['window'], fw['window'], fw['budget'], (fw['geom'],),
+                                (fw['ref'],), jax.random.key(3), 4, config=config)
+  b, db = attack.protect_window(*args, window, window, pad(fw['budget'], 'constant'),
+                                (fw['geom'],), (fw['ref'],), jax.random.key(3), 4,
+                                config=config, scope=scope)
+  # Only the summation order of the means differs: at most a grey level, in a few pixels.
+  diff = np.abs(np.asarray(b)[:h, :w] - np.asarray(a)) * 255
+  assert diff.max() <= 1 + 1e-3 and np.mean(diff > 0.5) < 1e-3
+  assert abs(float(da[0]) - float(db[0])) < 1e-3
+  levels = lambda v: np.round(np.asarray(v) * 255)
+  assert np.array_equal(levels(b)[h:], levels(window)[h:])  # padding untouched

@@ -1,6 +1,8 @@
 """Whole-photo protection: every face, feathered regions, untouched pixels elsewhere."""
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -21,8 +23,8 @@ def params():
 
 
 def _protect(rgb, params, preset=QUICK, key=0):
-  return photo.protect_photo(rgb, preset, jax.random.key(key), params=params,
-                             apply_fn=dlib_resnet_apply)
+  return photo.protect_photo(rgb, preset, jax.random.key(key),
+                             recognizers=[photo.Recognizer('dlib', dlib_resnet_apply, params)])
 
 
 def test_pixels_outside_the_feathered_regions_are_unchanged(gt_dir, params):
@@ -31,7 +33,8 @@ def test_pixels_outside_the_feathered_regions_are_unchanged(gt_dir, params):
   assert len(results) == 1 and protected.dtype == np.uint8 and protected.shape == rgb.shape
   clean = recognizer.describe(rgb)
   chip = photo._chip(clean[0].landmarks, rgb.shape[:2])
-  region = photo._window(clean[0].box, chip, rgb.shape[:2], QUICK.margin, QUICK.feather)
+  region = photo._window(clean[0].box, chip, None, rgb.shape[:2], QUICK.margin,
+                         QUICK.feather)
   budget = photo.budget_map(rgb, [region], QUICK)[..., 0]
   changed = np.any(protected != rgb, axis=-1)
   assert changed.sum() > 1000
@@ -75,3 +78,33 @@ def test_same_key_same_result(gt_dir, params):
   a, _ = _protect(rgb, params, key=3)
   b, _ = _protect(rgb, params, key=3)
   np.testing.assert_array_equal(a, b)
+
+
+def test_faces_of_every_window_size_share_one_compiled_attack(gt_dir, params):
+  # GT's face windows run 240-432 px (s38: 240, s02: 288, s01: 432): padded to one bucket,
+  # they compile the attack loop once (before the buckets: once per size, 7-14 s each).
+  # A config no other test uses, so the count starts from nothing.
+  preset = dataclasses.replace(QUICK, steps=2,
+                               attack=attack.AttackConfig(step=0.4, eot_samples=1, chunk=1))
+  before = attack._run._cache_size()
+  sizes = set()
+  for person in ('s38', 's02', 's01'):
+    rgb = images.load_rgb(gt_dir / person / '01.jpg')
+    face = recognizer.describe(rgb)[0]
+    chip = photo._chip(face.landmarks, rgb.shape[:2])
+    sizes.add(photo._window(face.box, chip, None, rgb.shape[:2], preset.margin,
+                            preset.feather).size)
+    _protect(rgb, params, preset)
+  assert len(sizes) == 3
+  assert attack._run._cache_size() - before == 1
+
+
+def test_bucket_ladder_is_coarse():
+  # Every window side the fitting ladder can produce up to 8192 px lands in at most five
+  # compile shapes; each holds its window.
+  sides = [s for s in photo.WINDOW_SIZES if s <= 8192]
+  buckets = {photo.bucket_side(s, s) for s in sides}
+  assert len(buckets) <= 5
+  assert all(photo.bucket_side(s, s - 16) >= s for s in sides)
+  with pytest.raises(ValueError, match='exceeds'):
+    photo.bucket_side(10 ** 6, 1)

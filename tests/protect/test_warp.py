@@ -20,7 +20,7 @@ def gt_photo(gt_dir):
 
 
 def _window_and_chip(rgb, face):
-  region = photo._window(face.box, face.chip, rgb.shape[:2], 0.3, 0.2)
+  region = photo._window(face.box, face.chip, None, rgb.shape[:2], 0.3, 0.2)
   t, l = region.top, region.left
   window = rgb[t:t + region.size[0], l:l + region.size[1]] / 255.0
   geom = warp.geometry(face.chip, t, l, region.size)
