@@ -1,5 +1,6 @@
 """Training: a step lowers the loss, runs are reproducible from the seed, checkpoints round-trip."""
 import json
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -121,3 +122,52 @@ def test_cosine_schedule_flips_and_shifts_are_applied():
   for augmentation in ({"flip": True}, {"max_shift": 2}):
     augmented, _ = run(cosine_decay=True, **augmentation)
     assert _largest_change(plain.params, augmented.params) > 1e-3, augmentation
+
+
+@pytest.fixture(scope="module")
+def saved_checkpoint(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("saved")
+  state = train.create_train_state(jax.random.key(0), CONFIG)
+  train.save_checkpoint(workdir, state.params, CONFIG)
+  return workdir
+
+
+def _copy(saved, tmp_path):
+  import shutil
+  return pathlib.Path(shutil.copytree(saved, tmp_path / "copy"))
+
+
+def _one_line_error(workdir, match):
+  with pytest.raises(train.CheckpointError, match=match) as info:
+    train.load_checkpoint(workdir)
+  message = str(info.value)
+  assert "\n" not in message and str(workdir) in message, message
+  return message
+
+
+@pytest.mark.parametrize("what", ["every file", "the array data"])
+def test_corrupt_checkpoint_is_a_one_line_error(saved_checkpoint, tmp_path, what):
+  workdir = _copy(saved_checkpoint, tmp_path)
+  files = [p for p in (workdir / "checkpoint").rglob("*") if p.is_file()]
+  if what == "the array data":   # orbax's metadata intact, the stored arrays overwritten
+    files = [p for p in files if p.parent.name == "d"]
+  assert files
+  for path in files:
+    path.write_bytes(b"not a checkpoint")
+  _one_line_error(workdir, "cannot read the checkpoint")
+
+
+def test_checkpoint_of_another_model_is_a_one_line_error(saved_checkpoint, tmp_path):
+  # Saved for 3 classes, described as 7: orbax restored the 3-class arrays silently.
+  workdir = _copy(saved_checkpoint, tmp_path)
+  meta = json.loads((workdir / "config.json").read_text())
+  meta["config"]["num_classes"] = 7
+  (workdir / "config.json").write_text(json.dumps(meta))
+  message = _one_line_error(workdir, "do not fit the model")
+  assert "(3,)" in message and "(7,)" in message
+
+
+def test_unreadable_checkpoint_config_is_a_one_line_error(saved_checkpoint, tmp_path):
+  workdir = _copy(saved_checkpoint, tmp_path)
+  (workdir / "config.json").write_text("{not json")
+  _one_line_error(workdir, "not a usable checkpoint config")
