@@ -213,17 +213,53 @@ def save_checkpoint(workdir: str | pathlib.Path, params: Any, config: TrainConfi
   return workdir / "checkpoint"
 
 
+class CheckpointError(ValueError):
+  """A checkpoint that cannot be read, or that does not fit the model its config names."""
+
+
+def _one_line(e: BaseException) -> str:
+  text = " ".join(str(e).split())
+  return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
+
+
 def load_checkpoint(workdir: str | pathlib.Path) -> tuple[ApplyFn, Any, TrainConfig]:
-  """Restores (apply_fn, params, config) saved by ``save_checkpoint``."""
+  """Restores (apply_fn, params, config) saved by ``save_checkpoint``.
+
+  Raises:
+    FileNotFoundError: no ``config.json`` in ``workdir``.
+    CheckpointError (a ValueError): an unreadable config or parameter files, or parameters
+      whose names or shapes are not those of the model the config describes; the message is
+      one line naming the path.
+  """
   import orbax.checkpoint as ocp
   workdir = pathlib.Path(workdir).resolve()
   meta_path = workdir / "config.json"
   if not meta_path.is_file():
     raise FileNotFoundError(f"{meta_path}: no checkpoint config here (train a model first)")
-  config = TrainConfig(**io.read_json(meta_path)["config"])
-  model = build_model(config)
+  try:
+    config = TrainConfig(**io.read_json(meta_path)["config"])
+    model = build_model(config)
+  except Exception as e:   # bad JSON, missing or unknown keys, unknown model
+    raise CheckpointError(f"{meta_path}: not a usable checkpoint config ({_one_line(e)})"
+                          ) from None
   target = jax.eval_shape(
       lambda: model.init(jax.random.key(0),
                          jnp.zeros((1, config.image_size, config.image_size, 3)))["params"])
-  params = ocp.StandardCheckpointer().restore(workdir / "checkpoint", target)
+  path = workdir / "checkpoint"
+  try:
+    params = ocp.StandardCheckpointer().restore(path, target)
+  except Exception as e:   # missing, truncated or overwritten files; orbax's own checks
+    raise CheckpointError(f"{path}: cannot read the checkpoint ({_one_line(e)})") from None
+  # Orbax may hand back what is stored whatever the target says: compare it with the model.
+  want = {jax.tree_util.keystr(k): v.shape
+          for k, v in jax.tree_util.tree_leaves_with_path(target)}
+  got = {jax.tree_util.keystr(k): np.shape(v)
+         for k, v in jax.tree_util.tree_leaves_with_path(params)}
+  if want != got:
+    diff = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))
+    first = diff[0]
+    raise CheckpointError(
+        f"{path}: parameters do not fit the model in {meta_path.name} ({len(diff)} differ; "
+        f"{first}: stored {got.get(first, 'nothing')}, model expects "
+        f"{want.get(first, 'nothing')})")
   return ApplyFn(model), params, config

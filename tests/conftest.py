@@ -4,6 +4,10 @@ Tests find the datasets through ``FGSM_JAX_DATASETS`` (a folder holding ``gt_db/
 ``orl_faces/``), else ``../shared/datasets`` beside the checkout. Where neither holds the
 dataset a test needs, the test is skipped with the reason -- except under CI (``CI=true``),
 where a missing dataset is a failure: CI must exercise the real photos.
+
+Likewise under CI every other skip (a missing optional package such as torch, dlib or
+tensorflow, a platform condition) is turned into a failure, unless its reason contains one
+of ``CI_ALLOWED_SKIPS``: the skips that are part of how a test runs, not something missing.
 """
 from __future__ import annotations
 
@@ -13,6 +17,45 @@ import pathlib
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+# Skip reasons CI accepts (substrings). The sharding tests run in a child process with 8 CPU
+# devices (tests/test_sharding.py): the parent skips them, the child skips the parent's own.
+CI_ALLOWED_SKIPS = (
+    "this is the child run",
+    "needs 8 devices: run by test_sharding_on_8_cpu_devices",
+    "needs a GPU",
+)
+
+
+def in_ci() -> bool:
+  return os.environ.get("CI", "").lower() == "true"
+
+
+def _fail_unallowed_skip(report) -> None:
+  """Under CI=true, a skip whose reason is not in CI_ALLOWED_SKIPS becomes a failure."""
+  if not in_ci() or not report.skipped or hasattr(report, "wasxfail"):
+    return
+  longrepr = report.longrepr
+  reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+  if any(allowed in reason for allowed in CI_ALLOWED_SKIPS):
+    return
+  report.outcome = "failed"
+  report.longrepr = (f"skipped under CI=true, where it must run ({reason}); "
+                     "tests/conftest.py CI_ALLOWED_SKIPS lists the skips CI accepts")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+  outcome = yield
+  _fail_unallowed_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+  # A module-level pytest.importorskip skips the whole file at collection.
+  outcome = yield
+  _fail_unallowed_skip(outcome.get_result())
 
 
 def datasets_root() -> pathlib.Path:
@@ -27,7 +70,7 @@ def _dataset(name: str) -> pathlib.Path:
   if path.is_dir() and any(path.iterdir()):
     return path
   reason = f"dataset {name!r} not found at {path} (set FGSM_JAX_DATASETS)"
-  if os.environ.get("CI", "").lower() == "true":
+  if in_ci():
     pytest.fail(reason + "; CI requires it")
   pytest.skip(reason)
 

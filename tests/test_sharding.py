@@ -15,6 +15,7 @@ import os
 import pathlib
 import subprocess
 import sys
+from xml.etree import ElementTree
 
 import jax
 import jax.numpy as jnp
@@ -34,20 +35,32 @@ needs_8 = pytest.mark.skipif(
 SIZE, CLASSES, EPS = 48, 5, 4 / 255
 
 
-def test_sharding_on_8_cpu_devices():
+def test_sharding_on_8_cpu_devices(tmp_path):
   if CHILD:
     pytest.skip("this is the child run")
   env = dict(os.environ, FGSM_JAX_SHARDING_CHILD="1", JAX_PLATFORMS="cpu",
              XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") +
                         f" --xla_force_host_platform_device_count={DEVICES}").strip())
+  report = tmp_path / "child.xml"
   result = subprocess.run(
       [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-       str(pathlib.Path(__file__))],
+       f"--junitxml={report}", str(pathlib.Path(__file__))],
       env=env, capture_output=True, text=True, timeout=1800,
       cwd=pathlib.Path(__file__).resolve().parents[1])
   tail = (result.stdout + result.stderr)[-4000:]
   assert result.returncode == 0, tail
-  assert " passed" in result.stdout and " skipped" in result.stdout, tail
+  # Every test of the child must have run and passed; the only skips allowed are the tests
+  # that run in the parent ("this is the child run"). A child without 8 devices skips the
+  # needs_8 tests, and "N passed, M skipped" alone would not notice.
+  suite = ElementTree.parse(report).getroot()
+  suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+  skips = {case.get("name"): case.find("skipped").get("message", "")
+           for case in suite.iter("testcase") if case.find("skipped") is not None}
+  wrong = {name: why for name, why in skips.items() if "this is the child run" not in why}
+  assert not wrong, (wrong, tail)
+  assert "test_sharding_on_8_cpu_devices" in skips, tail
+  ran = int(suite.get("tests")) - len(skips)
+  assert int(suite.get("failures")) == int(suite.get("errors")) == 0 and ran >= 9, (ran, tail)
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +219,7 @@ def test_use_cpu_devices_splits_the_cpu_and_sharded_attacks_use_every_device():
 
 _PROCESS_CHILD = r"""
 import sys
+from xml.etree import ElementTree
 rank, count, port, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 from fgsm_jax import sharding
 core = sharding.pin_process_to_core(rank)

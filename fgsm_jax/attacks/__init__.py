@@ -3,7 +3,8 @@
 Images are float32 in [0, 1], N x H x W x C; budgets (eps, step sizes) are in the same units.
 One-step: fgsm, fgm_l2. Iterative (one jit for all steps, see ``iterative``): ifgsm (bim),
 pgd, pgd_l2, mifgsm, nifgsm, vmifgsm, difgsm, tifgsm, eot_pgd, and ``iterative_attack`` for
-combinations. ``ATTACKS`` calls them all the same way (see ``registry``).
+combinations. ``ATTACKS`` calls them all the same way (see ``registry``). Every attack
+checks its inputs (``validate``; ``with validation(False):`` turns the checks off).
 """
 from fgsm_jax.attacks import goals, transforms
 from fgsm_jax.attacks.core import input_gradient, project_l2, project_linf
@@ -21,4 +22,5 @@ from fgsm_jax.attacks.nifgsm import nifgsm
 from fgsm_jax.attacks.pgd import pgd, pgd_l2
 from fgsm_jax.attacks.registry import ATTACK_NORMS, ATTACKS
 from fgsm_jax.attacks.tifgsm import tifgsm
+from fgsm_jax.attacks.validate import check_attack_inputs, validation
 from fgsm_jax.attacks.vmifgsm import vmifgsm

@@ -5,18 +5,17 @@ with Input Diversity", CVPR 2019, arXiv:1803.06978.
 """
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
 
-from fgsm_jax.attacks import core
+from fgsm_jax.attacks import core, validate
 from fgsm_jax.attacks.iterative import DoneFn, iterative_attack
 from fgsm_jax.attacks.losses import LossFn, cross_entropy
 from fgsm_jax.attacks.transforms import ResizePad
 
 
-@functools.partial(jax.jit, static_argnames=(
+@validate.jit_attack(static_argnames=(
     "apply_fn", "steps", "prob", "min_scale", "loss_fn", "targeted", "done_fn", "per_example"))
 def difgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
            labels: jnp.ndarray, key: jax.Array, eps: float | jnp.ndarray, *, steps: int = 10,

@@ -7,16 +7,14 @@ for Semi-Supervised Text Classification", ICLR 2017, arXiv:1605.07725.
 """
 from __future__ import annotations
 
-import functools
 
-import jax
 import jax.numpy as jnp
 
-from fgsm_jax.attacks import core
+from fgsm_jax.attacks import core, validate
 from fgsm_jax.attacks.losses import LossFn, cross_entropy
 
 
-@functools.partial(jax.jit, static_argnames=("apply_fn", "loss_fn", "targeted", "per_example"))
+@validate.jit_attack(static_argnames=("apply_fn", "loss_fn", "targeted", "per_example"))
 def fgm_l2(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
            labels: jnp.ndarray, eps: float | jnp.ndarray, *, loss_fn: LossFn = cross_entropy,
            targeted: bool = False, per_example: bool = True) -> jnp.ndarray:

@@ -25,13 +25,12 @@ without ``done_fn``; either way one jit compiles the whole attack.
 """
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
-from fgsm_jax.attacks import core
+from fgsm_jax.attacks import core, validate
 from fgsm_jax.attacks import transforms as transforms_lib
 from fgsm_jax.attacks.losses import LossFn, cross_entropy
 
@@ -103,7 +102,7 @@ def _freeze(done: jnp.ndarray | None, old: jnp.ndarray, new: jnp.ndarray) -> jnp
   return jnp.where(done.reshape((-1,) + (1,) * (new.ndim - 1)), old, new)
 
 
-@functools.partial(jax.jit, static_argnames=(
+@validate.jit_attack(static_argnames=(
     "apply_fn", "loss_fn", "steps", "norm", "random_init", "nesterov", "variance_samples",
     "transform", "eot_samples", "kernel_size", "targeted", "done_fn", "per_example"))
 def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,

@@ -5,17 +5,15 @@ Translation-Invariant Attacks", CVPR 2019, arXiv:1904.02884.
 """
 from __future__ import annotations
 
-import functools
 
-import jax
 import jax.numpy as jnp
 
-from fgsm_jax.attacks import core
+from fgsm_jax.attacks import core, validate
 from fgsm_jax.attacks.iterative import DoneFn, iterative_attack
 from fgsm_jax.attacks.losses import LossFn, cross_entropy
 
 
-@functools.partial(jax.jit, static_argnames=(
+@validate.jit_attack(static_argnames=(
     "apply_fn", "steps", "kernel_size", "loss_fn", "targeted", "done_fn", "per_example"))
 def tifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
            labels: jnp.ndarray, eps: float | jnp.ndarray, *, steps: int = 10,

@@ -123,7 +123,9 @@ def test_descriptor_matches_dlib(photos):
                   for img, f in photos])
   dist = np.linalg.norm(ours - ref, axis=1)
   assert len(dist) >= 20
-  assert dist.max() < 0.02, dist  # measured: max 2e-4
+  # Measured: max 1.3e-4 (median 5e-5) over the photos; bound ~8x that. (A model that
+  # is off by a 0.5% brightness change still passed the former bound of 0.02.)
+  assert dist.max() < 1e-3, dist
 
 
 def test_gradient_reaches_a_dense_area_for_a_large_face(photos):

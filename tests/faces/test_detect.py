@@ -34,8 +34,12 @@ def test_grey_photo_is_accepted(orl_dir):
   grey = np.asarray(Image.open(orl_dir / 's1' / '1.pgm'))
   assert grey.ndim == 2
   found = faces.find_faces(grey, upsample=2)
-  for face in found:
-    assert face.chip.photo_hw == grey.shape
+  # One face, found exactly where it is found on the same photo as RGB.
+  assert len(found) == 1
+  (rgb_face,) = faces.find_faces(np.stack([grey] * 3, axis=-1), upsample=2)
+  assert found[0].chip.photo_hw == grey.shape
+  assert found[0].box == rgb_face.box
+  np.testing.assert_array_equal(found[0].landmarks, rgb_face.landmarks)
 
 
 @pytest.mark.parametrize('kind', ['flat', 'ramp', 'noise'])

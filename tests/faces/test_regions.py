@@ -21,7 +21,8 @@ def photo_and_box(draw):
   return (h, w), (left, top, left + side - 1, top + side - 1)
 
 
-@settings(max_examples=25, deadline=None)
+# Derandomised: the same examples every run, so CI is stable.
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
 @given(photo_and_box())
 def test_region_window_and_mask(case):
   (h, w), box = case

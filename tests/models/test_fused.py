@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+from fgsm_jax.attacks import cross_entropy
 from fgsm_jax.models import OriginalCNN
 from fgsm_jax.models import fused
 
@@ -130,7 +131,23 @@ def test_bfloat16_compute_close_to_float32():
   f32 = OriginalCNN(num_classes=5).apply({"params": params}, x)
   bf16 = OriginalCNN(num_classes=5, dtype=jnp.bfloat16).apply({"params": params}, x)
   assert bf16.dtype == jnp.float32
-  np.testing.assert_allclose(np.asarray(bf16), np.asarray(f32), atol=0.05)
+  # Measured: largest logit difference 0.0034 (logits up to ~1); margin 3x.
+  np.testing.assert_allclose(np.asarray(bf16), np.asarray(f32), atol=0.01)
+  # The attacks' input gradient through the bfloat16 model (custom VJPs included) follows the
+  # float32 one. Measured: relative L2 error 0.21, cosine 0.978, signs agreeing on 93% of
+  # pixels; bounds at about twice the measured error (a wrong or missing backward path gives
+  # a relative error near 1 and signs agreeing on about half the pixels).
+  labels = jnp.array([0, 3])
+
+  def input_grad(module):
+    return jax.grad(lambda z: jnp.sum(cross_entropy(module.apply({"params": params}, z),
+                                                    labels)))(x)
+
+  g32 = np.asarray(input_grad(OriginalCNN(num_classes=5)))
+  g16 = np.asarray(input_grad(OriginalCNN(num_classes=5, dtype=jnp.bfloat16)))
+  assert g16.dtype == np.float32
+  assert np.linalg.norm(g16 - g32) / np.linalg.norm(g32) < 0.4
+  assert np.mean(np.sign(g16) == np.sign(g32)) > 0.86
 
 
 @pytest.mark.parametrize("platform,fused", [("cpu", True), ("cuda", True), ("tpu", False)])

@@ -52,7 +52,13 @@ def test_privacy_eval_writes_the_figures(cli, gt_dir, tmp_path, capsys):
   assert s['protected']['none']['max_max_change'] <= out['eps'] + 0.5
   probe = out['probes'][0]
   assert pathlib.Path(probe['protected_file']).is_file()
-  assert probe['protected']['none']['distance'] > 0
+  # The protection did something real dlib sees: 4 steps of the fast preset move the
+  # descriptor 0.65 from the clean one (measured) and 0.69 from the gallery (clean 0.27);
+  # an attack that did nothing gives ~0 and 0.27.
+  none = probe['protected']['none']
+  assert none['distance'] > 0.4, none
+  assert none['own_distance'] > probe['clean']['own_distance'] + 0.2, (none, probe['clean'])
+  assert s['protected']['none']['max_max_change'] >= out['eps'] - 1  # the budget is used
   t = out['transfer'][0]
   assert t['clean']['probes'] == 1 and 0 <= t['protected']['accuracy'] <= 1
   assert 'rank-1' in capsys.readouterr().out
