@@ -25,7 +25,7 @@ from PIL import Image
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = REPO / 'experiments' / 'protect_photos.py'
-FAST = ['--preset', 'fast']
+FAST = ['--preset', 'fast', '--recognizers', 'dlib']  # file handling: one recognizer
 
 
 def _env() -> dict:

@@ -15,7 +15,8 @@ from fgsm_jax.data import images
 from fgsm_jax.protect import recognizer
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / 'experiments' / 'protect_photos.py'
-QUICK = ['--preset', 'fast', '--steps', '4']
+# File handling, not protection strength: dlib alone, 4 steps of the fast preset.
+QUICK = ['--preset', 'fast', '--steps', '4', '--recognizers', 'dlib']
 
 
 @pytest.fixture(scope='module')
@@ -59,7 +60,7 @@ def test_metadata_is_dropped_orientation_applied_input_untouched(cli, gt_dir, tm
   assert np.mean(np.all(pixels == upright, axis=-1)) > 0.5  # the upright photo, mostly as is
   assert sorted(p.name for p in out_dir.iterdir()) == ['holiday.protected.png']  # no temp left
   text = capsys.readouterr().out
-  assert re.search(r'face 1 at .*: distance \d\.\d{3}', text)
+  assert re.search(r'face 1 at .*: dlib distance \d\.\d{3}', text)
 
 
 def test_bad_inputs_get_one_line_each_and_the_batch_goes_on(cli, gt_dir, tmp_path, capsys):
@@ -88,18 +89,25 @@ def test_bad_inputs_get_one_line_each_and_the_batch_goes_on(cli, gt_dir, tmp_pat
 
 
 def test_default_preset_protects_real_photos_and_exits_0(cli, gt_dir, tmp_path, capsys):
+  # The default: every recognizer the project has, attacked together and each judging.
   photos = [gt_dir / 's09' / '05.jpg', gt_dir / 's30' / '11.jpg']
   out_dir = tmp_path / 'out'
   rc = cli([str(p) for p in photos] + ['--out-dir', str(out_dir)])
   text = capsys.readouterr().out
-  distances = [float(d) for d in re.findall(r'distance (\d\.\d+) -> protected', text)]
-  assert rc == 0 and len(distances) == 2 and min(distances) > 0.6
-  # Real dlib on the saved files agrees with what was printed.
-  for photo, d in zip(photos, distances):
-    clean = recognizer.describe(images.load_rgb(photo))[0]
-    saved = recognizer.describe(images.load_rgb(out_dir / f'{photo.stem}.protected.png'))
+  printed = {n: [float(d) for d in re.findall(rf'{n} distance (\d\.\d+)', text)]
+             for n in recognizer.RECOGNIZERS}
+  assert rc == 0, text
+  for n, ds in printed.items():
+    assert len(ds) == 2 and min(ds) > recognizer.THRESHOLDS[n], (n, ds)
+  # Each judge on the saved files agrees with what was printed.
+  for k, photo in enumerate(photos):
+    clean = recognizer.describe(images.load_rgb(photo), recognizers=recognizer.RECOGNIZERS)[0]
+    saved = recognizer.describe(images.load_rgb(out_dir / f'{photo.stem}.protected.png'),
+                                recognizers=recognizer.RECOGNIZERS)
     match = recognizer.match_faces([clean], saved)[0]
-    assert recognizer.distance(clean.descriptor, saved[match].descriptor) == pytest.approx(d, abs=1e-3)
+    for n in recognizer.RECOGNIZERS:
+      d = recognizer.distance(clean.descriptor_of(n), saved[match].descriptor_of(n), n)
+      assert d == pytest.approx(printed[n][k], abs=1e-3), n
 
 
 def test_exit_status_1_when_a_face_stays_recognised(cli, gt_dir, tmp_path, capsys):

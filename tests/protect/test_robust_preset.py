@@ -52,7 +52,7 @@ def test_robust_preset_survives_jpeg75_for_real_dlib(gt_dir, tmp_path):
   preset = dataclasses.replace(presets.PRESETS["robust"], steps=8, rounds=2)
   out = tmp_path / "protected.png"
   result = files.protect_file(source, out, preset, jax.random.key(0),
-                              params=load_dlib_resnet(), apply_fn=dlib_resnet_apply)
+                              recognizers=photo.load_recognizers(["dlib"]))
   assert result.error is None, result.error
   with Image.open(out) as saved:
     assert saved.format == "PNG"
@@ -78,7 +78,7 @@ def face_window(gt_dir):
   rgb = images.load_rgb(gt_dir / PHOTO[0] / PHOTO[1])
   face = recognizer.describe(rgb)[0]
   chip = photo._chip(face.landmarks, rgb.shape[:2])
-  region = photo._window(face.box, chip, rgb.shape[:2], 0.3, 0.2)
+  region = photo._window(face.box, chip, None, rgb.shape[:2], 0.3, 0.2)
   t, l = region.top, region.left
   window = jnp.asarray(rgb[t:t + region.size[0], l:l + region.size[1]] / 255.0, jnp.float32)
   budget = jnp.asarray(np.asarray(photo.faces_lib.feather_mask(region)) * 6 / 255.0,
@@ -94,10 +94,14 @@ def test_protect_window_jitted_equals_eager(face_window):
   config = attack.AttackConfig(step=0.25, eot_samples=3,
                                degradations=("none", "jpeg75", "resize_half"), chunk=2)
 
+  member = attack.Surrogate("dlib", dlib_resnet_apply, "dlib_chip", "l2", 0.6,
+                            n_down=fw["n_down"])
+
   def run():
-    return attack.protect_window(dlib_resnet_apply, fw["params"], fw["window"], fw["window"],
-                                 fw["budget"], fw["geom"], fw["ref"], jax.random.key(5), 2,
-                                 config=config, n_down=fw["n_down"])
+    adv, d = attack.protect_window((member,), (fw["params"],), fw["window"], fw["window"],
+                                   fw["budget"], (fw["geom"],), (fw["ref"],),
+                                   jax.random.key(5), 2, config=config)
+    return adv, d[0]
 
   jitted, d_jit = run()
   with jax.disable_jit():
