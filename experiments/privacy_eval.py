@@ -53,7 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument('--workdir', type=cli.nonempty_path, required=True,
                  help='receives privacy_eval.json, the plot and protected/')
   p.add_argument('--people', type=cli.positive_int, default=None,
-                 help='probe only the first N identities (the gallery keeps everyone)')
+                 help='probe only N identities (the gallery keeps everyone)')
+  p.add_argument('--people-from', type=cli.positive_int, default=1, metavar='K',
+                 help='the first identity probed (1-based, natural order; e.g. 26 with '
+                      '--people 25 probes s26-s50 of GT)')
   p.add_argument('--gallery-people', type=cli.positive_int, default=None,
                  help='gallery of the first M identities only (default: all of DIR)')
   p.add_argument('--gallery', type=cli.positive_int, default=5,
@@ -159,6 +162,7 @@ def _probes(args):
   except images_lib.DatasetError as e:
     fail(str(e))
   gallery_folders = folders[:args.gallery_people] if args.gallery_people else folders
+  folders = folders[args.people_from - 1:]
   folders = folders[:args.people] if args.people is not None else folders
   gallery = [(who, p) for who, paths in gallery_folders for p in paths[:args.gallery]]
   probes = [(who, p) for who, paths in folders
