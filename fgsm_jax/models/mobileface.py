@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fgsm_jax.faces.arcface import ARCFACE_TEMPLATE
 from fgsm_jax.models.mobileface_files import mobileface_dir
 from fgsm_jax.models.tfjs_files import TfjsGraph, TfjsModelError, read_tfjs_graph
 
@@ -48,11 +49,9 @@ OUTPUT_NODE = "batchnorm0/add_1"
 # ArcFace-template crop): the distance at which 1% of impostor pairs fall below it; 97.0%
 # of genuine pairs do (../shared/models/README.md).
 MOBILEFACE_THRESHOLD = 0.633
-# The standard ArcFace 112 x 112 template (x, y): left eye, right eye, nose tip, left and
-# right mouth corners. MobileFace crops are a least-squares similarity transform of those
-# five points (from dlib's 68 landmarks: mean of 36-41, mean of 42-47, 30, 48, 54) onto it.
-ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                                 [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
+# MobileFace crops are a least-squares similarity transform of five points (from dlib's 68
+# landmarks: mean of 36-41, mean of 42-47, 30, 48, 54) onto the ArcFace 112 x 112 template.
+ARCFACE_TEMPLATE_112 = ARCFACE_TEMPLATE.astype(np.float32)
 
 STAGE_CHANNELS = (32, 32, 64, 128)
 

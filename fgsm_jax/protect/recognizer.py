@@ -24,13 +24,15 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from fgsm_jax.models.mobileface import MOBILEFACE_THRESHOLD
+
 SAME_PERSON_THRESHOLD = 0.6  # dlib's: descriptors closer than this show one person.
 DEFAULT_UPSAMPLES = (0, 1)
 # The recognizers this project has, with their metric and same-person threshold (MobileFace:
 # the cosine distance at 1% false matches on GT, ../shared/models/README.md).
 RECOGNIZERS = ('dlib', 'mobileface')
 METRICS = {'dlib': 'l2', 'mobileface': 'cosine'}
-THRESHOLDS = {'dlib': SAME_PERSON_THRESHOLD, 'mobileface': 0.633}
+THRESHOLDS = {'dlib': SAME_PERSON_THRESHOLD, 'mobileface': MOBILEFACE_THRESHOLD}
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), inclusive pixels, as dlib's.
 
