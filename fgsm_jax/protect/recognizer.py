@@ -18,10 +18,11 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-SAME_PERSON_THRESHOLD = 0.6  # dlib's: descriptors closer than this show one person.
-DEFAULT_UPSAMPLES = (0, 1)
+from fgsm_jax.data.detect import Box, box_of_rect, box_size, hog_detector
 
-Box = tuple[int, int, int, int]  # (left, top, right, bottom), inclusive pixels, as dlib's.
+# dlib's: descriptors closer than this show one person. The package's one copy.
+SAME_PERSON_THRESHOLD = 0.6
+DEFAULT_UPSAMPLES = (0, 1)
 
 
 class RealDlib(NamedTuple):
@@ -44,7 +45,7 @@ def load_real_dlib() -> RealDlib:
   for path in (paths.shape_predictor_5, paths.resnet):
     if not path.is_file():
       raise FileNotFoundError(f'{path}: dlib model file not found')
-  return RealDlib(dlib.get_frontal_face_detector(), dlib.shape_predictor(str(paths.shape_predictor_5)),
+  return RealDlib(hog_detector(), dlib.shape_predictor(str(paths.shape_predictor_5)),
                   dlib.face_recognition_model_v1(str(paths.resnet)))
 
 
@@ -67,7 +68,7 @@ class FaceRecord:
 
   @property
   def width(self) -> float:
-    return float(self.box[2] - self.box[0] + 1)
+    return float(box_size(self.box)[0])
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -113,8 +114,7 @@ def describe(rgb: np.ndarray, models: RealDlib | None = None,
                          np.float64)
     desc = (np.asarray(models.recognizer.compute_face_descriptor(rgb, shape), np.float32)
             if descriptors else None)
-    out.append(FaceRecord((rect.left(), rect.top(), rect.right(), rect.bottom()), landmarks,
-                          desc))
+    out.append(FaceRecord(box_of_rect(rect), landmarks, desc))
   return out
 
 
