@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fgsm_jax.train import padded_batches
+from fgsm_jax.data.pipeline import batches
 
 # attack(images N x H x W x C, labels N) -> adversarial images; a closure over model and eps.
 BatchAttack = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
@@ -22,7 +22,7 @@ def predict(apply_fn, params: Any, images: np.ndarray, batch_size: int = 64) -> 
   """Predicted class per image (N,), in fixed-size padded batches (one compile)."""
   labels = np.zeros(len(images), np.int32)
   out = []
-  for batch in padded_batches(images, labels, batch_size):
+  for batch in batches(images, labels, batch_size, pad=True):
     logits = apply_fn(params, batch["image"])
     keep = int(batch["mask"].sum())
     out.append(np.asarray(jnp.argmax(logits, -1))[:keep])
@@ -33,7 +33,7 @@ def attack_split(attack: BatchAttack, images: np.ndarray, labels: np.ndarray,
                  batch_size: int = 64) -> np.ndarray:
   """Runs ``attack`` over a whole split in fixed-size padded batches; returns N x H x W x C."""
   out = []
-  for batch in padded_batches(images, labels, batch_size):
+  for batch in batches(images, labels, batch_size, pad=True):
     adv = attack(jnp.asarray(batch["image"]), jnp.asarray(batch["label"]))
     keep = int(batch["mask"].sum())
     out.append(np.asarray(adv)[:keep])
