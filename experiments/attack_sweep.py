@@ -92,6 +92,10 @@ def _load_model(workdir: pathlib.Path):
          f"{str(e).splitlines()[0] if str(e) else ''})")
 
 
+def _resolved(path: pathlib.Path | None) -> str | None:
+  return str(path.resolve()) if path else None
+
+
 def main(argv=None, *, load_split=None) -> int:
   """Runs the sweep. ``load_split`` replaces fgsm_jax.data.load_split (tests pass a fake)."""
   args = parse_args(argv)
@@ -136,21 +140,20 @@ def main(argv=None, *, load_split=None) -> int:
   if images.shape[1:] != (config.image_size, config.image_size, 3):
     fail(f"{config.dataset} {args.split}: images are {images.shape[1:]}, the model takes "
          f"{config.image_size} x {config.image_size} x 3")
-  path = lambda p: str(p.resolve()) if p else None  # noqa: E731
   run_config = {
       "attacks": args.attacks, "eps_255": args.eps,
       "eps_meaning": "L-inf eps/255; L2 attacks: L2 radius eps/255 * sqrt(H*W*C)",
       "norms": {name: ATTACK_NORMS[name] for name in args.attacks},
       "l2_radius_per_eps_255": float(np.sqrt(np.prod(images.shape[1:]))) / 255.0,
-      "checkpoint": path(args.checkpoint), "model": config.model, "dataset": config.dataset,
+      "checkpoint": _resolved(args.checkpoint), "model": config.model, "dataset": config.dataset,
       "split": args.split, "examples": len(images),
       "batch_size": min(args.batch_size, len(images)), "seed": args.seed,
-      "source": path(args.source), "target": path(args.target)}
+      "source": _resolved(args.source), "target": _resolved(args.target)}
   start = time.perf_counter()
 
   def save(result):  # after each attack, so a long sweep leaves its finished part behind
     if "transfer" in result:
-      result["transfer"].update(source=path(args.source), target=path(args.target))
+      result["transfer"].update(source=_resolved(args.source), target=_resolved(args.target))
     result["config"] = {**run_config, "seconds": time.perf_counter() - start}
     io.write_json(args.workdir / "attack_sweep.json", result)
 

@@ -29,8 +29,8 @@ the batch per core (~1.9 of 2 busy, ~1.4x the images/s; BENCHMARKS.md, throughpu
 
 One process per core on one host is the multi-host path run on one machine: process i of n
 calls ``pin_process_to_core(i)`` (``fgsm_jax.processes``) and
-``jax.distributed.initialize('127.0.0.1:PORT', n, i)`` before anything else, and from there on everything reads as below. On the 2-core dev machine
-this is the fastest way to use both cores (``experiments/benchmark_fgsm.py --cpu-processes``),
+``jax.distributed.initialize('127.0.0.1:PORT', n, i)`` before anything else, and from there
+on everything reads as below. On the 2-core dev machine this is the fastest way to use both cores (``experiments/benchmark_fgsm.py --cpu-processes``),
 and ``tests/test_sharding.py`` runs it to check that it equals one process bit for bit.
 
 Multi-host (e.g. 4 hosts x 8 GPUs; planned on paper, not run across hosts here): start the
