@@ -1,36 +1,13 @@
-"""Small helpers the experiment scripts share: eps lists, one-line errors, logging."""
+"""What the two photo scripts (protect_photos.py, privacy_eval.py) still share here.
+
+The other scripts' helpers live in `fgsm_jax.cli`; this module goes once those two import
+theirs from the package too.
+"""
 from __future__ import annotations
 
 import argparse
-import pathlib
-import sys
 
-sys.path.insert(1, str(pathlib.Path(__file__).resolve().parent.parent))
-
-from fgsm_jax import cli  # noqa: E402
-
-
-def eps_list_255(text: str) -> list[float]:
-  """Parses '0,1,2,4' (eps on the 0-255 scale) for argparse; NaN, inf, negative, > 255 or
-  junk -> usage error."""
-  return cli.number_list(0, 255, name="eps")(text)
-
-
-def int_list(text: str) -> list[int]:
-  """Parses '1,8,64' into positive ints for argparse."""
-  try:
-    values = [int(v) for v in text.split(",") if v.strip()]
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-  if not values or any(v <= 0 for v in values):
-    raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-  return values
-
-
-def eps_key(eps_255: float) -> str:
-  """JSON key of an eps on the 0-255 scale: '5' for 5.0, '0.5' for 0.5."""
-  return f"{eps_255:g}"
-
+from fgsm_jax import cli
 
 fail = cli.fail  # one-line error, no traceback; exits 1 unless told
 

@@ -10,16 +10,13 @@ W/triplets_eps<E>.png (original | perturbation | adversarial, each with its pred
 from __future__ import annotations
 
 import argparse
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from common import eps_key, eps_list_255, fail  # noqa: E402
+from fgsm_jax import cli
+from fgsm_jax.cli import eps_key, eps_list_255, fail
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  from fgsm_jax import cli
   p = cli.parser(__doc__)
   p.add_argument("--workdir", type=cli.nonempty_path, required=True,
                  help="folder of a trained classifier (train_classifier.py --workdir); the "
@@ -44,15 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  import jax.numpy as jnp
   import numpy as np
 
-  from fgsm_jax import figures, io, train
-  from fgsm_jax.attacks import fgsm
+  from fgsm_jax import evaluation, figures, io, train
   from fgsm_jax.data import DatasetError, load_split
-  from fgsm_jax.evaluation import attack_split, predict
-
-  from fgsm_jax import cli
   metrics_path = args.workdir / "metrics.json"
   if not metrics_path.is_file():
     fail(f"{metrics_path}: not found (run experiments/train_classifier.py first)")
@@ -63,39 +55,26 @@ def main(argv=None) -> int:
   except OSError as e:
     fail(str(e), 2 if "workdir" in str(e) else 1)
   try:
-    trained = io.read_json(metrics_path)
+    manual_dir, data_dir, trained = evaluation.recorded_data_dirs(
+        args.workdir, args.manual_dir, args.data_dir)
     apply_fn, params, config = train.load_checkpoint(args.workdir)
   except Exception as e:  # pylint: disable=broad-except
     # A corrupt metrics.json or checkpoint: one line, no traceback.
     fail(f"{args.workdir}: cannot load the trained classifier ({cli.one_line(e)[:300]})")
-  data = trained.get("data", {})
-  manual_dir = args.manual_dir or (pathlib.Path(data["manual_dir"]) if data.get("manual_dir")
-                                   else None)
-  data_dir = args.data_dir or (pathlib.Path(data["data_dir"]) if data.get("data_dir") else None)
-  names = data.get("class_names") or [str(i) for i in range(config.num_classes)]
+  names = (trained.get("data") or {}).get("class_names") or [
+      str(i) for i in range(config.num_classes)]
   try:
     images, labels = load_split(config.dataset, "test", manual_dir=manual_dir, data_dir=data_dir)
   except (DatasetError, OSError, ValueError) as e:
     fail(cli.one_line(str(e).splitlines()[0] if str(e) else type(e).__name__))
 
-  def targets_of(y):
-    return (y + 1) % config.num_classes if args.targeted else y
-
-  # Filled in numeric eps order and written unsorted: "2" before "16", as a reader expects.
-  accuracy, adversarial = {}, {}
-  for eps_255 in sorted(set(args.eps) | {args.figure_eps}):
-    eps = eps_255 / 255.0
-    adv = attack_split(
-        lambda x, y: fgsm(apply_fn, params, x, targets_of(y), eps, targeted=args.targeted),
-        images, labels, args.batch_size)
-    predictions = predict(apply_fn, params, adv, args.batch_size)
-    if eps_255 in args.eps:
-      accuracy[eps_key(eps_255)] = float(np.mean(predictions == labels))
-      print(f"eps {eps_255:g}/255: test accuracy {accuracy[eps_key(eps_255)]:.4f}")
-    adversarial[eps_255] = (adv, predictions)
-
-  result = {
-      "accuracy": accuracy,
+  adversarial = evaluation.fgsm_curve(
+      apply_fn, params, images, labels, set(args.eps) | {args.figure_eps},
+      num_classes=config.num_classes, targeted=args.targeted, batch_size=args.batch_size,
+      on_eps=lambda e, acc: e in args.eps and print(f"eps {e:g}/255: test accuracy {acc:.4f}"))
+  result = {  # eps in numeric order, not sorted as text: "2" before "16"
+      "accuracy": {eps_key(e): float(np.mean(adversarial[e][1] == labels))
+                   for e in sorted(set(args.eps))},
       "attack": "fgsm-targeted" if args.targeted else "fgsm",
       "test_examples": int(len(labels)),
       "config": {"eps_255": args.eps, "targeted": args.targeted, "checkpoint_workdir":
@@ -104,22 +83,16 @@ def main(argv=None) -> int:
   }
   io.write_json(args.workdir / "fgsm_eval.json", result, sort_keys=False)
   figures.plot_accuracy_vs_eps(
-      {f"{config.model} on {config.dataset}": {float(k): v for k, v in accuracy.items()}},
+      {f"{config.model} on {config.dataset}": {float(k): v
+                                               for k, v in result["accuracy"].items()}},
       args.workdir / "accuracy_vs_eps.png",
       title=f"White-box {'targeted ' if args.targeted else ''}FGSM, {config.dataset} test split")
 
   if args.figure_examples:
-    clean_pred = predict(apply_fn, params, images, args.batch_size)
+    clean_pred = evaluation.predict(apply_fn, params, images, args.batch_size)
     adv, adv_pred = adversarial[args.figure_eps]
-    # Show faces the model got right and the attack turned, so the figure shows what the
-    # attack changes; fall back to any correctly classified (then any) face.
-    rng = np.random.default_rng(args.seed)
-    candidates = np.flatnonzero((clean_pred == labels) & (adv_pred != labels))
-    if len(candidates) < args.figure_examples:
-      candidates = np.flatnonzero(clean_pred == labels)
-    if len(candidates) == 0:
-      candidates = np.arange(len(labels))
-    pick = rng.choice(candidates, size=min(args.figure_examples, len(candidates)), replace=False)
+    pick = evaluation.figure_examples(labels, clean_pred, adv_pred, args.figure_examples,
+                                      args.seed)
     path = args.workdir / f"triplets_eps{eps_key(args.figure_eps)}.png"
     amplification = figures.plot_triplets(
         images[pick], adv[pick], [names[i] for i in clean_pred[pick]],

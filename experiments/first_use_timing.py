@@ -28,8 +28,9 @@ import sys
 import tempfile
 import time
 
+from fgsm_jax import cli
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 # Person/photo of GT with the face window side the default preset gives (measured on the
 # first photo of each person): four sizes, as many different people.
@@ -103,19 +104,16 @@ def _run_child(gt_dir: pathlib.Path, cache: pathlib.Path) -> dict:
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.split('\n')[1],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = cli.parser(__doc__)
   p.add_argument('--gt-dir', type=pathlib.Path, required=True,
                  help='the Georgia Tech face database folder (holding s01/ ... s50/)')
-  p.add_argument('--repeats', type=int, default=1, help='cold + warm pairs to run (default 1)')
+  p.add_argument('--repeats', type=cli.positive_int, default=1, help='cold + warm pairs to run')
   p.add_argument('--json', type=pathlib.Path, default=None, help='also write the results here')
   p.add_argument('--child', type=pathlib.Path, default=None, help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   missing = [n for n in PHOTOS if not (args.gt_dir / f'{n}.jpg').is_file()]
   if missing:
     p.error(f'{args.gt_dir}: missing GT photos {", ".join(missing)}.jpg')
-  if args.repeats < 1:
-    p.error('--repeats must be >= 1')
   if args.child is not None:
     print(json.dumps(_child(args.gt_dir, args.child)))
     return 0

@@ -8,13 +8,11 @@ from __future__ import annotations
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from common import fail  # noqa: E402
+from fgsm_jax import cli
+from fgsm_jax.cli import fail
 
 
 def main(argv=None) -> int:
-  from fgsm_jax import cli
   p = cli.parser(__doc__)
   p.add_argument("workdirs", nargs="+", type=pathlib.Path,
                  help="folders holding fgsm_eval.json and metrics.json")

@@ -16,6 +16,7 @@ import json
 import pathlib
 import sys
 
+from fgsm_jax import cli
 from fgsm_jax.benchmarks import roofline
 
 
@@ -29,20 +30,14 @@ def _line(row: dict) -> str:
           f"{row['achieved_flops_per_s'] / 1e12:.2f} TFLOP/s)")
 
 
-def _fail(message: str) -> SystemExit:
-  print(f"error: {message}", file=sys.stderr)
-  return SystemExit(2)
-
-
 def _read_json(path: str, what: str):
   try:
     return json.loads(pathlib.Path(path).read_text())
   except (OSError, ValueError) as e:
-    raise _fail(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from None
+    cli.fail(f"{path}: cannot read {what} ({type(e).__name__}: {e})", 2)
 
 
 def main(argv: list[str] | None = None) -> int:
-  from fgsm_jax import cli
   p = cli.parser(__doc__)
   p.add_argument("records", nargs="*", help="benchmark_fgsm.py JSON files")
   p.add_argument("--measure", action="store_true", help="measure this device's ceilings")
@@ -63,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
   else:
     saved = _read_json(args.ceilings, "ceilings")
     if not isinstance(saved, dict) or "ceilings" not in saved:
-      raise _fail(f"{args.ceilings}: no 'ceilings' (write it with --measure --json)")
+      cli.fail(f"{args.ceilings}: no 'ceilings' (write it with --measure --json)", 2)
     ceilings = saved["ceilings"]
   records = [r for path in args.records for r in _read_json(path, "benchmark records")]
   rates = ", ".join(f"{k} {v / 1e12:.1f}" for k, v in ceilings["matmul_flops_per_s"].items())

@@ -12,17 +12,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import pathlib
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from common import fail  # noqa: E402
+from fgsm_jax import cli
+from fgsm_jax.cli import fail
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  from fgsm_jax import cli
   from fgsm_jax.data import DATASETS
   from fgsm_jax.models import CLASSIFIERS
   p = cli.parser(__doc__)
@@ -54,7 +51,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  from fgsm_jax import cli
   if args.manual_dir is not None:
     try:
       cli.check_dir(args.manual_dir, "--manual-dir")

@@ -1,7 +1,9 @@
-"""Figures of the experiments: accuracy against eps, and original | perturbation | adversarial."""
+"""Figures of the experiments: accuracy against eps (one model, or a sweep of attacks with its
+transfer panel), and original | perturbation | adversarial."""
 from __future__ import annotations
 
 import os
+import pathlib
 from typing import Mapping, Sequence
 
 import matplotlib
@@ -11,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fgsm_jax import io  # noqa: E402
+from fgsm_jax.cli import eps_key  # noqa: E402
 
 
 def plot_accuracy_vs_eps(curves: Mapping[str, Mapping[float, float]], path: str | os.PathLike,
@@ -27,6 +30,31 @@ def plot_accuracy_vs_eps(curves: Mapping[str, Mapping[float, float]], path: str 
   ax.set_title(title)
   if len(curves) > 1:
     ax.legend(fontsize=8)
+  fig.tight_layout()
+  io.save_figure(fig, path, dpi=120)
+  plt.close(fig)
+
+
+def plot_attack_sweep(result: Mapping, attacks: Sequence[str], path: str | os.PathLike) -> None:
+  """Accuracy against eps per attack (`evaluation.attack_sweep`'s result): a white-box panel,
+  and a transfer panel (source -> target) when the result has one."""
+  panels = [("white-box", result)] + ([("transfer", result["transfer"])]
+                                       if "transfer" in result else [])
+  fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+  for ax, (title, section) in zip(axes[0], panels):
+    clean = section["clean"]["0"]
+    for name in attacks:
+      eps = sorted(float(k) for k in section[name])
+      ax.plot([0.0] + eps, [clean] + [section[name][eps_key(e)] for e in eps], marker="o",
+              label=name)
+    ax.set_xlabel("eps (0-255 scale; L2 attacks: eps/255 * sqrt(HWC))")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title if title == "white-box" else
+                 f"transfer: {pathlib.Path(section['source']).name} -> "
+                 f"{pathlib.Path(section['target']).name}")
+    ax.legend(fontsize=7)
   fig.tight_layout()
   io.save_figure(fig, path, dpi=120)
   plt.close(fig)

@@ -21,6 +21,8 @@ import math
 import numpy as np
 from PIL import Image
 
+from fgsm_jax.data.detect import Box, box_size
+
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
@@ -29,8 +31,6 @@ DATA_RANGE = 255.0
 # The face region of the figures: the detector's box grown by this fraction of its width
 # (height) on the left and right (top and bottom).
 FACE_REGION_GROW = 0.25
-
-Box = tuple[int, int, int, int]  # (left, top, right, bottom), inclusive pixels (dlib's).
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +109,7 @@ def face_region(box: Box, image_hw: tuple[int, int],
     image_hw: (height, width) of the photo.
   """
   left, top, right, bottom = box
-  w, h = right - left + 1, bottom - top + 1
+  w, h = box_size(box)
   if w <= 0 or h <= 0:
     raise ValueError(f'expected a box (left, top, right, bottom) with positive area, got {box}')
   l = max(0, int(math.floor(left - grow * w)))

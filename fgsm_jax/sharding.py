@@ -28,9 +28,9 @@ the original CNN kept ~1.3 of 2 cores busy; ``use_cpu_devices()`` (called right 
 the batch per core (~1.9 of 2 busy, ~1.4x the images/s; BENCHMARKS.md, throughput).
 
 One process per core on one host is the multi-host path run on one machine: process i of n
-calls ``pin_process_to_core(i)`` and ``jax.distributed.initialize('127.0.0.1:PORT', n, i)``
-before anything else, and from there on everything reads as below. On the 2-core dev machine
-this is the fastest way to use both cores (``experiments/benchmark_fgsm.py --cpu-processes``),
+calls ``pin_process_to_core(i)`` (``fgsm_jax.processes``) and
+``jax.distributed.initialize('127.0.0.1:PORT', n, i)`` before anything else, and from there
+on everything reads as below. On the 2-core dev machine this is the fastest way to use both cores (``experiments/benchmark_fgsm.py --cpu-processes``),
 and ``tests/test_sharding.py`` runs it to check that it equals one process bit for bit.
 
 Multi-host (e.g. 4 hosts x 8 GPUs; planned on paper, not run across hosts here): start the
@@ -51,13 +51,18 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+# The batcher's padding: re-exported here, where sharded attacks and training use it.
+from fgsm_jax.data.pipeline import leading_size, pad_batch  # noqa: F401
+# Process plumbing lives in fgsm_jax.processes; these names stay importable from here for
+# experiments/benchmark_fgsm.py until it imports them from there.
+from fgsm_jax.processes import free_local_port, pin_process_to_core  # noqa: F401
 
 BATCH_AXIS = "batch"
 
@@ -83,82 +88,12 @@ def use_cpu_devices(count: int | None = None) -> int:
   return count
 
 
-def pin_process_to_core(index: int) -> int:
-  """Pins this process to one CPU core, the ``index``-th (modulo their count) of the cores it
-  may run on, and returns that core's number (Linux only).
-
-  For one JAX process per core on one host: e.g. process ``i`` of ``n`` calls
-  ``pin_process_to_core(i)`` and then ``jax.distributed.initialize('127.0.0.1:PORT', n, i)``;
-  ``batch_mesh()`` then spans the n processes' CPU devices and ``sharded_attack`` splits a
-  batch between them as between hosts. Call it before any JAX computation: XLA:CPU sizes its
-  thread pool from the cores the process may use, and a pinned process runs each program on
-  one thread. That is the fastest way found to use a small CPU's cores: within one process,
-  devices (``use_cpu_devices``) share one thread pool whose threads contend with each other
-  (FGSM on the original CNN, batch 64, 2 cores: ~39 ms with a pinned process per core,
-  45-48 ms with two devices in one process; BENCHMARKS.md, throughput).
-  """
-  if not hasattr(os, "sched_setaffinity"):
-    raise RuntimeError("pinning a process to a core needs os.sched_setaffinity (Linux)")
-  cores = sorted(os.sched_getaffinity(0))
-  core = cores[index % len(cores)]
-  os.sched_setaffinity(0, {core})
-  return core
-
-
-def free_local_port() -> int:
-  """A TCP port free on 127.0.0.1 now, for the coordinator of processes on one host
-  (``jax.distributed.initialize(f'127.0.0.1:{port}', n, i)``)."""
-  with socket.socket() as sock:
-    sock.bind(("127.0.0.1", 0))
-    return sock.getsockname()[1]
-
-
 def batch_mesh(devices: Sequence[jax.Device] | None = None, axis: str = BATCH_AXIS) -> Mesh:
   """A 1-D mesh over ``devices`` (default: all devices, of every host) named ``axis``."""
   devices = list(jax.devices() if devices is None else devices)
   if not devices:
     raise ValueError("expected at least one device")
   return Mesh(np.asarray(devices), (axis,))
-
-
-def _batch_size(batch: Any) -> int:
-  sizes = {np.shape(leaf)[0] for leaf in jax.tree.leaves(batch)}
-  if len(sizes) != 1:
-    raise ValueError(f"expected every array of the batch to have the same leading (batch) "
-                     f"size, got sizes {sorted(sizes)}")
-  return sizes.pop()
-
-
-def pad_batch(batch: Any, multiple: int, *, mask_key: str | None = None) -> tuple[Any, int]:
-  """Pads every leaf's leading axis to a multiple of ``multiple`` by repeating the last example.
-
-  Returns (padded batch, original size). With ``mask_key`` (``batch`` a dict), the padded
-  batch carries ``batch[mask_key]``: 1.0 for real examples (or the given mask's values), 0.0
-  for padding -- ``train.train_step``'s 'mask'.
-  """
-  if multiple < 1:
-    raise ValueError(f"multiple must be >= 1, got {multiple}")
-  n = _batch_size(batch)
-  if n == 0:
-    raise ValueError("cannot pad an empty batch")
-  pad = -n % multiple
-  if mask_key is not None:
-    if not isinstance(batch, dict):
-      raise ValueError("mask_key needs a dict batch")
-    batch = dict(batch)
-    batch[mask_key] = jnp.asarray(batch.get(mask_key, jnp.ones((n,), jnp.float32)),
-                                  jnp.float32)
-  if pad == 0:
-    return batch, n
-
-  def grow(leaf):
-    leaf = jnp.asarray(leaf)
-    return jnp.concatenate([leaf, jnp.repeat(leaf[-1:], pad, axis=0)])
-
-  padded = jax.tree.map(grow, batch)
-  if mask_key is not None:
-    padded[mask_key] = padded[mask_key].at[n:].set(0.0)
-  return padded, n
 
 
 def batch_sharding(mesh: Mesh, axis: str = BATCH_AXIS) -> NamedSharding:
@@ -205,7 +140,7 @@ def shard_batch(batch: Any, mesh: Mesh, axis: str = BATCH_AXIS) -> Any:
   if jax.process_count() > 1:
     return jax.tree.map(
         lambda leaf: jax.make_array_from_process_local_data(sharding, np.asarray(leaf)), batch)
-  n = _batch_size(batch)
+  n = leading_size(batch)
   if n % count:
     raise ValueError(f"batch of {n} does not split over {count} devices; pad it first "
                      f"(pad_batch(batch, {count}))")
@@ -271,9 +206,9 @@ def sharded_attack(attack_fn: Callable[..., jnp.ndarray], mesh: Mesh, *,
       # Each process passes its own rows; the result is the global array (each process
       # owns its rows' shards). Padding would interleave rows of different processes.
       local = count // jax.process_count()
-      if _batch_size(parts) % local:
+      if leading_size(parts) % local:
         raise ValueError(f"under multi-process each process's batch must be a multiple of "
-                         f"its {local} devices; got {_batch_size(parts)} (pad_batch first)")
+                         f"its {local} devices; got {leading_size(parts)} (pad_batch first)")
       n = None
     else:
       parts, n = pad_batch(parts, count)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import flax
 import flax.linen as nn
@@ -19,6 +19,7 @@ import optax
 from flax.training import train_state
 
 from fgsm_jax import io
+from fgsm_jax.data.pipeline import batches
 from fgsm_jax.models import ApplyFn, build_classifier
 
 
@@ -133,28 +134,11 @@ def eval_step(apply_fn: ApplyFn, params: Any, batch: dict[str, jnp.ndarray]
   return _weighted_metrics(apply_fn(params, batch["image"]), batch["label"], _weights(batch))
 
 
-def padded_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *,
-                   rng: np.random.Generator | None = None) -> Iterator[dict[str, np.ndarray]]:
-  """Batches of exactly ``batch_size``; the last is padded and masked, so one compile serves all.
-
-  Shuffled when ``rng`` is given (draw it from the run's seed for reproducibility).
-  """
-  n = len(images)
-  order = rng.permutation(n) if rng is not None else np.arange(n)
-  for start in range(0, n, batch_size):
-    idx = order[start:start + batch_size]
-    mask = np.ones(batch_size, np.float32)
-    if len(idx) < batch_size:
-      mask[len(idx):] = 0.0
-      idx = np.concatenate([idx, np.full(batch_size - len(idx), idx[0])])
-    yield {"image": images[idx], "label": labels[idx], "mask": mask}
-
-
 def evaluate(apply_fn: ApplyFn, params: Any, images: np.ndarray, labels: np.ndarray,
              batch_size: int = 64) -> dict[str, float]:
   """Mean loss and accuracy over a whole split."""
   totals = {"loss": 0.0, "accuracy": 0.0, "count": 0.0}
-  for batch in padded_batches(images, labels, batch_size):
+  for batch in batches(images, labels, batch_size, pad=True):
     m = jax.device_get(eval_step(apply_fn, params, batch))
     for k in ("loss", "accuracy"):
       totals[k] += float(m[k]) * float(m["count"])
@@ -181,10 +165,10 @@ def train(config: TrainConfig, train_images: np.ndarray, train_labels: np.ndarra
   # The per-epoch accuracy is over the batches as trained on (augmented, if asked, and
   # with the weights still moving), not the clean training set after training.
   augmented = config.flip or config.max_shift or config.brightness
-  batches = "augmented" if augmented else "shuffled"
+  seen = "augmented" if augmented else "shuffled"
   for epoch in range(1, config.epochs + 1):
     sums = {"loss": 0.0, "accuracy": 0.0, "count": 0.0}
-    for batch in padded_batches(train_images, train_labels, config.batch_size, rng=rng):
+    for batch in batches(train_images, train_labels, config.batch_size, rng=rng, pad=True):
       state, m = train_step(state, batch)
       m = jax.device_get(m)
       for k in ("loss", "accuracy"):
@@ -193,7 +177,7 @@ def train(config: TrainConfig, train_images: np.ndarray, train_labels: np.ndarra
     record = {"epoch": epoch, "loss": sums["loss"] / sums["count"],
               "accuracy": sums["accuracy"] / sums["count"]}
     history.append(record)
-    log(f"epoch {epoch}: loss {record['loss']:.4f}, accuracy on the {batches} training "
+    log(f"epoch {epoch}: loss {record['loss']:.4f}, accuracy on the {seen} training "
         f"batches while learning {record['accuracy']:.4f}")
   return state, history
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fgsm_jax import sharding, train
+from fgsm_jax import processes, sharding, train
 from fgsm_jax.attacks import fgsm, pgd
 from fgsm_jax.models import ApplyFn, OriginalCNN
 
@@ -221,8 +221,8 @@ _PROCESS_CHILD = r"""
 import sys
 from xml.etree import ElementTree
 rank, count, port, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-from fgsm_jax import sharding
-core = sharding.pin_process_to_core(rank)
+from fgsm_jax import processes, sharding
+core = processes.pin_process_to_core(rank)
 import os
 assert os.sched_getaffinity(0) == {core}
 import functools, jax, jax.numpy as jnp, numpy as np
@@ -254,7 +254,7 @@ def test_one_pinned_process_per_core_equals_one_process(tmp_path):
     pytest.skip("this is the child run")
   if not hasattr(os, "sched_setaffinity"):
     pytest.skip("pinning needs Linux")
-  count, port = 2, sharding.free_local_port()
+  count, port = 2, processes.free_local_port()
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
   procs = [subprocess.Popen([sys.executable, "-c", _PROCESS_CHILD, str(rank), str(count),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fgsm_jax import train
+from fgsm_jax.data import pipeline as data_pipeline
 
 CONFIG = train.TrainConfig(num_classes=3, image_size=32, epochs=2, batch_size=4, seed=0)
 
@@ -35,7 +36,7 @@ def test_train_step_lowers_loss_on_a_tiny_batch():
 def test_padding_is_masked_out_of_the_metrics():
   images, labels = _tiny_data(n=5)
   state = train.create_train_state(jax.random.key(0), CONFIG)
-  batches = list(train.padded_batches(images, labels, 4))
+  batches = list(data_pipeline.batches(images, labels, 4, pad=True))
   assert [b["image"].shape[0] for b in batches] == [4, 4]
   assert batches[1]["mask"].tolist() == [1.0, 0.0, 0.0, 0.0]
   padded = train.eval_step(state.apply_fn, state.params, batches[1])

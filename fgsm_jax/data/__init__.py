@@ -6,7 +6,8 @@ TensorFlow, when a dataset is built or read) is imported on first use of the bui
 """
 from __future__ import annotations
 
-from fgsm_jax.data.detect import Box, crop_face, detect_faces, largest_face
+from fgsm_jax.data.detect import (Box, box_of_rect, box_size, crop_face, detect_faces,
+                                  hog_detector, largest_face)
 from fgsm_jax.data.images import (IMAGE_SUFFIXES, MAX_PIXELS, DatasetError, ImageError,
                                   identity_folders, load_rgb)
 from fgsm_jax.data.pipeline import (DATASETS, SPLITS, batches, builder_class, class_names,
@@ -25,7 +26,7 @@ def __getattr__(name: str):
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
-__all__ = ['Box', 'DATASETS', 'DatasetError', 'FaceConfig', 'GtFaces', 'IMAGE_SUFFIXES',
+__all__ = ['Box', 'box_of_rect', 'box_size', 'hog_detector', 'DATASETS', 'DatasetError', 'FaceConfig', 'GtFaces', 'IMAGE_SUFFIXES',
            'ImageError', 'MAX_PIXELS', 'OrlFaces', 'SPLITS', 'batches', 'builder_class',
            'class_names', 'crop_face', 'detect_faces', 'get_builder', 'identity_folders',
            'largest_face', 'load_rgb', 'load_split', 'num_classes', 'skipped']

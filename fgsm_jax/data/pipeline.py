@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -110,19 +110,74 @@ def skipped(dataset: str, *, manual_dir: str | os.PathLike | None = None,
   return dict(builder.info.metadata.get('skipped', {}))
 
 
+def leading_size(batch: Any) -> int:
+  """The batch size of a pytree of arrays: the leading axis every leaf shares."""
+  import jax  # pylint: disable=import-outside-toplevel
+  sizes = {np.shape(leaf)[0] for leaf in jax.tree.leaves(batch)}
+  if len(sizes) != 1:
+    raise ValueError(f'expected every array of the batch to have the same leading (batch) '
+                     f'size, got sizes {sorted(sizes)}')
+  return sizes.pop()
+
+
+def pad_batch(batch: Any, multiple: int, *, mask_key: str | None = None) -> tuple[Any, int]:
+  """Pads every leaf's leading axis to a multiple of ``multiple`` by repeating the last example.
+
+  Works on NumPy and JAX arrays alike (the padding is a gather, so device arrays stay on
+  their device). Fixed batch sizes let one compiled program serve every batch; the padding
+  is sliced off results (attacks) or masked out (training, evaluation).
+
+  Args:
+    batch: a pytree of arrays sharing their leading (batch) size n >= 1.
+    multiple: pad to the next multiple of this (>= 1); ``batch_size`` pads a last batch
+      to a full one, a device count makes a batch split evenly.
+    mask_key: with ``batch`` a dict, also give it ``batch[mask_key]``: 1.0 for real examples
+      (or the given mask's values), 0.0 for padding -- ``train.train_step``'s 'mask'.
+
+  Returns:
+    (padded batch, n).
+  """
+  if multiple < 1:
+    raise ValueError(f'multiple must be >= 1, got {multiple}')
+  n = leading_size(batch)
+  if n == 0:
+    raise ValueError('cannot pad an empty batch')
+  if mask_key is not None:
+    if not isinstance(batch, dict):
+      raise ValueError('mask_key needs a dict batch')
+    batch = dict(batch)
+    if mask_key not in batch:
+      batch[mask_key] = np.ones(n, np.float32)
+  pad = -n % multiple
+  if pad == 0:
+    return batch, n
+  rows = np.concatenate([np.arange(n), np.full(pad, n - 1)])
+  import jax  # pylint: disable=import-outside-toplevel
+  padded = jax.tree.map(lambda leaf: leaf[rows], batch)
+  if mask_key is not None:
+    padded[mask_key] = padded[mask_key] * (np.arange(n + pad) < n).astype(np.float32)
+  return padded, n
+
+
 def batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *,
-            rng: np.random.Generator | None,
-            drop_remainder: bool = False) -> Iterator[dict[str, np.ndarray]]:
-  """One pass over (images, labels) in batches.
+            rng: np.random.Generator | None = None, drop_remainder: bool = False,
+            pad: bool = False, index: bool = False) -> Iterator[dict[str, np.ndarray]]:
+  """One pass over (images, labels) in batches: the package's one batcher.
 
   Args:
     images: N x H x W x C. labels: N.
     batch_size: examples per batch (>= 1).
     rng: shuffles the order when given (one permutation per call); None keeps the order.
     drop_remainder: leave out the last batch if it is smaller than batch_size.
+    pad: every batch exactly batch_size, with 'mask' (1.0 real, 0.0 padding): the last
+      one is padded by repeating its last example (`pad_batch`), so one compiled program
+      serves all batches (training, evaluation, attack sweeps).
+    index: also yield 'index', int32 positions of the batch's examples in ``images``
+      (e.g. to draw one PRNG key per example, independent of the batching).
 
   Yields:
-    {'image': B x H x W x C, 'label': B}, B = batch_size except possibly the last.
+    {'image': B x H x W x C, 'label': B, 'mask'?: B, 'index'?: B}; B = batch_size except
+    possibly the last (without ``pad``).
   """
   if images.ndim != 4:
     raise ValueError(f'expected images N x H x W x C, got shape {images.shape}')
@@ -135,4 +190,9 @@ def batches(images: np.ndarray, labels: np.ndarray, batch_size: int, *,
   stop = n - n % batch_size if drop_remainder else n
   for start in range(0, stop, batch_size):
     idx = order[start:start + batch_size]
-    yield {'image': images[idx], 'label': labels[idx]}
+    batch = {'image': images[idx], 'label': labels[idx]}
+    if index:
+      batch['index'] = idx.astype(np.int32)
+    if pad:
+      batch, _ = pad_batch(batch, batch_size, mask_key='mask')
+    yield batch

@@ -17,10 +17,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from fgsm_jax.data.detect import Box, box_of_rect, hog_detector
 from fgsm_jax.faces import arcface as arcface_lib
 from fgsm_jax.faces import chips
-
-Box = tuple[int, int, int, int]  # (left, top, right, bottom), inclusive pixels, as dlib's
 
 
 class FaceModels(NamedTuple):
@@ -41,7 +40,7 @@ def load_face_models() -> FaceModels:
   path = dlib_model_paths().shape_predictor_5
   if not path.is_file():
     raise FileNotFoundError(f'{path}: dlib 5-point shape predictor not found')
-  return FaceModels(dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path)))
+  return FaceModels(hog_detector(), dlib.shape_predictor(str(path)))
 
 
 SHAPE_PREDICTOR_68 = 'shape_predictor_68_face_landmarks.dat'
@@ -157,7 +156,7 @@ def find_faces(rgb_uint8: np.ndarray, upsample: int = 1, models: FaceModels | No
       tf = chips.chip_transform(landmarks, rgb.shape[:2], chip_size, chip_padding)
     except ValueError:
       continue
-    box = (rect.left(), rect.top(), rect.right(), rect.bottom())
+    box = box_of_rect(rect)
     lm68 = landmarks_68(rgb, box, predictor68) if landmarks68 else None
     faces.append(Face(box=box, landmarks=landmarks, chip=tf, landmarks68=lm68))
   return faces

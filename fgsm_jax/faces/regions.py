@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-Box = tuple[int, int, int, int]  # (left, top, right, bottom), inclusive pixels
+from fgsm_jax.data.detect import Box
 
 
 @flax.struct.dataclass

@@ -24,17 +24,18 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
+from fgsm_jax.data.detect import Box, box_of_rect, box_size, hog_detector
 from fgsm_jax.models.mobileface import MOBILEFACE_THRESHOLD
 
-SAME_PERSON_THRESHOLD = 0.6  # dlib's: descriptors closer than this show one person.
+# dlib's: descriptors closer than this show one person. The package's one copy.
+SAME_PERSON_THRESHOLD = 0.6
 DEFAULT_UPSAMPLES = (0, 1)
 # The recognizers this project has, with their metric and same-person threshold (MobileFace:
 # the cosine distance at 1% false matches on GT, ../shared/models/README.md).
 RECOGNIZERS = ('dlib', 'mobileface')
 METRICS = {'dlib': 'l2', 'mobileface': 'cosine'}
 THRESHOLDS = {'dlib': SAME_PERSON_THRESHOLD, 'mobileface': MOBILEFACE_THRESHOLD}
-
-Box = tuple[int, int, int, int]  # (left, top, right, bottom), inclusive pixels, as dlib's.
+DEFAULT_UPSAMPLES = (0, 1)
 
 
 class RealDlib(NamedTuple):
@@ -57,7 +58,7 @@ def load_real_dlib() -> RealDlib:
   for path in (paths.shape_predictor_5, paths.resnet):
     if not path.is_file():
       raise FileNotFoundError(f'{path}: dlib model file not found')
-  return RealDlib(dlib.get_frontal_face_detector(), dlib.shape_predictor(str(paths.shape_predictor_5)),
+  return RealDlib(hog_detector(), dlib.shape_predictor(str(paths.shape_predictor_5)),
                   dlib.face_recognition_model_v1(str(paths.resnet)))
 
 
@@ -90,7 +91,7 @@ class FaceRecord:
 
   @property
   def width(self) -> float:
-    return float(self.box[2] - self.box[0] + 1)
+    return float(box_size(self.box)[0])
 
 
 def check_names(names: Sequence[str]) -> tuple[str, ...]:
@@ -167,8 +168,7 @@ def describe(rgb: np.ndarray, models: RealDlib | None = None,
                          np.float64)
     desc = (np.asarray(models.recognizer.compute_face_descriptor(rgb, shape), np.float32)
             if descriptors else None)
-    out.append(FaceRecord((rect.left(), rect.top(), rect.right(), rect.bottom()), landmarks,
-                          desc))
+    out.append(FaceRecord(box_of_rect(rect), landmarks, desc))
   if descriptors and out and 'mobileface' in check_names(recognizers):
     from fgsm_jax.faces import detect as detect_lib  # pylint: disable=import-outside-toplevel
     _, predictor68 = load_mobileface_judge()

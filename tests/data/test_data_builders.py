@@ -29,7 +29,7 @@ def _bright_box(rgb: np.ndarray):
   ys, xs = np.nonzero(rgb[:, :, 1] > 200)
   if ys.size == 0:
     return None
-  return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+  return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())  # inclusive, as dlib's
 
 
 # Generated GT-like folder: 2 people x 15 photos; one corrupt, one with no 'face'.

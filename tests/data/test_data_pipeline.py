@@ -85,6 +85,21 @@ def test_batches_in_order_cover_everything():
                                            drop_remainder=True)] == [5, 5]
 
 
+def test_padded_batches_are_full_masked_and_indexed():
+  images, labels = _toy(10)
+  out = list(batches(images, labels, 4, pad=True, index=True))
+  assert [len(b['label']) for b in out] == [4, 4, 4]
+  # The last batch repeats its last example; the mask marks it as padding.
+  np.testing.assert_array_equal(out[2]['label'], [8, 9, 9, 9])
+  np.testing.assert_array_equal(out[2]['mask'], [1, 1, 0, 0])
+  np.testing.assert_array_equal(out[0]['mask'], [1, 1, 1, 1])
+  np.testing.assert_array_equal(np.concatenate([b['index'] for b in out]),
+                                [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9])
+  shuffled = list(batches(images, labels, 4, rng=np.random.default_rng(0), index=True))
+  for b in shuffled:  # the index names each example's row
+    np.testing.assert_array_equal(labels[b['index']], b['label'])
+
+
 def test_batches_shuffled_by_rng():
   images, labels = _toy(50)
   first = np.concatenate([b['label'] for b in batches(images, labels, 8,
