@@ -35,7 +35,6 @@ DEFAULT_UPSAMPLES = (0, 1)
 RECOGNIZERS = ('dlib', 'mobileface')
 METRICS = {'dlib': 'l2', 'mobileface': 'cosine'}
 THRESHOLDS = {'dlib': SAME_PERSON_THRESHOLD, 'mobileface': MOBILEFACE_THRESHOLD}
-DEFAULT_UPSAMPLES = (0, 1)
 
 
 class RealDlib(NamedTuple):
