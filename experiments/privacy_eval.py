@@ -1,32 +1,39 @@
 #!/usr/bin/env python
-"""How well protected photos escape a real-dlib face recognizer, and what it costs in quality.
+"""How well protected photos escape real face recognizers, each judged on its own gallery.
 
   python experiments/privacy_eval.py --dataset-dir ../shared/datasets/gt_db --workdir runs/privacy
-  python experiments/privacy_eval.py --dataset-dir DIR --workdir W --people 5 --preset robust \\
-      --classifier runs/gt_cnn
+  python experiments/privacy_eval.py --dataset-dir DIR --workdir W --people-from 26 --people 25 \\
+      --photos-per-person 2 --preset transfer --protocol both --classifier runs/gt_cnn
 
 DIR holds one folder per identity (GT, ORL, LFW layouts). Per identity (natural order), the
-first --gallery photos are the clean gallery of a real-dlib recognizer (HOG detector,
-5-point landmarks, face_recognition_model_v1; nearest gallery descriptor wins, closed
-set, rank-1); the gallery holds every identity of DIR (or the first --gallery-people),
-whatever --people limits the probes to. The next --photos-per-person photos of each of
-the first --people identities are probes: each is identified clean,
-then protected (as experiments/protect_photos.py does, saved as
-W/protected/<identity>/<stem>.protected.png), read back, and identified again -- as
-saved, after JPEG quality 75, and after resizing to half and back (PIL bilinear).
+first --gallery photos are the clean gallery of each recognizer of --recognizers (real
+dlib: HOG detector, 5-point landmarks, face_recognition_model_v1, Euclidean distance;
+MobileFace: the same detector box, dlib's 68 landmarks, the ArcFace crop, cosine
+distance; nearest gallery descriptor wins, closed set, rank-1); the gallery holds every
+identity of DIR (or the first --gallery-people). The next --photos-per-person photos of
+--people identities from --people-from on are probes: each is identified clean, then
+protected (as experiments/protect_photos.py does, saved as
+W/protected/<attacked>/<identity>/<stem>.protected.png, kept even when a face stays
+recognised), read back, and identified again by every recognizer -- as saved, after JPEG
+quality 75, and after resizing to half and back (PIL bilinear).
 
-Reported (W/privacy_eval.json, per degradation): rank-1 (clean and protected), protection
-success rate PSR (not identified as oneself; faces no longer found count as protected and
-are also reported apart as no_face), verification failure (no own gallery photo under
-0.6), real dlib's distance between the probe's clean and protected descriptors, and image
-quality against the original (after the same degradation on both): PSNR and SSIM
-(fgsm_jax.quality: Gaussian window 11, sigma 1.5, per RGB channel) over the whole photo
-and over the face region (detector box grown by 25% a side), and the largest pixel change.
-Transfer: with --classifier W1 [--classifier W2], the GT/ORL classifiers of
+--protocol says which recognizers attack: 'whitebox' all of them; 'leave-one-out', for
+each recognizer R, all but R (R then judges an attack that never saw it: the project's
+own measure of transfer); 'both'. A recognizer left out never steers the attack's rounds.
+
+Reported (W/privacy_eval.json; 'table' per recognizer: white-box and leave-one-out): rank-1
+(clean and protected), protection success rate PSR (not identified as oneself; faces no
+longer found count as protected and are also reported apart as no_face), verification
+failure (no own gallery photo under the recognizer's threshold), each recognizer's distance
+between the probe's clean and protected descriptors, image quality against the original
+(after the same degradation on both): PSNR and SSIM (fgsm_jax.quality: Gaussian window 11,
+sigma 1.5, per RGB channel) over the whole photo and over the face region (detector box
+grown by 25% a side), the largest pixel change, and seconds per photo. Further unseen
+models: with --classifier W1 [--classifier W2], the GT/ORL classifiers of
 experiments/train_classifier.py label the 160 x 160 face crop of each clean and protected
-probe (cropped as their training data was); accuracy is also given on the probes that were
-in each classifier's test split. W/privacy_vs_quality.png plots, per probe, the distance
-to the nearest own gallery photo against face-region SSIM.
+probe; accuracy is also given on the probes that were in each classifier's test split.
+W/privacy_vs_quality.png plots, per probe and recognizer, the distance to the nearest own
+gallery photo against face-region SSIM (the first attack's run).
 """
 from __future__ import annotations
 
@@ -34,10 +41,7 @@ import argparse
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-sys.path.insert(1, str(pathlib.Path(__file__).resolve().parent.parent))
-
-from common import fail, load_protection  # noqa: E402
+from fgsm_jax.cli import fail, load_protection
 
 DEGRADATION_NAMES = ('none', 'jpeg75', 'resize_half')
 

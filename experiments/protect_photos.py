@@ -37,10 +37,7 @@ import pathlib
 import sys
 import textwrap
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-sys.path.insert(1, str(pathlib.Path(__file__).resolve().parent.parent))
-
-from common import fail, load_protection  # noqa: E402
+from fgsm_jax.cli import fail, load_protection
 
 
 def _preset_help() -> str:

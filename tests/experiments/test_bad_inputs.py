@@ -22,7 +22,7 @@ SCRIPTS = ["train_classifier", "fgsm_eval", "attack_sweep", "privacy_eval", "pro
 # parses arguments and composes library functions. (protect_photos and privacy_eval are
 # being rewritten; they join this list when they are.)
 THIN = ["train_classifier", "fgsm_eval", "attack_sweep", "plot_curves", "roofline",
-        "first_use_timing"]
+        "first_use_timing", "protect_photos", "privacy_eval", "protect_timing"]
 MAIN_LINES = 80
 
 
