@@ -74,6 +74,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument('--steps', type=cli.positive_int, default=None,
                  help="override the preset's steps (>= 1)")
   p.add_argument('--attack', choices=sorted(ATTACKS), default=None, help='override attack')
+  p.add_argument('--set', action='append', default=[], metavar='FIELD=VALUE',
+                 help="change one of the preset's settings for a research run (repeatable): "
+                      'a Preset field (eps=6, texture=0.8, weights=[["mobileface",2]]) or '
+                      'attack.<field> (attack.ti_kernel=9); values are JSON')
   p.add_argument('--recognizers', type=cli.recognizer_list, default=RECOGNIZERS,
                  metavar='NAMES', help='recognizers that judge (each with its own clean gallery), '
                  f'comma-separated (default: all, {",".join(RECOGNIZERS)})')

@@ -247,9 +247,13 @@ def load_protection(args: argparse.Namespace, names=None):
   from fgsm_jax.models.mobileface import MobileFaceModelError
   from fgsm_jax.models.mobileface_files import MobileFaceFilesError
   from fgsm_jax.protect import photo, recognizer
-  from fgsm_jax.protect.presets import PRESETS, with_overrides
+  from fgsm_jax.protect.presets import PRESETS, with_fields, with_overrides
   preset = with_overrides(PRESETS[args.preset], eps=args.eps, steps=args.steps,
                           attack=args.attack)
+  try:
+    preset = with_fields(preset, getattr(args, 'set', None) or ())
+  except ValueError as e:
+    fail(str(e), 2)
   try:
     return (preset, photo.load_recognizers(names or args.recognizers),
             recognizer.load_real_dlib())

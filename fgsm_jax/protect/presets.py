@@ -8,6 +8,8 @@ the protected photo) until real dlib's distance exceeds ``target`` or ``rounds``
 from __future__ import annotations
 
 import dataclasses
+import json
+from typing import Any, Sequence
 
 from fgsm_jax.protect.attack import AttackConfig
 
@@ -175,3 +177,48 @@ def with_overrides(preset: Preset, *, eps: float | None = None, steps: int | Non
       base['ti_kernel'] = 5
     changes['attack'] = dataclasses.replace(cfg, **base)
   return dataclasses.replace(preset, **changes) if changes else preset
+
+
+def with_fields(preset: Preset, settings: Sequence[str]) -> Preset:
+  """The preset with 'field=value' settings applied, for research runs (``--set``).
+
+  ``field`` is a `Preset` field (``eps=6``, ``texture=0.8``, ``weights=[["mobileface", 2]]``)
+  or ``attack.<field>`` of its `AttackConfig` (``attack.ti_kernel=9``); ``value`` is read as
+  JSON (numbers, lists), else as a string. Lists become tuples (the settings are hashable).
+
+  Raises:
+    ValueError: an unknown field, a malformed setting, or a value the dataclass refuses
+      (one line).
+  """
+  changes: dict[str, Any] = {}
+  attack_changes: dict[str, Any] = {}
+  preset_fields = {f.name for f in dataclasses.fields(Preset)} - {'name', 'summary', 'attack'}
+  attack_fields = {f.name for f in dataclasses.fields(AttackConfig)}
+  for text in settings:
+    name, sep, raw = text.partition('=')
+    name = name.strip()
+    if not sep or not name:
+      raise ValueError(f'expected FIELD=VALUE, got {text!r}')
+    try:
+      value = json.loads(raw)
+    except json.JSONDecodeError:
+      value = raw
+    value = _tuples(value)
+    if name.startswith('attack.') and name[7:] in attack_fields:
+      attack_changes[name[7:]] = value
+    elif name in preset_fields:
+      changes[name] = value
+    else:
+      raise ValueError(f'unknown setting {name!r}; expected one of '
+                       f'{", ".join(sorted(preset_fields))} or attack.<field> '
+                       f'({", ".join(sorted(attack_fields))})')
+  try:
+    if attack_changes:
+      changes['attack'] = dataclasses.replace(preset.attack, **attack_changes)
+    return dataclasses.replace(preset, **changes) if changes else preset
+  except (TypeError, ValueError) as e:
+    raise ValueError(f'bad setting: {e}') from None
+
+
+def _tuples(value: Any) -> Any:
+  return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
