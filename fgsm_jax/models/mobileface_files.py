@@ -134,10 +134,12 @@ def _extract(tarball: pathlib.Path, folder: pathlib.Path) -> None:
             continue
           src = tar.extractfile(member)
           assert src is not None  # A regular file.
-          tmp = folder / f".{name}.part"
-          with src, tmp.open("wb") as out:
-            shutil.copyfileobj(src, out)
+          # A name of its own: two processes fetching at once must not share a temp file.
+          fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+          tmp = pathlib.Path(tmp_name)
           staged[name] = tmp
+          with src, os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(src, out)
     except (tarfile.TarError, OSError, EOFError) as e:
       raise MobileFaceFilesError(f"{tarball}: cannot read package tarball: {e}") from None
     for name, digest in MOBILEFACE_SHA256.items():
