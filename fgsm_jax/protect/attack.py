@@ -298,8 +298,10 @@ def _member_loss(member: Surrogate, params: Any, x: jax.Array, geoms: tuple, ref
   jitters = _jitters(chip_geom, key, config)
   crops = _crops(member, degraded, geoms[index], chip_geom, chip_n_down, jitters, key, config)
   if config.feature_dropout > 0:
+    # Unjitted: a jitted apply_fn would cache its trace, dropout key and all, across calls.
+    apply_fn = getattr(member.apply_fn, '__wrapped__', member.apply_fn)
     with _feature_dropout(config.feature_dropout, jax.random.fold_in(key, 7 + index)):
-      desc = member.apply_fn(params, crops)
+      desc = apply_fn(params, crops)
   else:
     desc = member.apply_fn(params, crops)
   d = _distance(member.metric, desc, refs[index]) / member.threshold

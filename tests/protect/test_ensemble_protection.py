@@ -73,6 +73,27 @@ def test_both_recognizers_move_and_their_distances_come_back_per_member(face):
   assert change.max() <= 6 + 1e-3
 
 
+def test_feature_dropout_reaches_inside_a_jitted_recognizer(face):
+  # Model augmentation: each step drops 10% of every convolution's outputs. MobileFace's
+  # apply is jitted: its cached trace must neither skip the dropout nor keep an old key.
+  mf = (photo._surrogate(face['recs'][1], face['chip'], face['arc'], 1.0),)
+
+  def run(config, key):
+    return attack.protect_window(mf, (face['recs'][1].params,), face['window'],
+                                 face['window'], face['budget'], face['geoms'][1:],
+                                 face['refs'][1:], jax.random.key(key), 3, config=config)
+
+  plain, _ = run(CONFIG, 0)
+  config = dataclasses.replace(CONFIG, feature_dropout=0.1)
+  a, da = run(config, 0)
+  b, _ = run(config, 0)
+  c, _ = run(config, 1)
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # the key decides
+  assert np.mean(np.asarray(a) != np.asarray(plain)) > 0.01  # dropout changed the steps
+  assert np.mean(np.asarray(a) != np.asarray(c)) > 0.01  # afresh for another key
+  assert float(da[0]) > 0.1, np.asarray(da)
+
+
 def test_a_members_weight_sets_its_share_of_the_update(face):
   _, even = _protect(face, 6)
   _, dlib_heavy = _protect(face, 6, weights=(8.0, 1.0))
