@@ -245,12 +245,12 @@ def main(argv=None, *, load_split=None) -> int:
       eps = eps_255 / 255.0 * (l2_scale if ATTACK_NORMS[name] == "l2" else 1.0)
       hits = {"white-box": 0.0, "source": 0.0, "target": 0.0}
       for x, y, mask, keys in batches():
-        adv = attack(apply_fn, params, x, y, keys, eps)
+        adv = attack(apply_fn, params, x, y, eps, key=keys)
         hits["white-box"] += correct(models["white-box"], adv, y, mask)
         if "target" in models:
           source = models["source"]
           if source is not models["white-box"]:
-            adv = attack(source[0], source[1], x, y, keys, eps)
+            adv = attack(source[0], source[1], x, y, eps, key=keys)
           hits["source"] += correct(source, adv, y, mask)
           hits["target"] += correct(models["target"], adv, y, mask)
       key = eps_key(eps_255)
