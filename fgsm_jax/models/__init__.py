@@ -11,7 +11,7 @@ import flax.linen as nn
 
 from fgsm_jax.models.apply import ApplyFn, default_cpu_chunk  # noqa: F401
 from fgsm_jax.models.cnn import ConvReluPool, OriginalCNN, fast_original_cnn  # noqa: F401
-from fgsm_jax.models.resnet import ResNet, fast_resnet
+from fgsm_jax.models.resnet import ResNet, fast_resnet  # noqa: F401
 
 # Classifier constructors by name (num_classes -> module, fast forms), for configs and flags.
 CLASSIFIERS: dict[str, Callable[[int], nn.Module]] = {
