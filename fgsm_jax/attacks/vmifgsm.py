@@ -35,7 +35,8 @@ def vmifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
     eps: budget, scalar or (N,); traced.
     steps: default 10. step_size: default eps / steps. decay: mu, default 1.0.
     samples: neighbours per step N, default 20 (static). beta: radius factor, default 1.5.
-    nesterov: default False. loss_fn, targeted, done_fn, per_example (``**options``): as in ``ifgsm``.
+    nesterov: default False.
+    loss_fn, targeted, done_fn, per_example (``**options``): as in ``ifgsm``.
 
   Returns:
     N x H x W x C float32 adversarial images, |adv - x|_inf <= eps, in [0, 1].

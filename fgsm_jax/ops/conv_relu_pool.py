@@ -19,12 +19,14 @@ written and re-read several times. ``conv_relu_maxpool`` replaces that with:
   four channel groups, the forward convolution has channel counts XLA:CPU's convolution
   library handles well, and the input gradient is a matmul (32 -> 48) and a col2im sum;
 * a hand-written VJP (``jax.custom_vjp``): dx is one convolution with the flipped kernel
-  (for the space-to-depth layer a matmul and a sum of shifted slices), and the kernel and bias gradients (training) are computed only when asked for: an attack
-  needs only dx, and XLA drops the rest;
+  (for the space-to-depth layer a matmul and a sum of shifted slices), and the kernel and
+  bias gradients (training) are computed only when asked for: an attack needs only dx, and
+  XLA drops the rest;
 * convolutions shaped for XLA:CPU's fast path (YNNPACK), which it takes only for symmetric
   padding and > 16 channels on one side: narrow ones get a zero output channel padded in
-  (``_conv_wide``; ``widen=False`` turns it off), and the pooled layers' gradient is built over whole windows and sliced
-  rather than zero-padded (a pad would be folded into asymmetric convolution padding).
+  (``_conv_wide``; ``widen=False`` turns it off), and the pooled layers' gradient is built
+  over whole windows and sliced rather than zero-padded (a pad would be folded into
+  asymmetric convolution padding).
 
 Two of these choices are XLA:CPU's alone, and the GPU keeps the forms it was measured with
 (``_fused(..., for_cpu)``, picked per platform): there the first layer's input gradient is
