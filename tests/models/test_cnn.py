@@ -103,3 +103,18 @@ def test_plain_and_fast_give_the_same_fgsm_images():
   # Measured: no pixel differs; bound 1e-4 (a few sign flips per image where a gradient is
   # ~0 and the two forms round differently).
   assert differ < 1e-4, differ
+
+
+def test_a_checkpoint_of_the_plain_network_loads_into_the_fast_one(tmp_path):
+  # train.load_checkpoint builds CLASSIFIERS['cnn'] (the fast variant): parameters saved from
+  # the plain OriginalCNN restore into it and give its outputs.
+  from fgsm_jax import train
+  x = jax.random.uniform(jax.random.key(1), (2, 160, 160, 3))
+  plain = OriginalCNN(num_classes=5)
+  params = plain.init(jax.random.key(0), x[:1])["params"]
+  config = train.TrainConfig(model="cnn", num_classes=5)
+  train.save_checkpoint(tmp_path, params, config)
+  apply_fn, loaded, _ = train.load_checkpoint(tmp_path)
+  assert apply_fn.module == fast_original_cnn(5) and apply_fn.cpu_chunk == 4
+  np.testing.assert_allclose(apply_fn(loaded, x), plain.apply({"params": params}, x),
+                             rtol=1e-5, atol=1e-6)
