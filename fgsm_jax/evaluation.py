@@ -180,12 +180,12 @@ def attack_sweep(models: dict[str, Model], images: np.ndarray, labels: np.ndarra
       eps = e / 255.0 * (l2_scale if ATTACK_NORMS[name] == "l2" else 1.0)
       hits = {"white-box": 0.0, "source": 0.0, "target": 0.0}
       for x, y, mask, keys in padded():
-        adv = attack(white[0], white[1], x, y, keys, eps)
+        adv = attack(white[0], white[1], x, y, eps, key=keys)
         hits["white-box"] += _correct_count(white, adv, y, mask)
         if "target" in models:
           source = models["source"]
           if source is not white:
-            adv = attack(source[0], source[1], x, y, keys, eps)
+            adv = attack(source[0], source[1], x, y, eps, key=keys)
           hits["source"] += _correct_count(source, adv, y, mask)
           hits["target"] += _correct_count(models["target"], adv, y, mask)
       result[name][eps_key(e)] = hits["white-box"] / n

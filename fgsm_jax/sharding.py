@@ -179,8 +179,9 @@ def sharded_attack(attack_fn: Callable[..., jnp.ndarray], mesh: Mesh, *,
       (PGD's random start, DI, ...) given one key would draw the same numbers on every device
       (each splits the key for its own examples): pass one key per example,
       ``jax.random.split(key, N)``, and list its position here, e.g. (1, 2, 3) for
-      ``partial(pgd, apply_fn)(params, images, labels, keys, eps)``; per-example results then
-      do not depend on the device count.
+      ``lambda params, images, labels, keys, eps: pgd(apply_fn, params, images, labels, eps,
+      key=keys)`` (keys are keyword-only in the attacks); per-example results then do not
+      depend on the device count.
     axis: the mesh axis to split over.
 
   Returns:

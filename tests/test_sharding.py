@@ -24,7 +24,7 @@ import pytest
 
 from fgsm_jax import processes, sharding, train
 from fgsm_jax.attacks import fgsm, pgd
-from fgsm_jax.models import ApplyFn, OriginalCNN
+from fgsm_jax.models import ApplyFn, fast_original_cnn
 
 CHILD = os.environ.get("FGSM_JAX_SHARDING_CHILD") == "1"
 DEVICES = 8
@@ -65,7 +65,7 @@ def test_sharding_on_8_cpu_devices(tmp_path):
 
 @pytest.fixture(scope="module")
 def model():
-  module = OriginalCNN(num_classes=CLASSES)
+  module = fast_original_cnn(CLASSES)
   params = module.init(jax.random.key(0), jnp.zeros((1, SIZE, SIZE, 3)))["params"]
   return ApplyFn(module), params
 
@@ -146,8 +146,12 @@ def test_sharded_pgd_with_per_example_keys_equals_single_device(model):
   apply_fn, params = model
   images, labels = _data(12, seed=3)
   keys = jax.random.split(jax.random.key(7), 12)
-  want = np.asarray(pgd(apply_fn, params, images, labels, keys, EPS, steps=2))
-  attack = sharding.sharded_attack(functools.partial(pgd, apply_fn), sharding.batch_mesh(),
+  want = np.asarray(pgd(apply_fn, params, images, labels, EPS, key=keys, steps=2))
+  # The keys are split along the batch, so they go by position (sharded_attack batches
+  # positional arguments only).
+  pgd_keys_first = lambda params, images, labels, keys, eps, **kw: pgd(
+      apply_fn, params, images, labels, eps, key=keys, **kw)
+  attack = sharding.sharded_attack(pgd_keys_first, sharding.batch_mesh(),
                                    batched_argnums=(1, 2, 3))
   got = np.asarray(attack(params, images, labels, keys, EPS, steps=2))
   np.testing.assert_array_equal(got, want)
@@ -183,9 +187,9 @@ from fgsm_jax import sharding
 assert sharding.use_cpu_devices(3) == 3
 import jax.numpy as jnp, numpy as np
 from fgsm_jax.attacks import fgsm
-from fgsm_jax.models import ApplyFn, OriginalCNN
+from fgsm_jax.models import ApplyFn, fast_original_cnn
 assert jax.device_count() == 3 and jax.default_backend() == "cpu", jax.devices()
-module = OriginalCNN(num_classes=5)
+module = fast_original_cnn(5)
 params = module.init(jax.random.key(0), jnp.zeros((1, 48, 48, 3)))["params"]
 rng = np.random.default_rng(0)
 images = rng.random((7, 48, 48, 3), np.float32)
@@ -229,9 +233,9 @@ import functools, jax, jax.numpy as jnp, numpy as np
 jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=count,
                            process_id=rank)
 from fgsm_jax.attacks import fgsm
-from fgsm_jax.models import ApplyFn, OriginalCNN
+from fgsm_jax.models import ApplyFn, fast_original_cnn
 assert jax.process_count() == count and jax.device_count() == count
-module = OriginalCNN(num_classes=5)
+module = fast_original_cnn(5)
 params = module.init(jax.random.key(0), jnp.zeros((1, 48, 48, 3)))["params"]
 rng = np.random.default_rng(7)
 images = rng.random((8, 48, 48, 3), np.float32)
@@ -266,7 +270,7 @@ def test_one_pinned_process_per_core_equals_one_process(tmp_path):
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output[-3000:]
   got = np.concatenate([np.load(tmp_path / f"adv_{rank}.npy") for rank in range(count)])
-  module = OriginalCNN(num_classes=5)
+  module = fast_original_cnn(5)
   params = module.init(jax.random.key(0), jnp.zeros((1, 48, 48, 3)))["params"]
   rng = np.random.default_rng(7)
   images = rng.random((8, 48, 48, 3), np.float32)

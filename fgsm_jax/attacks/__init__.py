@@ -1,10 +1,12 @@
 """Adversarial attacks as pure, jitted JAX functions over ``apply_fn(params, images)``.
 
 Images are float32 in [0, 1], N x H x W x C; budgets (eps, step sizes) are in the same units.
-One-step: fgsm, fgm_l2. Iterative (one jit for all steps, see ``iterative``): ifgsm (bim),
-pgd, pgd_l2, mifgsm, nifgsm, vmifgsm, difgsm, tifgsm, eot_pgd, and ``iterative_attack`` for
-combinations. ``ATTACKS`` calls them all the same way (see ``registry``). Every attack
-checks its inputs (``validate``; ``with validation(False):`` turns the checks off).
+One signature for all: ``attack(apply_fn, params, images, labels, eps, *, key=None, ...)``.
+One-step: fgsm (``fgsm.py``: x + eps * sign(grad_x J), vmap(grad)), fgm_l2. Iterative (one
+jit for all steps, see ``iterative``): ifgsm (bim), pgd, pgd_l2, mifgsm, nifgsm, vmifgsm,
+difgsm, tifgsm, eot_pgd, each a ``iterative.Config`` filled with its paper's defaults, and
+``iterative_attack`` for combinations. ``ATTACKS`` is the table of defaults (``registry``).
+Every attack checks its inputs (``validate``; ``with validation(False):`` turns them off).
 """
 from fgsm_jax.attacks import goals, transforms
 from fgsm_jax.attacks.core import input_gradient, project_l2, project_linf
@@ -15,7 +17,7 @@ from fgsm_jax.attacks.fgm import fgm_l2
 from fgsm_jax.attacks.fgsm import fgsm
 from fgsm_jax.attacks.goals import DistanceAbove, DistanceBelow, Misclassified, ReachedTarget
 from fgsm_jax.attacks.ifgsm import bim, ifgsm
-from fgsm_jax.attacks.iterative import example_keys, iterative_attack, random_start
+from fgsm_jax.attacks.iterative import Config, example_keys, iterative_attack, random_start
 from fgsm_jax.attacks.losses import cross_entropy, dodging, impersonation
 from fgsm_jax.attacks.mifgsm import mifgsm
 from fgsm_jax.attacks.nifgsm import nifgsm

@@ -31,10 +31,10 @@ def batch_loss(apply_fn: ApplyFn, params: Params, images: jnp.ndarray, targets: 
 # a large batch: a chunk's activations stay in cache, and the per-call scratch memory (which
 # the CPU runtime maps afresh, page by page, on every call) is one chunk's, reused by each
 # chunk in turn. Whether it pays depends on the model -- it makes the original CNN's fused
-# blocks ~2x faster, and dlib's ResNet (whose reduce_window pooling gradient XLA:CPU runs
-# slowly inside a loop) ~3x slower -- so a model opts in by carrying the chunk size it wants
-# as ``apply_fn.cpu_chunk`` (``fgsm_jax.models.ApplyFn`` forwards its module's); apply
-# functions without it are never chunked. Other backends always take the whole batch.
+# blocks ~2x faster, and dlib's ResNet ~3x slower -- so the caller chooses: the chunk size is
+# ``apply_fn.cpu_chunk`` (``fgsm_jax.models.ApplyFn(module, cpu_chunk=...)``, whose default
+# picks 4 for the fused CNN and None otherwise); apply functions without it are never
+# chunked. Other backends always take the whole batch.
 
 
 def cpu_chunk_of(apply_fn: Any) -> int | None:
@@ -90,7 +90,7 @@ def input_gradient(apply_fn: ApplyFn, params: Params, images: jnp.ndarray,
   the summed batch loss. They are equal whenever examples do not interact inside the model
   (no batch statistics), which holds for every model here in inference mode; both compile to
   one batched backward pass and run equally fast.
-  On CPU the batch is processed ``apply_fn.cpu_chunk`` examples at a time where the model
+  On CPU the batch is processed ``apply_fn.cpu_chunk`` examples at a time where the caller
   asks for it (``chunked_on_cpu``), which relies on the same independence of examples.
   The gradient is computed in float32 whatever the model's compute dtype: a bfloat16 gradient
   can underflow to 0, and sign(0) = 0 would leave pixels unperturbed.

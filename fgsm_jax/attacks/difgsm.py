@@ -5,24 +5,20 @@ with Input Diversity", CVPR 2019, arXiv:1803.06978.
 """
 from __future__ import annotations
 
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from fgsm_jax.attacks import core, validate
-from fgsm_jax.attacks.iterative import DoneFn, iterative_attack
-from fgsm_jax.attacks.losses import LossFn, cross_entropy
+from fgsm_jax.attacks import core, iterative
 from fgsm_jax.attacks.transforms import ResizePad
 
 
-@validate.jit_attack(static_argnames=(
-    "apply_fn", "steps", "prob", "min_scale", "loss_fn", "targeted", "done_fn", "per_example"))
 def difgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
-           labels: jnp.ndarray, key: jax.Array, eps: float | jnp.ndarray, *, steps: int = 10,
-           step_size: float | jnp.ndarray | None = None,
-           decay: float | jnp.ndarray | None = None, prob: float = 0.5,
-           min_scale: float = 0.9, loss_fn: LossFn = cross_entropy, targeted: bool = False,
-           done_fn: DoneFn | None = None, per_example: bool = True) -> jnp.ndarray:
+           labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
+           steps: int = 10, step_size: float | jnp.ndarray | None = None,
+           decay: float | None = None, prob: float = 0.5, min_scale: float = 0.9,
+           **options: Any) -> jnp.ndarray:
   """I-FGSM whose gradient is taken through a random resize-and-pad T(x_t; p) each step:
 
     x_{t+1} = Clip_{x, eps}(x_t + step_size * sign(grad_x J(T(x_t; p), y))),
@@ -40,16 +36,15 @@ def difgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
     steps: default 10. step_size: default eps / steps.
     decay: None (default, DI^2-FGSM) or the momentum mu (M-DI^2-FGSM).
     prob: p, default 0.5 (the paper's). min_scale: default 0.9 (static).
-    loss_fn, targeted, done_fn, per_example: as in ``ifgsm``.
+    loss_fn, targeted, done_fn, per_example (``**options``): as in ``ifgsm``.
 
   Returns:
     N x H x W x C float32 adversarial images, |adv - x|_inf <= eps, in [0, 1].
 
   Example:
-    >>> adv = difgsm(apply_fn, params, images, labels, jax.random.key(0), 8 / 255, decay=1.0)
+    >>> adv = difgsm(apply_fn, params, images, labels, 8 / 255, key=jax.random.key(0),
+    ...              decay=1.0)
   """
-  return iterative_attack(apply_fn, params, images, labels, eps, key=key, steps=steps,
-                          step_size=step_size, decay=decay,
-                          transform=ResizePad(min_scale=min_scale, prob=prob),
-                          loss_fn=loss_fn, targeted=targeted, done_fn=done_fn,
-                          per_example=per_example)
+  return iterative.run(apply_fn, params, images, labels, eps, key=key, step_size=step_size,
+                       steps=steps, decay=decay,
+                       transform=ResizePad(min_scale=min_scale, prob=prob), **options)

@@ -5,26 +5,20 @@ arXiv:1707.07397.
 """
 from __future__ import annotations
 
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from fgsm_jax.attacks import core, validate
+from fgsm_jax.attacks import core, iterative
 from fgsm_jax.attacks import transforms as transforms_lib
-from fgsm_jax.attacks.iterative import DoneFn, iterative_attack
-from fgsm_jax.attacks.losses import LossFn, cross_entropy
 
 
-@validate.jit_attack(static_argnames=(
-    "apply_fn", "transform", "samples", "steps", "norm", "random_init", "loss_fn", "targeted",
-    "done_fn", "per_example"))
 def eot_pgd(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
-            labels: jnp.ndarray, key: jax.Array, eps: float | jnp.ndarray, *,
+            labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
             transform: transforms_lib.Transform = transforms_lib.default_eot(),
             samples: int = 4, steps: int = 10, step_size: float | jnp.ndarray | None = None,
-            norm: str = "linf", random_init: bool = True, loss_fn: LossFn = cross_entropy,
-            targeted: bool = False, done_fn: DoneFn | None = None,
-            per_example: bool = True) -> jnp.ndarray:
+            norm: str = "linf", random_init: bool = True, **options: Any) -> jnp.ndarray:
   """PGD whose gradient is a Monte-Carlo estimate of grad_x E_{T ~ transform}[J(T(x), y)]:
 
     g_t = (1/samples) sum_s grad_x J(T_s(x_t), y),   T_s drawn afresh from the key each step,
@@ -49,11 +43,11 @@ def eot_pgd(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
 
   Example:
     >>> t = transforms.Compose((transforms.JpegApprox(60, 90),))
-    >>> adv = eot_pgd(apply_fn, params, images, labels, jax.random.key(0), 8 / 255, transform=t)
+    >>> adv = eot_pgd(apply_fn, params, images, labels, 8 / 255, key=jax.random.key(0),
+    ...               transform=t)
   """
   if step_size is None:
     step_size = 2.5 * jnp.asarray(eps, jnp.float32) / max(steps, 1)
-  return iterative_attack(apply_fn, params, images, labels, eps, key=key, steps=steps,
-                          step_size=step_size, norm=norm, random_init=random_init,
-                          transform=transform, eot_samples=samples, loss_fn=loss_fn,
-                          targeted=targeted, done_fn=done_fn, per_example=per_example)
+  return iterative.run(apply_fn, params, images, labels, eps, key=key, step_size=step_size,
+                       steps=steps, norm=norm, random_init=random_init, transform=transform,
+                       eot_samples=samples, **options)

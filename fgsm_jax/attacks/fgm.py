@@ -8,6 +8,7 @@ for Semi-Supervised Text Classification", ICLR 2017, arXiv:1605.07725.
 from __future__ import annotations
 
 
+import jax
 import jax.numpy as jnp
 
 from fgsm_jax.attacks import core, validate
@@ -16,8 +17,9 @@ from fgsm_jax.attacks.losses import LossFn, cross_entropy
 
 @validate.jit_attack(static_argnames=("apply_fn", "loss_fn", "targeted", "per_example"))
 def fgm_l2(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
-           labels: jnp.ndarray, eps: float | jnp.ndarray, *, loss_fn: LossFn = cross_entropy,
-           targeted: bool = False, per_example: bool = True) -> jnp.ndarray:
+           labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
+           loss_fn: LossFn = cross_entropy, targeted: bool = False,
+           per_example: bool = True) -> jnp.ndarray:
   """One L2 step: adv = clip(x + eps * g / ||g||_2, 0, 1), g = grad_x J(x, y) per example.
 
   Distance: L2; ||adv - x||_2 <= eps per example (clipping to [0, 1] only shortens the step).
@@ -29,6 +31,7 @@ def fgm_l2(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
     images: N x H x W x C float in [0, 1].
     labels: (N,) labels/targets, or N x D descriptors for the embedding losses.
     eps: L2 budget, scalar or (N,); traced.
+    key: unused (deterministic); every attack takes one.
     loss_fn: default cross-entropy. targeted: default False (True descends the loss).
     per_example: ``core.input_gradient``'s mode, default True.
 
@@ -38,6 +41,7 @@ def fgm_l2(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
   Example:
     >>> adv = fgm_l2(apply_fn, params, images, labels, eps=2.0)   # 160x160x3: ~ 4.5/255 L-inf
   """
+  del key
   core.check_images(images)
   images = images.astype(jnp.float32)
   grad = core.input_gradient(apply_fn, params, images, labels, loss_fn, per_example=per_example)

@@ -4,21 +4,18 @@
 """
 from __future__ import annotations
 
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 
-from fgsm_jax.attacks import core, validate
-from fgsm_jax.attacks.iterative import DoneFn, iterative_attack
-from fgsm_jax.attacks.losses import LossFn, cross_entropy
+from fgsm_jax.attacks import core, iterative
 
 
-@validate.jit_attack(static_argnames=(
-    "apply_fn", "steps", "norm", "loss_fn", "targeted", "done_fn", "per_example"))
 def ifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
-          labels: jnp.ndarray, eps: float | jnp.ndarray, *, steps: int = 10,
-          step_size: float | jnp.ndarray | None = None, norm: str = "linf",
-          loss_fn: LossFn = cross_entropy, targeted: bool = False,
-          done_fn: DoneFn | None = None, per_example: bool = True) -> jnp.ndarray:
+          labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
+          steps: int = 10, step_size: float | jnp.ndarray | None = None, norm: str = "linf",
+          **options: Any) -> jnp.ndarray:
   """FGSM repeated with small steps, clipped to the eps-ball after each:
 
     x_0 = x,  x_{t+1} = Clip_{x, eps}(x_t + step_size * sign(grad_x J(x_t, y))).
@@ -49,9 +46,8 @@ def ifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
   Example:
     >>> adv = ifgsm(ApplyFn(OriginalCNN(50)), params, images, labels, 4 / 255, steps=10)
   """
-  return iterative_attack(apply_fn, params, images, labels, eps, steps=steps,
-                          step_size=step_size, norm=norm, loss_fn=loss_fn, targeted=targeted,
-                          done_fn=done_fn, per_example=per_example)
+  return iterative.run(apply_fn, params, images, labels, eps, key=key, step_size=step_size,
+                       steps=steps, norm=norm, **options)
 
 
 bim = ifgsm

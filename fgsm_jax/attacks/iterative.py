@@ -22,10 +22,15 @@ Early stopping: ``done_fn(outputs, labels) -> bool (N,)`` (see ``goals``) is eva
 each step; examples that meet it are frozen (neither image nor momentum change), and the loop
 ends when every example is done. The loop is a ``lax.while_loop`` then, a ``lax.fori_loop``
 without ``done_fn``; either way one jit compiles the whole attack.
+
+Each attack module (``pgd``, ``mifgsm``, ...) is a short function that fills a ``Config`` with
+its paper's defaults and calls ``iterative_attack``; every attack has the signature
+``attack(apply_fn, params, images, labels, eps, *, key=None, ...)``.
 """
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -102,21 +107,52 @@ def _freeze(done: jnp.ndarray | None, old: jnp.ndarray, new: jnp.ndarray) -> jnp
   return jnp.where(done.reshape((-1,) + (1,) * (new.ndim - 1)), old, new)
 
 
-@validate.jit_attack(static_argnames=(
-    "apply_fn", "loss_fn", "steps", "norm", "random_init", "nesterov", "variance_samples",
-    "transform", "eot_samples", "kernel_size", "targeted", "done_fn", "per_example"))
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """The static options of ``iterative_attack`` (hashable: one compile per distinct config).
+
+  Attributes:
+    steps: number of iterations.
+    norm: 'linf' (sign steps) or 'l2' (L2-normalised steps), and the ball projected onto.
+    random_init: start from a uniform random point of the ball (PGD).
+    decay: momentum decay mu (MI/NI/VMI), or None for no momentum.
+    nesterov: NI-FGSM's look-ahead x_t + direction * step_size * decay * m_t (needs decay).
+    variance_samples: VMI-FGSM's number of neighbours N (0: off).
+    variance_beta: VMI's neighbourhood radius as a multiple of eps (U(-beta eps, beta eps)).
+    transform: a random transformation (see ``transforms``) applied before the model when
+      computing gradients (DI, EOT); gradients flow through it.
+    eot_samples: transformation draws averaged per gradient.
+    kernel_size: TI-FGSM's Gaussian kernel size (odd), or None for no smoothing.
+    kernel_sigma: its standard deviation in pixels; default (kernel_size - 1) / 6, the
+      reference code's kernel spanning +-3 sigma.
+    loss_fn: per-example loss ``loss_fn(outputs, labels) -> (N,)``.
+    targeted: descend the loss towards ``labels`` instead of ascending it.
+    done_fn: optional early stopping predicate ``done_fn(outputs, labels) -> bool (N,)``.
+    per_example: passed to ``core.input_gradient``.
+  """
+  steps: int = 10
+  norm: str = "linf"
+  random_init: bool = False
+  decay: float | None = None
+  nesterov: bool = False
+  variance_samples: int = 0
+  variance_beta: float = 1.5
+  transform: transforms_lib.Transform | None = None
+  eot_samples: int = 1
+  kernel_size: int | None = None
+  kernel_sigma: float | None = None
+  loss_fn: LossFn = cross_entropy
+  targeted: bool = False
+  done_fn: DoneFn | None = None
+  per_example: bool = True
+
+
+@validate.jit_attack(static_argnames=("apply_fn", "config"))
 def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
                      labels: jnp.ndarray, eps: float | jnp.ndarray, *,
-                     key: jax.Array | None = None, steps: int = 10,
-                     step_size: float | jnp.ndarray | None = None, norm: str = "linf",
-                     random_init: bool = False, decay: float | jnp.ndarray | None = None,
-                     nesterov: bool = False, variance_samples: int = 0,
-                     variance_beta: float | jnp.ndarray = 1.5,
-                     transform: transforms_lib.Transform | None = None, eot_samples: int = 1,
-                     kernel_size: int | None = None,
-                     kernel_sigma: float | jnp.ndarray | None = None,
-                     loss_fn: LossFn = cross_entropy, targeted: bool = False,
-                     done_fn: DoneFn | None = None, per_example: bool = True) -> jnp.ndarray:
+                     key: jax.Array | None = None,
+                     step_size: float | jnp.ndarray | None = None,
+                     config: Config = Config()) -> jnp.ndarray:
   """The configurable iterative gradient attack (see the module docstring for the update).
 
   Args:
@@ -126,30 +162,19 @@ def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.nd
     labels: (N,) true labels (untargeted) or targets (targeted); N x D descriptors for
       embedding losses.
     eps: budget, scalar or (N,), image units (e.g. 8/255); L-inf or L2 radius per ``norm``.
+      Traced: a new eps does not recompile.
     key: PRNG key, or (N,) keys; needed when ``random_init``, ``transform`` or
       ``variance_samples`` is used.
-    steps: number of iterations (static).
-    step_size: per-step size, scalar or (N,); default eps / steps.
-    norm: 'linf' (sign steps) or 'l2' (L2-normalised steps), and the ball projected onto.
-    random_init: start from a uniform random point of the ball (PGD).
-    decay: momentum decay mu (MI/NI/VMI), or None for no momentum.
-    nesterov: NI-FGSM's look-ahead x_t + direction * step_size * decay * m_t (needs decay).
-    variance_samples: VMI-FGSM's number of neighbours N (0: off).
-    variance_beta: VMI's neighbourhood radius as a multiple of eps (U(-beta eps, beta eps)).
-    transform: a random transformation (see ``transforms``) applied before the model when
-      computing gradients (DI, EOT); gradients flow through it.
-    eot_samples: transformation draws averaged per gradient (static).
-    kernel_size: TI-FGSM's Gaussian kernel size (odd), or None for no smoothing (static).
-    kernel_sigma: its standard deviation in pixels; default (kernel_size - 1) / 6, the
-      reference code's kernel spanning +-3 sigma.
-    loss_fn: per-example loss ``loss_fn(outputs, labels) -> (N,)``.
-    targeted: descend the loss towards ``labels`` instead of ascending it.
-    done_fn: optional early stopping predicate ``done_fn(outputs, labels) -> bool (N,)``.
-    per_example: passed to ``core.input_gradient``.
+    step_size: per-step size, scalar or (N,); default eps / steps. Traced.
+    config: the static options (``Config``).
 
   Returns:
     Adversarial images N x H x W x C, float32, within eps of ``images`` and in [0, 1].
   """
+  c = config
+  steps, norm, decay, nesterov = c.steps, c.norm, c.decay, c.nesterov
+  variance_samples, eot_samples, transform = c.variance_samples, c.eot_samples, c.transform
+  loss_fn, per_example, done_fn = c.loss_fn, c.per_example, c.done_fn
   core.check_images(images)
   if norm not in NORMS:
     raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -160,18 +185,18 @@ def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.nd
     raise ValueError("nesterov=True needs a momentum decay (decay=1.0 in NI-FGSM)")
   images = images.astype(jnp.float32)
   n = images.shape[0]
-  randomised = random_init or transform is not None or variance_samples > 0
+  randomised = c.random_init or transform is not None or variance_samples > 0
   keys = example_keys(key, n) if randomised else None
   eps_b = core._per_example(eps, images)
   if step_size is None:
     step_size = jnp.asarray(eps, jnp.float32) / max(steps, 1)
   alpha = core._per_example(step_size, images)
-  direction = core.step_direction(targeted)
+  direction = core.step_direction(c.targeted)
   project = core.project_linf if norm == "linf" else core.project_l2
   kernel = None
-  if kernel_size is not None:
-    sigma = (kernel_size - 1) / 6 if kernel_sigma is None else kernel_sigma
-    kernel = transforms_lib.gaussian_kernel(kernel_size, sigma)
+  if c.kernel_size is not None:
+    sigma = (c.kernel_size - 1) / 6 if c.kernel_sigma is None else c.kernel_sigma
+    kernel = transforms_lib.gaussian_kernel(c.kernel_size, sigma)
 
   def gradient(x, grad_keys):
     """Input gradient at x, EOT-averaged over transformations and TI-smoothed."""
@@ -192,7 +217,7 @@ def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.nd
   def neighbourhood_gradient(x, t):
     """VMI: mean gradient over x + U(-beta eps, beta eps) neighbours (not clipped, as in
     the paper), each with its own transformation draws."""
-    radius = variance_beta * eps_b
+    radius = c.variance_beta * eps_b
 
     def one(s, total):
       k = fold_keys(keys, _NEIGHBOURS, t, s)
@@ -222,7 +247,7 @@ def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.nd
     return (_freeze(done, adv, new_adv), _freeze(done, momentum, new_momentum),
             _freeze(done, variance, new_variance))
 
-  start = (random_start(fold_keys(keys, _START), images, eps, norm) if random_init
+  start = (random_start(fold_keys(keys, _START), images, eps, norm) if c.random_init
            else images)
   zeros = jnp.zeros_like(images)
   if done_fn is None:
@@ -246,3 +271,11 @@ def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.nd
 
   init = (jnp.asarray(0, jnp.int32), start, zeros, zeros, is_done(start))
   return jax.lax.while_loop(cond, while_body, init)[1]
+
+
+def run(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray, labels: jnp.ndarray,
+        eps: float | jnp.ndarray, *, key: jax.Array | None = None,
+        step_size: float | jnp.ndarray | None = None, **options: Any) -> jnp.ndarray:
+  """``iterative_attack`` with ``Config(**options)``: what the attack modules call."""
+  return iterative_attack(apply_fn, params, images, labels, eps, key=key, step_size=step_size,
+                          config=Config(**options))

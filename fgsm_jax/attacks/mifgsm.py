@@ -5,21 +5,18 @@ arXiv:1710.06081.
 """
 from __future__ import annotations
 
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 
-from fgsm_jax.attacks import core, validate
-from fgsm_jax.attacks.iterative import DoneFn, iterative_attack
-from fgsm_jax.attacks.losses import LossFn, cross_entropy
+from fgsm_jax.attacks import core, iterative
 
 
-@validate.jit_attack(static_argnames=(
-    "apply_fn", "steps", "norm", "loss_fn", "targeted", "done_fn", "per_example"))
 def mifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
-           labels: jnp.ndarray, eps: float | jnp.ndarray, *, steps: int = 10,
-           step_size: float | jnp.ndarray | None = None, decay: float | jnp.ndarray = 1.0,
-           norm: str = "linf", loss_fn: LossFn = cross_entropy, targeted: bool = False,
-           done_fn: DoneFn | None = None, per_example: bool = True) -> jnp.ndarray:
+           labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
+           steps: int = 10, step_size: float | jnp.ndarray | None = None, decay: float = 1.0,
+           norm: str = "linf", **options: Any) -> jnp.ndarray:
   """I-FGSM with an accumulated, L1-normalised gradient (momentum), for transferability:
 
     g_{t+1} = decay * g_t + grad_x J(x_t, y) / ||grad_x J(x_t, y)||_1,
@@ -32,8 +29,8 @@ def mifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
     apply_fn, params, images (N x H x W x C in [0, 1]), labels: as in ``ifgsm``.
     eps: budget, scalar or (N,); traced.
     steps: default 10 (the paper's T). step_size: default eps / steps (alpha = eps / T).
-    decay: the momentum mu, default 1.0 (the paper's); traced. 0 gives I-FGSM.
-    norm: 'linf' or 'l2'. loss_fn, targeted, done_fn, per_example: as in ``ifgsm``.
+    decay: the momentum mu, default 1.0 (the paper's); static. 0 gives I-FGSM.
+    norm: 'linf' or 'l2'. loss_fn, targeted, done_fn, per_example (``**options``): as in ``ifgsm``.
 
   Returns:
     N x H x W x C float32 adversarial images within eps of ``images``, in [0, 1].
@@ -41,6 +38,5 @@ def mifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
   Example:
     >>> adv = mifgsm(apply_fn, params, images, labels, 8 / 255)   # T = 10, mu = 1
   """
-  return iterative_attack(apply_fn, params, images, labels, eps, steps=steps,
-                          step_size=step_size, decay=decay, norm=norm, loss_fn=loss_fn,
-                          targeted=targeted, done_fn=done_fn, per_example=per_example)
+  return iterative.run(apply_fn, params, images, labels, eps, key=key, step_size=step_size,
+                       steps=steps, decay=decay, norm=norm, **options)

@@ -6,21 +6,18 @@ is not implemented here.)
 """
 from __future__ import annotations
 
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 
-from fgsm_jax.attacks import core, validate
-from fgsm_jax.attacks.iterative import DoneFn, iterative_attack
-from fgsm_jax.attacks.losses import LossFn, cross_entropy
+from fgsm_jax.attacks import core, iterative
 
 
-@validate.jit_attack(static_argnames=(
-    "apply_fn", "steps", "loss_fn", "targeted", "done_fn", "per_example"))
 def nifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
-           labels: jnp.ndarray, eps: float | jnp.ndarray, *, steps: int = 10,
-           step_size: float | jnp.ndarray | None = None, decay: float | jnp.ndarray = 1.0,
-           loss_fn: LossFn = cross_entropy, targeted: bool = False,
-           done_fn: DoneFn | None = None, per_example: bool = True) -> jnp.ndarray:
+           labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
+           steps: int = 10, step_size: float | jnp.ndarray | None = None, decay: float = 1.0,
+           **options: Any) -> jnp.ndarray:
   """MI-FGSM whose gradient is taken at a Nesterov look-ahead point:
 
     x^nes_t = x_t + step_size * decay * g_t,
@@ -34,7 +31,7 @@ def nifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
     apply_fn, params, images (N x H x W x C in [0, 1]), labels: as in ``ifgsm``.
     eps: budget, scalar or (N,); traced.
     steps: default 10. step_size: default eps / steps. decay: mu, default 1.0.
-    loss_fn, targeted, done_fn, per_example: as in ``ifgsm``.
+    loss_fn, targeted, done_fn, per_example (``**options``): as in ``ifgsm``.
 
   Returns:
     N x H x W x C float32 adversarial images, |adv - x|_inf <= eps, in [0, 1].
@@ -42,6 +39,5 @@ def nifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
   Example:
     >>> adv = nifgsm(apply_fn, params, images, labels, 16 / 255)
   """
-  return iterative_attack(apply_fn, params, images, labels, eps, steps=steps,
-                          step_size=step_size, decay=decay, nesterov=True, loss_fn=loss_fn,
-                          targeted=targeted, done_fn=done_fn, per_example=per_example)
+  return iterative.run(apply_fn, params, images, labels, eps, key=key, step_size=step_size,
+                       steps=steps, decay=decay, nesterov=True, **options)

@@ -5,23 +5,18 @@ Adversarial Attacks", ICLR 2018, arXiv:1706.06083.
 """
 from __future__ import annotations
 
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from fgsm_jax.attacks import core, validate
-from fgsm_jax.attacks.iterative import DoneFn, iterative_attack
-from fgsm_jax.attacks.losses import LossFn, cross_entropy
+from fgsm_jax.attacks import core, iterative
 
 
-@validate.jit_attack(static_argnames=(
-    "apply_fn", "steps", "norm", "random_init", "loss_fn", "targeted", "done_fn",
-    "per_example"))
 def pgd(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray, labels: jnp.ndarray,
-        key: jax.Array, eps: float | jnp.ndarray, *, steps: int = 10,
+        eps: float | jnp.ndarray, *, key: jax.Array | None = None, steps: int = 10,
         step_size: float | jnp.ndarray | None = None, norm: str = "linf",
-        random_init: bool = True, loss_fn: LossFn = cross_entropy, targeted: bool = False,
-        done_fn: DoneFn | None = None, per_example: bool = True) -> jnp.ndarray:
+        random_init: bool = True, **options: Any) -> jnp.ndarray:
   """Projected gradient ascent on the loss from a uniform random point of the eps-ball:
 
     x_0 = Proj(x + U(ball)),  x_{t+1} = Proj_{B(x, eps) ∩ [0,1]}(x_t + step_size * s(grad)),
@@ -42,25 +37,22 @@ def pgd(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray, labels
     norm: 'linf' or 'l2'.
     random_init: default True; False starts at x (then PGD-L-inf equals I-FGSM with the
       same step size).
-    loss_fn, targeted, done_fn, per_example: as in ``ifgsm``.
+    loss_fn, targeted, done_fn, per_example (``**options``): as in ``ifgsm``.
 
   Returns:
     Adversarial images N x H x W x C float32, within eps of ``images`` and in [0, 1].
 
   Example:
-    >>> adv = pgd(apply_fn, params, images, labels, jax.random.key(0), 8 / 255, steps=20)
-    >>> adv2 = pgd(apply_fn, params, images, labels, key, 1.0, norm='l2')
+    >>> adv = pgd(apply_fn, params, images, labels, 8 / 255, key=jax.random.key(0), steps=20)
+    >>> adv2 = pgd(apply_fn, params, images, labels, 1.0, key=key, norm='l2')
   """
   if step_size is None:
     step_size = 2.5 * jnp.asarray(eps, jnp.float32) / max(steps, 1)
-  return iterative_attack(apply_fn, params, images, labels, eps, key=key, steps=steps,
-                          step_size=step_size, norm=norm, random_init=random_init,
-                          loss_fn=loss_fn, targeted=targeted, done_fn=done_fn,
-                          per_example=per_example)
+  return iterative.run(apply_fn, params, images, labels, eps, key=key, step_size=step_size,
+                       steps=steps, norm=norm, random_init=random_init, **options)
 
 
 def pgd_l2(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
-           labels: jnp.ndarray, key: jax.Array, eps: float | jnp.ndarray,
-           **kwargs) -> jnp.ndarray:
+           labels: jnp.ndarray, eps: float | jnp.ndarray, **kwargs: Any) -> jnp.ndarray:
   """PGD with ``norm='l2'``: eps is each image's L2 radius (pixel units); see ``pgd``."""
-  return pgd(apply_fn, params, images, labels, key, eps, norm="l2", **kwargs)
+  return pgd(apply_fn, params, images, labels, eps, norm="l2", **kwargs)

@@ -5,24 +5,19 @@ CVPR 2021, arXiv:2103.15571.
 """
 from __future__ import annotations
 
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from fgsm_jax.attacks import core, validate
-from fgsm_jax.attacks.iterative import DoneFn, iterative_attack
-from fgsm_jax.attacks.losses import LossFn, cross_entropy
+from fgsm_jax.attacks import core, iterative
 
 
-@validate.jit_attack(static_argnames=(
-    "apply_fn", "steps", "samples", "nesterov", "loss_fn", "targeted", "done_fn",
-    "per_example"))
 def vmifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
-            labels: jnp.ndarray, key: jax.Array, eps: float | jnp.ndarray, *, steps: int = 10,
-            step_size: float | jnp.ndarray | None = None, decay: float | jnp.ndarray = 1.0,
-            samples: int = 20, beta: float | jnp.ndarray = 1.5, nesterov: bool = False,
-            loss_fn: LossFn = cross_entropy, targeted: bool = False,
-            done_fn: DoneFn | None = None, per_example: bool = True) -> jnp.ndarray:
+            labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
+            steps: int = 10, step_size: float | jnp.ndarray | None = None,
+            decay: float = 1.0, samples: int = 20, beta: float = 1.5, nesterov: bool = False,
+            **options: Any) -> jnp.ndarray:
   """MI-FGSM whose gradient is corrected by the previous step's gradient variance:
 
     g'   = grad_x J(x_t, y),
@@ -40,15 +35,15 @@ def vmifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
     eps: budget, scalar or (N,); traced.
     steps: default 10. step_size: default eps / steps. decay: mu, default 1.0.
     samples: neighbours per step N, default 20 (static). beta: radius factor, default 1.5.
-    nesterov: default False. loss_fn, targeted, done_fn, per_example: as in ``ifgsm``.
+    nesterov: default False.
+    loss_fn, targeted, done_fn, per_example (``**options``): as in ``ifgsm``.
 
   Returns:
     N x H x W x C float32 adversarial images, |adv - x|_inf <= eps, in [0, 1].
 
   Example:
-    >>> adv = vmifgsm(apply_fn, params, images, labels, jax.random.key(0), 16 / 255)
+    >>> adv = vmifgsm(apply_fn, params, images, labels, 16 / 255, key=jax.random.key(0))
   """
-  return iterative_attack(apply_fn, params, images, labels, eps, key=key, steps=steps,
-                          step_size=step_size, decay=decay, nesterov=nesterov,
-                          variance_samples=samples, variance_beta=beta, loss_fn=loss_fn,
-                          targeted=targeted, done_fn=done_fn, per_example=per_example)
+  return iterative.run(apply_fn, params, images, labels, eps, key=key, step_size=step_size,
+                       steps=steps, decay=decay, nesterov=nesterov, variance_samples=samples,
+                       variance_beta=beta, **options)

@@ -1,5 +1,10 @@
-"""Throughput benchmarking helpers: peer implementations (TensorFlow, PyTorch) of the attacks
-on the original CNN with the same weights, for ``experiments/benchmark_fgsm.py``.
+"""Throughput benchmarking for ``experiments/benchmark_fgsm.py``.
 
-TensorFlow and PyTorch are imported lazily, only when a peer is built.
+  throughput  workloads (model, dtype, weights), the runners (fgsm_jax in one process, peers),
+              interleaved timing, the peers' image check, the JSON records.
+  workers     --cpu-processes: fgsm_jax's attack as worker processes, one per core, and the
+              line protocol the parent times them with.
+  peers       TensorFlow and PyTorch implementations of the attacks on the original CNN and
+              dlib's ResNet with the same weights (imported lazily, only when a peer is built).
+  roofline    each record set against the machine's arithmetic and memory limits.
 """

@@ -1,16 +1,22 @@
-"""Models: the original face CNN, stronger classifiers, and dlib's face-recognition ResNet."""
+"""Models: the original face CNN, stronger classifiers, and dlib's face-recognition ResNet.
+
+Each network is written with plain Flax layers and takes its building blocks as fields
+(``block``, ``conv``, ``max_pool``); ``fast_*`` builds the same network with the fast forms
+of ``fgsm_jax.ops`` (same parameters). ``CLASSIFIERS`` and ``dlib_resnet_apply`` give the
+fast ones.
+"""
 from typing import Callable
 
 import flax.linen as nn
 
-from fgsm_jax.models.apply import ApplyFn
-from fgsm_jax.models.cnn import OriginalCNN
-from fgsm_jax.models.resnet import ResNet
+from fgsm_jax.models.apply import ApplyFn, default_cpu_chunk  # noqa: F401
+from fgsm_jax.models.cnn import ConvReluPool, OriginalCNN, fast_original_cnn  # noqa: F401
+from fgsm_jax.models.resnet import ResNet, fast_resnet  # noqa: F401
 
-# Classifier constructors by name (num_classes -> module), for configs and CLI flags.
+# Classifier constructors by name (num_classes -> module, fast forms), for configs and flags.
 CLASSIFIERS: dict[str, Callable[[int], nn.Module]] = {
-    "cnn": lambda num_classes: OriginalCNN(num_classes=num_classes),
-    "resnet": lambda num_classes: ResNet(num_classes=num_classes),
+    "cnn": fast_original_cnn,
+    "resnet": fast_resnet,
 }
 
 
@@ -28,6 +34,7 @@ from fgsm_jax.models.dlib_resnet import (  # noqa: E402,F401
     DlibResNet,
     descriptor_distance,
     dlib_resnet_apply,
+    fast_dlib_resnet,
     load_dlib_resnet,
 )
 

@@ -398,7 +398,7 @@ def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.A
 
   Steps run in chunks of ``config.chunk`` unrolled steps (``steps`` is rounded up to a
   multiple of it) in a ``lax.fori_loop`` inside one jit, so one compile serves every step
-  count. (The dlib recognizer's convolutions are ``fgsm_jax.models.conv.Conv``: with
+  count. (The dlib recognizer's convolutions are ``fgsm_jax.ops.Conv``: with
   nn.Conv, XLA:CPU ran their gradients ~4x slower inside a loop than outside one.)
 
   Args:

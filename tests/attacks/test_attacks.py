@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fgsm_jax.attacks import (ATTACK_NORMS, ATTACKS, cross_entropy, example_keys,
+from fgsm_jax.attacks import (ATTACK_NORMS, ATTACKS, Config, cross_entropy, example_keys,
                               iterative_attack)
 from fgsm_jax.attacks.transforms import GaussianBlur, ResizePad
 from conftest import TRACES, Counting, Linear, linear_params, tiny_images, H, W, C, K
@@ -43,7 +43,7 @@ def eps_of(name):
 
 def run(name, images=IMAGES, labels=LABELS, key=KEY, eps=None, **kwargs):
   eps = eps_of(name) if eps is None else eps
-  return ATTACKS[name](MODEL, PARAMS, images, labels, key, eps,
+  return ATTACKS[name](MODEL, PARAMS, images, labels, eps, key=key,
                        **{**OVERRIDES[name], **kwargs})
 
 
@@ -151,8 +151,10 @@ def test_jitted_equals_eager(name):
 def test_jitted_equals_the_python_engine(name):
   short = {k: min(v, 2) for k, v in OVERRIDES[name].items() if k in ("steps", "samples")}
   jitted = run(name, **short)
+  options = dict(TRANSFORMED[name])
+  step_size = options.pop("step_size", None)
   python = iterative_attack.__wrapped__(MODEL, PARAMS, IMAGES, LABELS, EPS_LINF, key=KEY,
-                                        steps=2, **TRANSFORMED[name])
+                                        step_size=step_size, config=Config(steps=2, **options))
   np.testing.assert_allclose(jitted, python, atol=1e-5)
 
 

@@ -1,6 +1,6 @@
 """fgsm_jax.attacks.core's CPU batch chunking: map_batch_chunks / chunked_on_cpu give what
 one whole-batch call gives, for divisible and non-divisible batches, pytrees and (N,) eps;
-only models that ask for it (``apply_fn.cpu_chunk``) are chunked."""
+only apply functions that ask for it (``apply_fn.cpu_chunk``) are chunked."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +12,7 @@ import pytest
 
 from fgsm_jax.attacks import core, cross_entropy, fgsm
 from conftest import TinyCNN, cnn_params, tiny_images
-from fgsm_jax.models import ApplyFn, OriginalCNN
+from fgsm_jax.models import ApplyFn, OriginalCNN, fast_original_cnn
 
 CHUNK = 8
 
@@ -71,5 +71,11 @@ def test_only_models_that_ask_are_chunked():
   assert core.cpu_chunk_of(ChunkedTinyCNN()) == CHUNK and core.cpu_chunk_of(TinyCNN()) is None
   assert _has_loop(lambda x: fgsm(ChunkedTinyCNN(), params, x, labels, 0.01), x)
   assert not _has_loop(lambda x: fgsm(TinyCNN(), params, x, labels, 0.01), x)
-  assert ApplyFn(OriginalCNN(num_classes=4)).cpu_chunk == 4
-  assert ApplyFn(OriginalCNN(num_classes=4, impl="reference")).cpu_chunk is None
+  # The caller chooses: ApplyFn's default is 4 for the fused CNN, None for the plain one,
+  # and an explicit cpu_chunk wins.
+  assert ApplyFn(fast_original_cnn(4)).cpu_chunk == 4
+  assert ApplyFn(OriginalCNN(num_classes=4)).cpu_chunk is None
+  assert ApplyFn(fast_original_cnn(4), cpu_chunk=None).cpu_chunk is None
+  assert ApplyFn(OriginalCNN(num_classes=4), cpu_chunk=2).cpu_chunk == 2
+  with pytest.raises(ValueError, match="cpu_chunk"):
+    ApplyFn(OriginalCNN(num_classes=4), cpu_chunk=0)

@@ -69,7 +69,7 @@ def test_loss_fusion_with_different_output_kinds():
   # (measured: ce 0.52-5.2, embedding term 0.52-1.7)
   assert bool(jnp.all(embedding_term > 0.05 * ce)) and bool(jnp.all(ce > 0.05 * embedding_term))
   np.testing.assert_allclose(loss, ce + embedding_term, rtol=1e-5, atol=1e-7)
-  adv = pgd(apply_fn, params, X, targets, jax.random.key(0), 0.05, steps=3, loss_fn=loss_fn)
+  adv = pgd(apply_fn, params, X, targets, 0.05, key=jax.random.key(0), steps=3, loss_fn=loss_fn)
   assert float(jnp.max(jnp.abs(adv - X))) <= 0.05 + 1e-6
   assert bool(jnp.all(loss_fn(apply_fn(params, adv), targets) > loss))
   # Both members moved: the classifier's loss rose, the descriptor left its reference.

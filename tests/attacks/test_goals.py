@@ -82,7 +82,7 @@ def test_targeted_early_stopping_and_all_done_at_start():
                done_fn=ReachedTarget())
   assert np.all(np.asarray(jnp.argmax(Linear()(PARAMS, adv), -1)) == np.asarray(targets))
   # Every goal met at the start: the while loop runs no step at all.
-  done = pgd(Linear(), PARAMS, X, jnp.asarray(pred), jax.random.key(0), 0.05, steps=5,
+  done = pgd(Linear(), PARAMS, X, jnp.asarray(pred), 0.05, key=jax.random.key(0), steps=5,
              random_init=False, targeted=True, done_fn=ReachedTarget())
   np.testing.assert_array_equal(done, X)
 
@@ -99,7 +99,7 @@ def test_dodging_and_impersonation_on_an_embedding(attack):
 
   def run(labels, loss_fn, targeted, done_fn=None):
     if attack == "pgd":
-      return pgd(Embed(), W_EMBED, X, labels, jax.random.key(1), 0.05, loss_fn=loss_fn,
+      return pgd(Embed(), W_EMBED, X, labels, 0.05, key=jax.random.key(1), loss_fn=loss_fn,
                  targeted=targeted, done_fn=done_fn, **kwargs)
     return mifgsm(Embed(), W_EMBED, X, labels, 0.05, loss_fn=loss_fn, targeted=targeted,
                   done_fn=done_fn, **kwargs)
@@ -108,7 +108,7 @@ def test_dodging_and_impersonation_on_an_embedding(attack):
   assert bool(jnp.all(dodging(Embed()(W_EMBED, dodge), refs) > dodging(Embed()(W_EMBED, X), refs)))
   if attack == "pgd":
     own = Embed()(W_EMBED, X)
-    escaped = pgd(Embed(), W_EMBED, X, own, jax.random.key(1), 0.05, loss_fn=dodging, steps=5)
+    escaped = pgd(Embed(), W_EMBED, X, own, 0.05, key=jax.random.key(1), loss_fn=dodging, steps=5)
     assert bool(jnp.all(dodging(Embed()(W_EMBED, escaped), own) > 1e-4))
   before = impersonation(refs, others)
   imp = run(others, impersonation, True)

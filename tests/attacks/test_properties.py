@@ -34,8 +34,8 @@ def test_any_attack_stays_in_budget_and_range(name, shape, eps, steps, targeted,
   if "steps" in kwargs:
     kwargs["steps"] = steps
   budget = eps * np.sqrt(side * side * channels) if ATTACK_NORMS[name] == "l2" else eps
-  adv = np.asarray(ATTACKS[name](Linear(), params, images, labels, jax.random.key(seed), budget,
-                                 targeted=targeted, **kwargs))
+  adv = np.asarray(ATTACKS[name](Linear(), params, images, labels, budget,
+                                 key=jax.random.key(seed), targeted=targeted, **kwargs))
   assert adv.shape == images.shape and adv.dtype == np.float32
   assert np.all(np.isfinite(adv)) and adv.min() >= 0.0 and adv.max() <= 1.0
   delta = (adv - np.asarray(images)).reshape(n, -1)

@@ -57,7 +57,7 @@ def test_pgd_matches_numpy(norm):
   else:
     assert l2(start - X).max() <= eps * (1 + 1e-5)
   assert start.min() >= 0 and start.max() <= 1 and not np.allclose(start, X)
-  ours = pgd(Linear(), PARAMS, jnp.asarray(X), jnp.asarray(LABELS), keys, eps, steps=5,
+  ours = pgd(Linear(), PARAMS, jnp.asarray(X), jnp.asarray(LABELS), eps, key=keys, steps=5,
              norm=norm)
   expected = np_pgd(X, start, eps, 2.5 * eps / 5, 5, norm)
   np.testing.assert_allclose(ours, expected, atol=2e-5)

@@ -128,7 +128,7 @@ def test_eot_pgd_with_the_default_distribution_raises_the_expected_loss():
   apply_fn, params = Linear(), linear_params()
   x, labels = tiny_images(), jnp.array([0, 1, 2])
   eps = 0.03
-  adv = eot_pgd(apply_fn, params, x, labels, jax.random.key(0), eps, steps=3, samples=2)
+  adv = eot_pgd(apply_fn, params, x, labels, eps, key=jax.random.key(0), steps=3, samples=2)
   assert float(jnp.max(jnp.abs(adv - x))) <= eps + 1e-6
   assert float(adv.min()) >= 0 and float(adv.max()) <= 1
 

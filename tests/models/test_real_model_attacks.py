@@ -14,15 +14,15 @@ from PIL import Image
 
 from fgsm_jax import faces
 from fgsm_jax.attacks import cross_entropy, dodging, fgsm, mifgsm, pgd
-from fgsm_jax.models import ApplyFn, OriginalCNN
-from fgsm_jax.models.dlib_resnet import DlibResNet, load_dlib_resnet
+from fgsm_jax.models import ApplyFn, fast_original_cnn
+from fgsm_jax.models.dlib_resnet import fast_dlib_resnet, load_dlib_resnet
 
 EPS = 4 / 255
 KEY = jax.random.key(3)
 # Short attacks (2 steps): eager execution runs every operation separately.
 ATTACKS = {
     "fgsm": lambda f, p, x, y, loss: fgsm(f, p, x, y, EPS, loss_fn=loss),
-    "pgd": lambda f, p, x, y, loss: pgd(f, p, x, y, KEY, EPS, steps=2, loss_fn=loss),
+    "pgd": lambda f, p, x, y, loss: pgd(f, p, x, y, EPS, key=KEY, steps=2, loss_fn=loss),
     "mifgsm": lambda f, p, x, y, loss: mifgsm(f, p, x, y, EPS, steps=2, loss_fn=loss),
 }
 
@@ -30,7 +30,7 @@ ATTACKS = {
 @functools.cache
 def cnn_case():
   # 5 images: more than the CNN's CPU chunk of 4, so the padded chunk loop runs too.
-  module = OriginalCNN(num_classes=50)
+  module = fast_original_cnn(50)
   params = module.init(jax.random.key(0), jnp.zeros((1, 160, 160, 3)))["params"]
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.uniform(0, 1, (5, 160, 160, 3)), jnp.float32)
@@ -47,7 +47,7 @@ def dlib_case(gt_dir):
     rgb = np.asarray(Image.open(gt_dir / person / "02.jpg").convert("RGB"))
     (face,) = faces.find_faces(rgb)
     chips.append(faces.extract_chip(jnp.asarray(rgb / 255.0, jnp.float32), face.chip))
-  apply_fn, params = ApplyFn(DlibResNet()), load_dlib_resnet()
+  apply_fn, params = ApplyFn(fast_dlib_resnet()), load_dlib_resnet()
   chips = jnp.clip(jnp.stack(chips), 0.0, 1.0)
   refs = apply_fn(params, chips)[::-1]
   return apply_fn, params, chips, refs, dodging

@@ -1,5 +1,8 @@
 """A 2-D convolution whose input gradient is one explicit convolution, fast inside lax loops.
 
+``conv2d(..., fast=False)`` / ``PlainConv`` are the plain reference (``lax.conv_general_dilated``
+of ``kernel * scale``); ``conv2d`` / ``Conv`` the fast forms below.
+
 JAX differentiates ``lax.conv_general_dilated`` w.r.t. its input as a convolution of the
 output gradient with the kernel's in/out axes swapped (via dimension numbers). Outside a
 loop XLA:CPU re-lays that kernel out and runs its fast convolution library; inside a
@@ -8,7 +11,7 @@ layout and every backward convolution falls to a slow generic kernel. Measured o
 ResNet (30 convolutions), batch 8, 2 CPU cores: 385-391 ms per gradient step inside
 ``fori_loop`` against 85-93 ms as separate jitted calls (forward alone ~34 ms either way).
 
-``conv2d`` has a hand-written VJP (``jax.custom_vjp``, as ``fgsm_jax.models.fused``): the
+``conv2d`` has a hand-written VJP (``jax.custom_vjp``, as ``ops.conv_relu_pool``): the
 input gradient is ``conv(dilate(g, stride), flip(kernel) with in/out swapped)``, the kernel
 materialised in HWIO. With it the same step takes ~84 ms inside the loop, results equal.
 The kernel gradient (training) is JAX's own, through ``jax.vjp`` of the plain forward in
@@ -35,13 +38,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-_DN = ("NHWC", "HWIO", "NHWC")
+from fgsm_jax.ops.layout import DN, flip_io, space_to_depth
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
 
 def _plain(x: jax.Array, kernel: jax.Array, strides: tuple[int, int], padding: Pads) -> jax.Array:
-  return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DN)
+  return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=DN)
 
 
 def _input_grad_pads(in_hw: Sequence[int], out_hw: Sequence[int], kernel_hw: Sequence[int],
@@ -74,11 +77,11 @@ def _conv_bwd(strides, padding, residuals, g):
   # The scale multiplies last: XLA's loop-invariant code motion hoists a flip/transpose out
   # of a while loop (an attack's steps) only when an arithmetic op consumes it; alone it is
   # recomputed every step (~5 ms per PGD step at batch 8 for dlib's 256-channel kernels).
-  flipped = jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))  # kh x kw x O x C
+  flipped = flip_io(kernel)  # kh x kw x O x C
   flipped = flipped * (scale[:, None] if scale.ndim else scale)
   pads = _input_grad_pads(x.shape[1:3], g.shape[1:3], kernel.shape[:2], strides, padding)
   dx = lax.conv_general_dilated(g, flipped, (1, 1), pads, lhs_dilation=strides,
-                                dimension_numbers=_DN)
+                                dimension_numbers=DN)
   # Training only; XLA removes them when the caller uses dx alone.
   _, vjp = jax.vjp(lambda k, s: _plain(x, k * s, strides, padding), kernel, scale)
   dkernel, dscale = vjp(g)
@@ -100,15 +103,8 @@ _conv.defvjp(_conv_fwd, _conv_bwd)
 _NARROW_CHANNELS = 4
 
 
-def _space_to_depth(x):
-  """N x 2h x 2w x C -> N x h x w x 4C, channels ordered (row in block, col in block, c)."""
-  n, h, w, c = x.shape
-  return x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(
-      n, h // 2, w // 2, 4 * c)
-
-
 def _s2d_kernel(kernel):
-  """kh x kw x C x O (even kh, kw) -> kh/2 x kw/2 x 4C x O, matching ``_space_to_depth``."""
+  """kh x kw x C x O (even kh, kw) -> kh/2 x kw/2 x 4C x O, matching ``space_to_depth``."""
   kh, kw, c, o = kernel.shape
   return kernel.reshape(kh // 2, 2, kw // 2, 2, c, o).transpose(0, 2, 1, 3, 4, 5).reshape(
       kh // 2, kw // 2, 4 * c, o)
@@ -126,7 +122,7 @@ def _conv_stride2_narrow(x, kernel, padding):
   x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (top, hp - x.shape[1] - top, 0),
                                           (left, wp - x.shape[2] - left, 0), (0, 0, 0)))
   kernel = jnp.pad(kernel, ((0, 2 * kh2 - kh), (0, 2 * kw2 - kw), (0, 0), (0, 0)))
-  return _conv(_space_to_depth(x), _s2d_kernel(kernel), jnp.ones((), kernel.dtype), (1, 1),
+  return _conv(space_to_depth(x), _s2d_kernel(kernel), jnp.ones((), kernel.dtype), (1, 1),
                ((0, 0), (0, 0)))
 
 
@@ -171,7 +167,7 @@ def _resolve_padding(padding: str | int | Sequence[Any], in_hw: Sequence[int],
 
 def conv2d(x: jax.Array, kernel: jax.Array, strides: int | Sequence[int] = 1,
            padding: str | int | Sequence[Any] = "SAME",
-           scale: jax.Array | None = None) -> jax.Array:
+           scale: jax.Array | None = None, *, fast: bool = True) -> jax.Array:
   """2-D cross-correlation, NHWC x HWIO -> NHWC, as ``lax.conv_general_dilated``.
 
   Args:
@@ -181,6 +177,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: int | Sequence[int] = 1,
     padding: 'SAME', 'VALID', p (each side) or ((top, bottom), (left, right)), as nn.Conv.
     scale: optional (O,) per-output-channel factor, folded into the kernel: the result is
       ``conv(x, kernel * scale)`` (a following frozen batch norm / affine layer's scale).
+    fast: True (default) for the forms above; False for the plain ``lax`` convolution.
 
   Returns:
     N x Ho x Wo x O; its input gradient is one convolution (see the module docstring).
@@ -196,6 +193,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: int | Sequence[int] = 1,
     raise ValueError(f"expected scale of shape ({kernel.shape[3]},), got {jnp.shape(scale)}")
   out_hw = [(size + lo + hi - k) // s + 1
             for size, k, s, (lo, hi) in zip(x.shape[1:3], kernel.shape[:2], strides, pads)]
+  if not fast:
+    return _plain(x, kernel if scale is None else kernel * scale, strides, pads)
   if out_hw == [1, 1]:
     return _conv_one_position(x, kernel if scale is None else kernel * scale, pads)
   if strides == (2, 2) and x.shape[3] <= _NARROW_CHANNELS:
@@ -215,6 +214,8 @@ class Conv(nn.Module):
     dtype: computation dtype (None: from the inputs and params, as nn.Conv).
     param_dtype: parameter dtype.
     kernel_init, bias_init: as nn.Conv's defaults.
+    fast: True (default) differentiates through the fast forms of ``conv2d``; False is the
+      plain convolution (``PlainConv``). The parameters are the same.
   """
   features: int
   kernel_size: int | Sequence[int]
@@ -225,6 +226,7 @@ class Conv(nn.Module):
   param_dtype: Any = jnp.float32
   kernel_init: Any = nn.initializers.lecun_normal()
   bias_init: Any = nn.initializers.zeros_init()
+  fast: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array, scale: jax.Array | None = None,
@@ -243,7 +245,12 @@ class Conv(nn.Module):
     if scale is not None:
       scale = jnp.asarray(scale, x.dtype)
       bias = bias * scale if bias is not None else None
-    y = conv2d(x, kernel, self.strides, self.padding, scale)
+    y = conv2d(x, kernel, self.strides, self.padding, scale, fast=self.fast)
     if bias is not None:
       y = y + bias
     return y + jnp.asarray(shift, x.dtype) if shift is not None else y
+
+
+# The plain reference of ``Conv``: same parameters and call (x, scale, shift), XLA's own
+# convolution and gradient. A module-level constant, so modules built with it hash equal.
+PlainConv = functools.partial(Conv, fast=False)

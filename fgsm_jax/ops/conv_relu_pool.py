@@ -1,5 +1,8 @@
 """conv -> bias -> ReLU -> max-pool as one differentiable op, fast on XLA:CPU.
 
+``reference`` is the plain form (the original CNN's ``nn.Conv -> relu -> max_pool``);
+``conv_relu_maxpool`` / ``FusedConvReluPool`` the fused one.
+
 The original CNN is three such blocks. Written plainly (``lax.conv_general_dilated`` +
 ``nn.max_pool``), XLA:CPU spends most of an FGSM step outside the convolutions: the
 gradient of ``reduce_window`` max is a ``select_and_scatter`` that XLA:CPU runs slowly, the
@@ -16,12 +19,14 @@ written and re-read several times. ``conv_relu_maxpool`` replaces that with:
   four channel groups, the forward convolution has channel counts XLA:CPU's convolution
   library handles well, and the input gradient is a matmul (32 -> 48) and a col2im sum;
 * a hand-written VJP (``jax.custom_vjp``): dx is one convolution with the flipped kernel
-  (for the space-to-depth layer a matmul and a sum of shifted slices), and the kernel and bias gradients (training) are computed only when asked for: an attack
-  needs only dx, and XLA drops the rest;
+  (for the space-to-depth layer a matmul and a sum of shifted slices), and the kernel and
+  bias gradients (training) are computed only when asked for: an attack needs only dx, and
+  XLA drops the rest;
 * convolutions shaped for XLA:CPU's fast path (YNNPACK), which it takes only for symmetric
   padding and > 16 channels on one side: narrow ones get a zero output channel padded in
-  (``_conv_wide``), and the pooled layers' gradient is built over whole windows and sliced
-  rather than zero-padded (a pad would be folded into asymmetric convolution padding).
+  (``_conv_wide``; ``widen=False`` turns it off), and the pooled layers' gradient is built
+  over whole windows and sliced rather than zero-padded (a pad would be folded into
+  asymmetric convolution padding).
 
 Two of these choices are XLA:CPU's alone, and the GPU keeps the forms it was measured with
 (``_fused(..., for_cpu)``, picked per platform): there the first layer's input gradient is
@@ -44,16 +49,19 @@ from __future__ import annotations
 
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-_DN = ("NHWC", "HWIO", "NHWC")
+from fgsm_jax.ops.layout import DN, depth_to_space, first_argmax, flip_io, space_to_depth
+from fgsm_jax.ops.pool import max_pool_reference
+
 IMPLS = ("auto", "fused", "reference")
 
 
 def conv_relu_maxpool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, pool: int, *,
-                      impl: str = "auto") -> jnp.ndarray:
+                      impl: str = "auto", widen: bool = True) -> jnp.ndarray:
   """relu(maxpool_k(conv_same(x, kernel) + bias)): Keras' Conv2D(same, relu) + MaxPooling2D(k).
 
   Args:
@@ -63,6 +71,8 @@ def conv_relu_maxpool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, po
     pool: k, the pooling window and stride (VALID: the last H % k rows and W % k columns
       are dropped, as Keras does).
     impl: 'auto' (fused on CPU and CUDA GPUs, reference elsewhere), 'fused' or 'reference'.
+    widen: pad narrow convolutions' output channels (to 17 on CPU, 32 on GPU) so XLA takes
+      its fast convolution path (default True; False for comparing).
 
   Returns:
     N x H // k x W // k x O, in x's dtype.
@@ -81,8 +91,8 @@ def conv_relu_maxpool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, po
                      f"{x.shape}")
   if impl == "reference":
     return reference(x, kernel, bias, pool)
-  for_cpu = lambda *a: _fused(*a, pool, True)
-  for_gpu = lambda *a: _fused(*a, pool, False)
+  for_cpu = lambda *a: _fused(*a, pool, True, widen)
+  for_gpu = lambda *a: _fused(*a, pool, False, widen)
   if impl == "fused":
     return lax.platform_dependent(x, kernel, bias, cpu=for_cpu, default=for_gpu)
   return lax.platform_dependent(x, kernel, bias, cpu=for_cpu, cuda=for_gpu,
@@ -90,16 +100,14 @@ def conv_relu_maxpool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, po
 
 
 def reference(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, pool: int) -> jnp.ndarray:
-  """The plain formulation: XLA convolution, bias, ReLU, ``reduce_window`` max."""
-  y = jax.nn.relu(_conv_same(x, kernel) + bias)
-  return lax.reduce_window(y, -jnp.inf, lax.max, (1, pool, pool, 1), (1, pool, pool, 1),
-                           "VALID")
+  """The plain formulation: XLA convolution, bias, ReLU, ``nn.max_pool`` (reduce_window)."""
+  return max_pool_reference(jax.nn.relu(_conv_same(x, kernel) + bias), pool, pool)
 
 
 # --- the fused op ----------------------------------------------------------------------------
 
 def _conv(x, kernel, padding):
-  return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN)
+  return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=DN)
 
 
 def _conv_same(x, kernel):
@@ -117,59 +125,21 @@ def _conv_same(x, kernel):
 # gradient as one transposed convolution -- FGSM at batch 4096 on an H200 ran at 204k
 # images/s in float32 with it, 162k with the CPU choices (17 channels, matmul + col2im).
 _WIDE_CHANNELS = {True: 17, False: 32}   # for_cpu -> output channels
-WIDEN_NARROW_CONVS = True
 
 
-def _conv_wide(x, kernel, padding, for_cpu):
+def _conv_wide(x, kernel, padding, for_cpu, widen):
   """``_conv`` with the output channels zero-padded (to 17 on CPU, 32 on GPU) for narrow
-  convolutions."""
+  convolutions, when ``widen``."""
   o, wide = kernel.shape[3], _WIDE_CHANNELS[for_cpu]
-  if not WIDEN_NARROW_CONVS or max(kernel.shape[2], o) >= wide:
+  if not widen or max(kernel.shape[2], o) >= wide:
     return _conv(x, kernel, padding)
   kernel = jnp.pad(kernel, ((0, 0), (0, 0), (0, 0), (0, wide - o)))
   return _conv(x, kernel, padding)[..., :o]
 
 
-def _flip_io(kernel):
-  """The kernel of the input-gradient convolution: spatially flipped, in/out swapped."""
-  return jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
-
-
-def _first_argmax(parts: list[jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
-  """Elementwise max of equally shaped arrays and the index (int8) of the first maximum.
-
-  A pairwise tree of compare/selects, one elementwise loop for XLA. Used for the k x k
-  windows, which lie along two strided axes: reductions would need them transposed into
-  one axis first (two-stage reductions measured no faster).
-  """
-  items = [(p, jnp.full(p.shape, i, jnp.int8)) for i, p in enumerate(parts)]
-  while len(items) > 1:
-    merged = []
-    for a in range(0, len(items) - 1, 2):
-      (m0, i0), (m1, i1) = items[a], items[a + 1]
-      later = m1 > m0   # strict: on a tie the earlier index wins
-      merged.append((jnp.where(later, m1, m0), jnp.where(later, i1, i0)))
-    if len(items) % 2:
-      merged.append(items[-1])
-    items = merged
-  return items[0]
-
-
-def _use_space_to_depth(x, kernel, pool):
+def _usespace_to_depth(x, kernel, pool):
   return (pool == 2 and kernel.shape[:2] == (3, 3) and x.shape[1] % 2 == 0
           and x.shape[2] % 2 == 0)
-
-
-def _space_to_depth(x):
-  """N x 2h x 2w x C -> N x h x w x 4C, channels ordered (row in block, col in block, c)."""
-  n, h, w, c = x.shape
-  return x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(
-      n, h // 2, w // 2, 4 * c)
-
-
-def _depth_to_space(x, c):
-  n, h, w, _ = x.shape
-  return x.reshape(n, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, c)
 
 
 def _s2d_kernel(kernel):
@@ -191,14 +161,14 @@ def _s2d_kernel(kernel):
 
 def _s2d_preact(x, kernel):
   """The 3 x 3 SAME convolution of x, as N x H/2 x W/2 x (4 window positions x O)."""
-  blocks = _space_to_depth(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))))
+  blocks = space_to_depth(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))))
   return _conv(blocks, _s2d_kernel(kernel), "VALID")
 
 
-def _forward(x, kernel, bias, pool, for_cpu):
+def _forward(x, kernel, bias, pool, for_cpu, widen):
   """(y, argmax index per pooled value)."""
   o = kernel.shape[3]
-  if _use_space_to_depth(x, kernel, pool):
+  if _usespace_to_depth(x, kernel, pool):
     z = _s2d_preact(x, kernel)
     n, h, w, _ = z.shape
     groups = z.reshape(n, h, w, 4, o)
@@ -209,11 +179,11 @@ def _forward(x, kernel, bias, pool, for_cpu):
     m, idx = jnp.max(groups, axis=3), jnp.argmax(groups, axis=3).astype(jnp.int8)
   else:
     ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
-    z = _conv_wide(x, kernel, ((ph, ph), (pw, pw)), for_cpu)
+    z = _conv_wide(x, kernel, ((ph, ph), (pw, pw)), for_cpu, widen)
     n, h, w, _ = z.shape
     h2, w2 = h // pool, w // pool
     windows = z[:, :h2 * pool, :w2 * pool].reshape(n, h2, pool, w2, pool, o)
-    m, idx = _first_argmax([windows[:, :, i, :, j, :]
+    m, idx = first_argmax([windows[:, :, i, :, j, :]
                             for i in range(pool) for j in range(pool)])
   # max(z) + b then ReLU equals pooling relu(z + b): both are monotone.
   return jax.nn.relu(m + bias), idx
@@ -239,7 +209,7 @@ def _s2d_input_grad(g_pre, kernel):
   # Block (R, S) of the padded image gets p[R - dr, S - ds, dr, ds].
   blocks = (p[:, 1:, 1:, 0, 0] + p[:, 1:, :-1, 0, 1] + p[:, :-1, 1:, 1, 0]
             + p[:, :-1, :-1, 1, 1])                          # N x h+1 x w+1 x 4C
-  return _depth_to_space(blocks, c)[:, 1:-1, 1:-1]
+  return depth_to_space(blocks, c)[:, 1:-1, 1:-1]
 
 
 def _scatter_to_groups(g, idx):
@@ -250,28 +220,28 @@ def _scatter_to_groups(g, idx):
   return jnp.concatenate([jnp.where(idx == i, g, zero) for i in range(4)], axis=-1)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _fused(x, kernel, bias, pool, for_cpu):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _fused(x, kernel, bias, pool, for_cpu, widen=True):
   """The fused block; ``for_cpu`` picks the forms measured fastest on XLA:CPU, else on a GPU."""
-  return _forward(x, kernel, bias, pool, for_cpu)[0]
+  return _forward(x, kernel, bias, pool, for_cpu, widen)[0]
 
 
-def _fused_fwd(x, kernel, bias, pool, for_cpu):
-  y, idx = _forward(x, kernel, bias, pool, for_cpu)
+def _fused_fwd(x, kernel, bias, pool, for_cpu, widen):
+  y, idx = _forward(x, kernel, bias, pool, for_cpu, widen)
   return y, (x, kernel, y, idx)
 
 
-def _fused_bwd(pool, for_cpu, residuals, g):
+def _fused_bwd(pool, for_cpu, widen, residuals, g):
   x, kernel, y, idx = residuals
   n, h2, w2, o = y.shape
   g_active = jnp.where(y > 0, g, jnp.zeros_like(g))           # ReLU'(0) = 0
-  if _use_space_to_depth(x, kernel, pool):
+  if _usespace_to_depth(x, kernel, pool):
     g_pre = _scatter_to_groups(g_active, idx)
     if for_cpu:
       dx = _s2d_input_grad(g_pre, kernel)
     else:   # one transposed 2 x 2 convolution of the blocks
-      blocks = _conv(g_pre, _flip_io(_s2d_kernel(kernel)), ((1, 1), (1, 1)))
-      dx = _depth_to_space(blocks, x.shape[3])[:, 1:-1, 1:-1]
+      blocks = _conv(g_pre, flip_io(_s2d_kernel(kernel)), ((1, 1), (1, 1)))
+      dx = depth_to_space(blocks, x.shape[3])[:, 1:-1, 1:-1]
     preact = lambda k: _s2d_preact(x, k)
   else:
     # Rows/columns past the last whole window get no gradient. They are covered by one more
@@ -286,7 +256,7 @@ def _fused_bwd(pool, for_cpu, residuals, g):
                           g_active[:, :, None, :, None, :], jnp.zeros((), g.dtype))
     g_pre = g_windows.reshape(n, hp * pool, wp * pool, o)[:, :x.shape[1], :x.shape[2]]
     ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
-    dx = _conv_wide(g_pre, _flip_io(kernel), ((ph, ph), (pw, pw)), for_cpu)
+    dx = _conv_wide(g_pre, flip_io(kernel), ((ph, ph), (pw, pw)), for_cpu, widen)
     preact = lambda k: _conv_same(x, k)
   # Kernel and bias gradients, for training; XLA removes them when only dx is used.
   dkernel = jax.vjp(preact, kernel)[1](g_pre)[0]
@@ -295,3 +265,31 @@ def _fused_bwd(pool, for_cpu, residuals, g):
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
+
+
+class FusedConvReluPool(nn.Conv):
+  """``nn.Conv(features, kernel_size, padding='SAME') -> relu -> max_pool(pool)`` as one fused
+  op (``conv_relu_maxpool``): the fast block of the original CNN.
+
+  A subclass of nn.Conv with the same fields and parameters (``kernel``, ``bias``; names,
+  shapes and initialisers), so a network built with it has the same parameter tree as one
+  built with the plain block (``fgsm_jax.models.cnn.ConvReluPool``). Supports what the
+  original CNN uses: odd square kernels, stride 1, SAME padding, a bias. ``impl`` and
+  ``widen``: as ``conv_relu_maxpool``.
+  """
+  pool: int = 1
+  impl: str = "auto"
+  widen: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    ks = (self.kernel_size,) * 2 if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
+    if (self.strides not in (1, (1, 1), None) or self.padding != "SAME" or not self.use_bias
+        or self.feature_group_count != 1):
+      raise ValueError("FusedConvReluPool supports stride 1, padding='SAME', use_bias=True "
+                       f"and one feature group, got {self}")
+    kernel = self.param("kernel", self.kernel_init, (*ks, x.shape[-1], self.features),
+                        self.param_dtype)
+    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    return conv_relu_maxpool(x, kernel, bias, self.pool, impl=self.impl, widen=self.widen)

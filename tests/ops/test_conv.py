@@ -1,4 +1,5 @@
-"""fgsm_jax.models.conv: Conv equals nn.Conv in params, outputs and all gradients."""
+"""fgsm_jax.ops.conv: Conv (fast) and PlainConv equal nn.Conv in params, outputs and all
+gradients."""
 from __future__ import annotations
 
 import flax.linen as nn
@@ -7,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fgsm_jax.models.conv import Conv, conv2d
+from fgsm_jax.ops.conv import Conv, PlainConv, conv2d
 
 # (H, W, C, O, k, stride, padding): odd/even sizes, stride 1 and 2, padding 0 / k // 2,
 # SAME (asymmetric for even sizes at stride 2) and VALID.
@@ -32,17 +33,18 @@ CASES = [
 ]
 
 
-def _pair(case, use_bias=True):
+def _pair(case, use_bias=True, conv=Conv):
   h, w, c, o, k, s, pad = case
-  ours = Conv(o, (k, k), (s, s), padding=pad, use_bias=use_bias)
+  ours = conv(o, (k, k), (s, s), padding=pad, use_bias=use_bias)
   ref = nn.Conv(o, (k, k), (s, s), padding=pad, use_bias=use_bias)
   x = jax.random.normal(jax.random.key(1), (2, h, w, c))
   return ours, ref, x
 
 
+@pytest.mark.parametrize("conv", [Conv, PlainConv], ids=["fast", "plain"])
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_outputs_and_gradients_equal_nn_conv(case):
-  ours, ref, x = _pair(case)
+def test_outputs_and_gradients_equal_nn_conv(case, conv):
+  ours, ref, x = _pair(case, conv=conv)
   params = ref.init(jax.random.key(0), x)["params"]
   # Bias nonzero, so the bias gradient and the forward's bias term are both exercised.
   params = {**params, "bias": jnp.arange(params["bias"].size, dtype=jnp.float32) / 7}
@@ -65,9 +67,10 @@ def test_outputs_and_gradients_equal_nn_conv(case):
   assert float(jnp.abs(g_ref[1]).max()) > 0
 
 
+@pytest.mark.parametrize("conv", [Conv, PlainConv], ids=["fast", "plain"])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_param_tree_identical_to_nn_conv(use_bias):
-  ours, ref, x = _pair(CASES[3], use_bias)
+def test_param_tree_identical_to_nn_conv(use_bias, conv):
+  ours, ref, x = _pair(CASES[3], use_bias, conv)
   p_ours = ours.init(jax.random.key(0), x)["params"]
   p_ref = ref.init(jax.random.key(0), x)["params"]
   assert jax.tree.structure(p_ours) == jax.tree.structure(p_ref)
@@ -98,10 +101,11 @@ def test_bad_shapes_raise():
     conv2d(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 3, 2)), 1, "FULL")
 
 
+@pytest.mark.parametrize("conv", [Conv, PlainConv], ids=["fast", "plain"])
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[3], CASES[-4]], ids=str)
-def test_scale_folded_equals_scaling_the_output(case):
+def test_scale_folded_equals_scaling_the_output(case, conv):
   # Conv(x, scale, shift) = Conv(x) * scale + shift, with value and all gradients equal.
-  ours, _, x = _pair(case)
+  ours, _, x = _pair(case, conv=conv)
   params = ours.init(jax.random.key(0), x)["params"]
   o = params["bias"].size
   params = {**params, "bias": jnp.arange(o, dtype=jnp.float32) / 7}
