@@ -25,10 +25,9 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from fgsm_jax.data.detect import Box, box_of_rect, box_size, hog_detector
+from fgsm_jax.models.dlib_resnet import SAME_PERSON_THRESHOLD  # dlib's: under it, one person
 from fgsm_jax.models.mobileface import MOBILEFACE_THRESHOLD
 
-# dlib's: descriptors closer than this show one person. The package's one copy.
-SAME_PERSON_THRESHOLD = 0.6
 DEFAULT_UPSAMPLES = (0, 1)
 # The recognizers this project has, with their metric and same-person threshold (MobileFace:
 # the cosine distance at 1% false matches on GT, ../shared/models/README.md).
