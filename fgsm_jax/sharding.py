@@ -60,9 +60,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 # The batcher's padding: re-exported here, where sharded attacks and training use it.
 from fgsm_jax.data.pipeline import leading_size, pad_batch  # noqa: F401
-# Process plumbing lives in fgsm_jax.processes; these names stay importable from here for
-# experiments/benchmark_fgsm.py until it imports them from there.
-from fgsm_jax.processes import free_local_port, pin_process_to_core  # noqa: F401
 
 BATCH_AXIS = "batch"
 

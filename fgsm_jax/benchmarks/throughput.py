@@ -35,7 +35,7 @@ Devices (--cpu-devices N, CPU only): the CPU backend is split into N devices
 (sharding.sharded_attack over batch_mesh(): one slice of the batch per core); records carry
 devices. With the default 1 the attack runs as one program on one device.
 --cpu-processes N (CPU only) runs fgsm_jax's attack as N worker processes
-(fgsm_jax.benchmarks.workers) instead, one per core (fgsm_jax.sharding.pin_process_to_core) and
+(fgsm_jax.benchmarks.workers) instead, one per core (fgsm_jax.processes.pin_process_to_core) and
 joined by jax.distributed.initialize on 127.0.0.1 -- the multi-host code path on one host: the
 batch is split between the processes (sharding.shard_batch), each attacks its part single-
 threaded. The parent keeps the peers and times a call from sending "run" to every worker until

@@ -1,7 +1,7 @@
 """--cpu-processes: fgsm_jax's attack run by worker processes, one per CPU core.
 
 Each worker (``python -m fgsm_jax.benchmarks.workers RANK COUNT PORT DIR``) pins itself to a
-core (``sharding.pin_process_to_core``, before JAX starts, so XLA:CPU runs each program on
+core (``processes.pin_process_to_core``, before JAX starts, so XLA:CPU runs each program on
 one thread), joins the others with ``jax.distributed.initialize`` on 127.0.0.1 (the
 multi-host code path on one host), reads the job (DIR/job.json: attack, model, dtype, batch,
 steps, eps, num_classes, seed) and the inputs (DIR/images.npy, targets.npy), takes its rows
@@ -45,8 +45,8 @@ class ProcessRunner:
       job = dict(attack=attack, model=model, dtype=dtype, batch=batch, steps=args.steps,
                  eps=args.eps, num_classes=args.num_classes, seed=args.seed)
       (self.dir / "job.json").write_text(json.dumps(job))
-      from fgsm_jax import sharding
-      port = sharding.free_local_port()
+      from fgsm_jax import processes
+      port = processes.free_local_port()
       for rank in range(count):
         with open(self.dir / f"worker_{rank}.log", "w") as log:
           self.procs.append(subprocess.Popen(
@@ -102,8 +102,8 @@ class ProcessRunner:
 
 def worker_main(rank: int, count: int, port: int, where: str) -> int:
   """Worker ``rank`` of ``count``: see the module docstring."""
-  from fgsm_jax import sharding
-  sharding.pin_process_to_core(rank)   # before JAX starts: one XLA:CPU thread
+  from fgsm_jax import processes
+  processes.pin_process_to_core(rank)   # before JAX starts: one XLA:CPU thread
   import jax
   jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=count,
                              process_id=rank)
