@@ -114,8 +114,8 @@ def test_batch_and_shape_checks(photos):
 
 
 def test_descriptor_matches_dlib(photos):
-  resnet = pytest.importorskip('fgsm_jax.models.dlib_resnet')
-  rec = dlib.face_recognition_model_v1(str(resnet.dlib_model_paths().resnet))
+  from fgsm_jax.models import dlib_files, dlib_resnet as resnet
+  rec = dlib.face_recognition_model_v1(str(dlib_files.dlib_model_paths().resnet))
   params = resnet.load_dlib_resnet()
   chips = jnp.stack([faces.extract_chip(img / 255.0, f.chip) for img, f in photos])
   ours = np.asarray(resnet.dlib_resnet_apply(params, chips))
