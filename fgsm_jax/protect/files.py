@@ -208,7 +208,8 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
                     for n, d in f.distances.items() if not f.fools(n)})
     kept = f'; the earlier {out_path} is left as it was' if out_path.exists() else ''
     return failed(f'{path}: not protected (distance {", ".join(short)}); no output '
-                  f'written{kept} (--keep-unverified writes it as {target.name})', faces)
+                  f'written{kept} (--keep-unverified writes it as {target.name}; a larger '
+                  f'budget, e.g. --preset transfer, protects more but shows)', faces)
   try:
     io_lib.atomic_write_bytes(target, last['data'])
     with Image.open(target) as im:  # the file on disk holds the pixels verified
