@@ -1,16 +1,19 @@
-"""Privacy protection of whole photos against dlib's face recognizer.
+"""Privacy protection of whole photos against an ensemble of real face recognizers.
 
-  from fgsm_jax.protect import files, presets
+  from fgsm_jax.protect import files, photo, presets
+  recognizers = photo.load_recognizers(('dlib', 'mobileface'))
   result = files.protect_file('me.jpg', 'me.protected.png', presets.PRESETS['default'],
-                              jax.random.key(0), params=load_dlib_resnet(),
-                              apply_fn=dlib_resnet_apply)
+                              jax.random.key(0), recognizers=recognizers)
 
 Modules:
-  recognizer  real dlib (detector, 5 landmarks, descriptors): the judge of every figure.
+  recognizer  the judges: real dlib (detector, 5 landmarks, descriptors) and MobileFace
+              (68 landmarks, ArcFace crop, the Flax port); metrics and thresholds.
   warp        dlib's face chip from a window of the photo, geometry as traced data.
-  attack      the jitted per-face attack (8-bit aware, momentum, EOT views, budgets).
-  photo       every face of a photo: feathered windows, rounds of re-alignment.
-  presets     named settings (fast, default, robust) and command-line overrides.
-  files       file in, metadata-free PNG out, atomic writes, one-line errors.
-  evaluate    gallery recognizer, identification and summaries for privacy_eval.
+  attack      the jitted per-face attack on an ensemble (`Surrogate`: each recognizer through
+              its own crop; 8-bit aware, momentum, EOT views, per-pixel budgets).
+  photo       every face of a photo: feathered windows, rounds of re-alignment, the judges.
+  presets     named settings (fast, default, robust, transfer) and overrides (--set).
+  files       file in, metadata-free PNG out, written once when verified, one-line errors.
+  evaluate    per-recognizer galleries, identification, white-box / leave-one-out summaries.
+  timing      the attack's compute per preset on any device (experiments/protect_timing.py).
 """
