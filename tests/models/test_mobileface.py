@@ -13,7 +13,6 @@ only: they are crops of real people and are never written to the repository.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import pathlib
@@ -27,7 +26,6 @@ import pytest
 from PIL import Image
 
 from fgsm_jax.models.mobileface import (
-    ARCFACE_TEMPLATE_112,
     CROP_SIZE,
     DESCRIPTOR_DIM,
     MOBILEFACE_THRESHOLD,
@@ -40,6 +38,9 @@ from fgsm_jax.models.mobileface import (
     mobileface_apply,
     mobileface_params,
 )
+from fgsm_jax.data.detect import box_of_rect, hog_detector
+from fgsm_jax.faces.arcface import arcface_crop_reference, arcface_points
+from fgsm_jax.faces.detect import landmarks_68, load_landmarks_68
 from fgsm_jax.models.mobileface_files import MobileFaceFilesError, mobileface_dir, npm_pack
 from fgsm_jax.models.tfjs_files import read_tfjs_graph
 
@@ -61,58 +62,14 @@ def _skip_or_fail(reason: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# A plain ArcFace-template crop (numpy + PIL), the reference the JAX warp is not.
-
-
-def _landmarks_68_path() -> pathlib.Path:
-  spec = importlib.util.find_spec("face_recognition_models")
-  assert spec is not None and spec.submodule_search_locations, "face-recognition-models missing"
-  return pathlib.Path(list(spec.submodule_search_locations)[0]) / "models" / (
-      "shape_predictor_68_face_landmarks.dat")
-
-
-def five_points(landmarks68: np.ndarray) -> np.ndarray:
-  """Eye centres (36-41, 42-47 means), nose tip (30), mouth corners (48, 54): 5 x 2 (x, y)."""
-  p = landmarks68
-  return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]]).astype(np.float64)
-
-
-def similarity_to_template(points: np.ndarray, template: np.ndarray = ARCFACE_TEMPLATE_112
-                           ) -> np.ndarray:
-  """Least-squares similarity (rotation, uniform scale, shift; Umeyama 1991) points -> template.
-
-  Returns the 2 x 3 matrix M with template ~ M @ [x, y, 1].
-  """
-  src, dst = np.asarray(points, np.float64), np.asarray(template, np.float64)
-  mu_s, mu_d = src.mean(0), dst.mean(0)
-  s, d = src - mu_s, dst - mu_d
-  u, sig, vt = np.linalg.svd(d.T @ s / len(src))
-  flip = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])  # No reflection.
-  rot = u @ flip @ vt
-  scale = np.trace(np.diag(sig) @ flip) / s.var(0).sum()
-  return np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]])
-
-
-def arcface_crop(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
-  """The 112 x 112 uint8 crop: bilinear, zero outside, pixel centres at integer coordinates."""
-  m = similarity_to_template(points)
-  inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]  # Crop -> photo.
-  # PIL samples output pixel (i, j) at inverse(j + 0.5, i + 0.5) in a half-pixel-centred
-  # frame; with centres at integers that is inverse(j, i), so shift the offset accordingly.
-  a = inv[:, :2]
-  c = inv[:, 2] + 0.5 - a @ np.array([0.5, 0.5])
-  coeffs = (a[0, 0], a[0, 1], c[0], a[1, 0], a[1, 1], c[1])
-  img = Image.fromarray(rgb).transform((CROP_SIZE, CROP_SIZE), Image.Transform.AFFINE, coeffs,
-                                       resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
-  return np.asarray(img)
+# GT crops, aligned by the package's NumPy reference (tests/faces/test_arcface.py checks it
+# against PIL and OpenCV); what is tested here is the network, on real aligned faces.
 
 
 def gt_arcface_crops(gt_dir: pathlib.Path, people, shots) -> tuple[np.ndarray, np.ndarray,
                                                                     np.ndarray]:
   """Crops of the largest HOG face of each GT photo: (uint8 N x 112 x 112 x 3, person, shot)."""
-  import dlib  # pylint: disable=import-outside-toplevel
-  detector = dlib.get_frontal_face_detector()
-  predictor = dlib.shape_predictor(str(_landmarks_68_path()))
+  detector, predictor = hog_detector(), load_landmarks_68()
   crops, who, which = [], [], []
   for person in people:
     for shot in shots:
@@ -122,9 +79,8 @@ def gt_arcface_crops(gt_dir: pathlib.Path, people, shots) -> tuple[np.ndarray, n
       if not faces:
         continue
       box = max(faces, key=lambda r: r.width() * r.height())
-      shape = predictor(rgb, box)
-      pts = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], np.float64)
-      crops.append(arcface_crop(rgb, five_points(pts)))
+      pts = landmarks_68(rgb, box_of_rect(box), predictor)
+      crops.append(arcface_crop_reference(rgb, arcface_points(pts), np.uint8))
       who.append(person)
       which.append(shot)
   return np.stack(crops), np.array(who), np.array(which)
