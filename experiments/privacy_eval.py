@@ -216,7 +216,7 @@ def main(argv=None) -> int:
   args = parse_args(argv)
   import numpy as np
   from fgsm_jax import cli, io
-  from fgsm_jax.protect import evaluate, recognizer
+  from fgsm_jax.protect import evaluate
   from fgsm_jax.protect.presets import attack_name
   gallery_photos, probes, people, gallery_people = _probes(args)
   try:  # before any model is loaded or photo attacked

@@ -184,7 +184,7 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
   models = models or recognizer.load_real_dlib()
   last: dict[str, Any] = {}
 
-  seeing = tuple(dict.fromkeys([r.name for r in recognizers] + list(judges or ())))
+  _, _, seeing = photo_lib.roles(recognizers, judges)
 
   def check(protected: np.ndarray):
     # Runs after each round: verify the PNG bytes as they would be written, decoded again.

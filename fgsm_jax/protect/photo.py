@@ -262,6 +262,15 @@ def _geometry(rec: Recognizer, chip: faces_lib.ChipTransform,
   return arcface.arcface_geometry(arc, region.top, region.left, region.size)
 
 
+def roles(recognizers: Sequence[Recognizer], judges: Sequence[str] | None
+          ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+  """(attacked, judges, seeing): the names attacked, those that judge (default: the
+  attacked ones) and every name whose descriptors a check must compute (both, once each)."""
+  attacked = recognizer.check_names([r.name for r in recognizers])
+  judges = recognizer.check_names(judges if judges is not None else attacked)
+  return attacked, judges, tuple(dict.fromkeys(attacked + judges))
+
+
 def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
                   recognizers: Sequence[Recognizer], judges: Sequence[str] | None = None,
                   models: recognizer.RealDlib | None = None, check: Check | None = None,
@@ -290,9 +299,7 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
     NoFaceError: real dlib finds no face in ``rgb``.
   """
   recognizers = list(recognizers)
-  attacked = recognizer.check_names([r.name for r in recognizers])
-  judges = recognizer.check_names(judges if judges is not None else attacked)
-  seeing = tuple(dict.fromkeys(attacked + judges))
+  attacked, judges, seeing = roles(recognizers, judges)
   models = models or recognizer.load_real_dlib()
   check = check or (lambda img: recognizer.describe(img, models, recognizers=seeing))
   clean = (list(clean) if clean is not None
