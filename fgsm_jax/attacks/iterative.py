@@ -9,9 +9,17 @@ defaults from its paper and document it. Each step:
      DI-FGSM is EOT with one sample of ResizePad), smoothed by a Gaussian kernel for TI;
   2. VMI: g + v_t, where v_t is the variance term of the previous step;
   3. momentum (MI): m_{t+1} = decay * m_t + g / mean|g|  (per example);
-  4. x_{t+1} = Proj(x_t + direction * step_size * s(m_{t+1})), where s = sign for L-inf and
+  4. x_{t+1} = Proj(x_t + direction * step_size * s(m_{t+1})), where s = sign for L-inf
+     (or, with ``soft``, the gradient over soft x its mean |.|, clipped to [-1, 1]) and
      s(g) = g / ||g||_2 for L2, direction = +1 untargeted / -1 targeted, and Proj projects onto
-     the eps-ball around x and onto [0, 1].
+     the eps-ball around x and onto [0, 1]; eps and step_size may be per pixel;
+  5. after the last step, optionally, rounding to 8-bit levels (``quantize``).
+
+Steps 2-5 are ``update_loop``, the one update engine: ``iterative_attack`` feeds it the
+model's (EOT-averaged) input gradient, and whole-photo protection
+(``fgsm_jax.protect.attack``) feeds it the gradient of its recognizer ensemble on a face's
+window, with a per-pixel budget (0 outside the face), a ``scope`` for the means (the
+window without its compile padding) and 8-bit output.
 
 Randomness: ``key`` is one PRNG key, split into one key per example, or already (N,) keys,
 one per example; every draw (random start, transformations, VMI's neighbours) for example i
@@ -97,8 +105,14 @@ def random_start(keys: jax.Array, images: jnp.ndarray, eps: jnp.ndarray,
   return core.project_l2(images + eps_b * jax.vmap(ball)(keys), images, eps)
 
 
-def _mean_abs(g: jnp.ndarray) -> jnp.ndarray:
-  return jnp.mean(jnp.abs(g), axis=tuple(range(1, g.ndim)), keepdims=True)
+def mean_abs(g: jnp.ndarray, scope: jnp.ndarray | None = None) -> jnp.ndarray:
+  """Each example's mean |g| (N x 1 x 1 x 1), floored at 1e-12; over the pixels where
+  ``scope`` (N x H x W x 1, 0/1) is 1 when given (e.g. a window without its padding)."""
+  axes = tuple(range(1, g.ndim))
+  if scope is None:
+    return jnp.maximum(jnp.mean(jnp.abs(g), axis=axes, keepdims=True), 1e-12)
+  count = jnp.maximum(jnp.sum(scope, axis=axes, keepdims=True) * g.shape[-1], 1.0)
+  return jnp.maximum(jnp.sum(jnp.abs(g) * scope, axis=axes, keepdims=True) / count, 1e-12)
 
 
 def _freeze(done: jnp.ndarray | None, old: jnp.ndarray, new: jnp.ndarray) -> jnp.ndarray:
@@ -129,6 +143,11 @@ class Config:
     targeted: descend the loss towards ``labels`` instead of ascending it.
     done_fn: optional early stopping predicate ``done_fn(outputs, labels) -> bool (N,)``.
     per_example: passed to ``core.input_gradient``.
+    soft: 0 (default): sign steps. s > 0 (L-inf only): each pixel steps by its (momentum)
+      gradient over s times the mean |gradient|, clipped to [-1, 1], so the change gathers
+      where the gradient is large instead of filling the budget (used by protection).
+    quantize: round the result to 8-bit levels (k / 255) after the last step, as a saved
+      PNG would be.
   """
   steps: int = 10
   norm: str = "linf"
@@ -145,74 +164,56 @@ class Config:
   targeted: bool = False
   done_fn: DoneFn | None = None
   per_example: bool = True
+  soft: float = 0.0
+  quantize: bool = False
 
 
-@validate.jit_attack(static_argnames=("apply_fn", "config"))
-def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
-                     labels: jnp.ndarray, eps: float | jnp.ndarray, *,
-                     key: jax.Array | None = None,
-                     step_size: float | jnp.ndarray | None = None,
-                     config: Config = Config()) -> jnp.ndarray:
-  """The configurable iterative gradient attack (see the module docstring for the update).
+GradientFn = Callable[[jnp.ndarray, jax.Array | None], jnp.ndarray]
+
+
+def update_loop(gradient_fn: GradientFn, images: jnp.ndarray, eps: float | jnp.ndarray,
+                step_size: float | jnp.ndarray, steps: int | jnp.ndarray, *, config: Config,
+                keys: jax.Array | None = None, start: jnp.ndarray | None = None,
+                scope: jnp.ndarray | None = None,
+                is_done: Callable[[jnp.ndarray], jnp.ndarray] | None = None) -> jnp.ndarray:
+  """The update engine: ``steps`` iterations of steps 2-5 of the module docstring.
 
   Args:
-    apply_fn: ``apply_fn(params, images) -> outputs``; static (hashable).
-    params: the model's parameters (pytree).
-    images: N x H x W x C float in [0, 1].
-    labels: (N,) true labels (untargeted) or targets (targeted); N x D descriptors for
-      embedding losses.
-    eps: budget, scalar or (N,), image units (e.g. 8/255); L-inf or L2 radius per ``norm``.
-      Traced: a new eps does not recompile.
-    key: PRNG key, or (N,) keys; needed when ``random_init``, ``transform`` or
-      ``variance_samples`` is used.
-    step_size: per-step size, scalar or (N,); default eps / steps. Traced.
-    config: the static options (``Config``).
+    gradient_fn: ``gradient_fn(x, keys) -> g``, the input gradient at x (N x H x W x C) with
+      (N,) per-step keys (None when ``keys`` is None); TI smoothing is applied here.
+    images: the clean images N x H x W x C float32 in [0, 1] (the ball's centre).
+    eps: L-inf / L2 radius: scalar, (N,) or (L-inf) per pixel (N x H x W x 1 or x C).
+    step_size: per-step size, shaped like eps.
+    steps: number of iterations (a Python int or a traced int32: no recompile).
+    config: the update options of `Config` (norm, decay, nesterov, variance_*, kernel_*,
+      targeted, soft, quantize, random_init).
+    keys: (N,) typed PRNG keys (random start, VMI's neighbours, the gradient's draws).
+    start: the first iterate (projected onto the ball); default the images, or a random
+      point of the ball with ``config.random_init``.
+    scope: N x H x W x 1 (0/1): the pixels the momentum's and soft steps' means are taken
+      over (default: all).
+    is_done: ``is_done(x) -> bool (N,)``: examples that meet it are frozen (early stopping).
 
   Returns:
-    Adversarial images N x H x W x C, float32, within eps of ``images`` and in [0, 1].
+    N x H x W x C float32, within eps of ``images`` and in [0, 1] (8-bit levels with
+    ``config.quantize``).
   """
   c = config
-  steps, norm, decay, nesterov = c.steps, c.norm, c.decay, c.nesterov
-  variance_samples, eot_samples, transform = c.variance_samples, c.eot_samples, c.transform
-  loss_fn, per_example, done_fn = c.loss_fn, c.per_example, c.done_fn
-  core.check_images(images)
-  if norm not in NORMS:
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-  if steps < 0 or eot_samples < 1 or variance_samples < 0:
-    raise ValueError(f"expected steps >= 0, eot_samples >= 1, variance_samples >= 0, got "
-                     f"{steps}, {eot_samples}, {variance_samples}")
-  if nesterov and decay is None:
-    raise ValueError("nesterov=True needs a momentum decay (decay=1.0 in NI-FGSM)")
-  images = images.astype(jnp.float32)
-  n = images.shape[0]
-  randomised = c.random_init or transform is not None or variance_samples > 0
-  keys = example_keys(key, n) if randomised else None
+  decay, nesterov, variance_samples = c.decay, c.nesterov, c.variance_samples
+  if c.soft and c.norm != "linf":
+    raise ValueError(f"soft steps are L-inf steps; got norm {c.norm!r}")
   eps_b = core._per_example(eps, images)
-  if step_size is None:
-    step_size = jnp.asarray(eps, jnp.float32) / max(steps, 1)
   alpha = core._per_example(step_size, images)
   direction = core.step_direction(c.targeted)
-  project = core.project_linf if norm == "linf" else core.project_l2
+  project = core.project_linf if c.norm == "linf" else core.project_l2
   kernel = None
   if c.kernel_size is not None:
     sigma = (c.kernel_size - 1) / 6 if c.kernel_sigma is None else c.kernel_sigma
     kernel = transforms_lib.gaussian_kernel(c.kernel_size, sigma)
 
   def gradient(x, grad_keys):
-    """Input gradient at x, EOT-averaged over transformations and TI-smoothed."""
-    if transform is None:
-      g = core.input_gradient(apply_fn, params, x, labels, loss_fn, per_example=per_example)
-    else:
-      def one_draw(s, total):
-        draw_keys = fold_keys(grad_keys, s)
-        y, pullback = jax.vjp(
-            lambda z: transforms_lib.apply_batch(transform, draw_keys, z), x)
-        gy = core.input_gradient(apply_fn, params, y, labels, loss_fn, per_example=per_example)
-        return total + pullback(gy)[0]
-      g = jax.lax.fori_loop(0, eot_samples, one_draw, jnp.zeros_like(x)) / eot_samples
-    if kernel is not None:
-      g = transforms_lib.gaussian_smooth(g, kernel, "zero")
-    return g
+    g = gradient_fn(x, grad_keys)
+    return g if kernel is None else transforms_lib.gaussian_smooth(g, kernel, "zero")
 
   def neighbourhood_gradient(x, t):
     """VMI: mean gradient over x + U(-beta eps, beta eps) neighbours (not clipped, as in
@@ -240,37 +241,104 @@ def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.nd
       g = g + variance
     new_momentum = momentum
     if decay is not None:
-      new_momentum = decay * momentum + g / jnp.maximum(_mean_abs(g), 1e-12)
+      new_momentum = decay * momentum + g / mean_abs(g, scope)
       g = new_momentum
-    update = jnp.sign(g) if norm == "linf" else core.l2_normalize(g)
+    if c.norm == "l2":
+      update = core.l2_normalize(g)
+    elif c.soft > 0:
+      update = jnp.clip(g / (c.soft * mean_abs(g, scope)), -1.0, 1.0)
+    else:
+      update = jnp.sign(g)
     new_adv = project(adv + direction * alpha * update, images, eps)
     return (_freeze(done, adv, new_adv), _freeze(done, momentum, new_momentum),
             _freeze(done, variance, new_variance))
 
-  start = (random_start(fold_keys(keys, _START), images, eps, norm) if c.random_init
-           else images)
+  if start is None:
+    start = (random_start(fold_keys(keys, _START), images, eps, c.norm) if c.random_init
+             else images)
+  else:
+    start = project(start, images, eps)
   zeros = jnp.zeros_like(images)
-  if done_fn is None:
+  if is_done is None:
     def body(t, carry):
       return step(t, *carry, None)
     adv, _, _ = jax.lax.fori_loop(0, steps, body, (start, zeros, zeros))
-    return adv
+  else:
+    def cond(carry):
+      t, _, _, _, done = carry
+      return (t < steps) & ~jnp.all(done)
 
-  def is_done(adv):
-    return done_fn(apply_fn(params, adv), labels).astype(bool)
+    def while_body(carry):
+      t, adv, momentum, variance, done = carry
+      adv, momentum, variance = step(t, adv, momentum, variance, done)
+      # Once done, always done (a frozen example keeps its image, hence its verdict).
+      return t + 1, adv, momentum, variance, done | is_done(adv)
 
-  def cond(carry):
-    t, _, _, _, done = carry
-    return (t < steps) & ~jnp.all(done)
+    init = (jnp.asarray(0, jnp.int32), start, zeros, zeros, is_done(start))
+    adv = jax.lax.while_loop(cond, while_body, init)[1]
+  if c.quantize:
+    adv = jnp.round(adv * 255.0) / 255.0
+  return adv
 
-  def while_body(carry):
-    t, adv, momentum, variance, done = carry
-    adv, momentum, variance = step(t, adv, momentum, variance, done)
-    # Once done, always done (a frozen example keeps its image, hence its verdict).
-    return t + 1, adv, momentum, variance, done | is_done(adv)
 
-  init = (jnp.asarray(0, jnp.int32), start, zeros, zeros, is_done(start))
-  return jax.lax.while_loop(cond, while_body, init)[1]
+@validate.jit_attack(static_argnames=("apply_fn", "config"))
+def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
+                     labels: jnp.ndarray, eps: float | jnp.ndarray, *,
+                     key: jax.Array | None = None,
+                     step_size: float | jnp.ndarray | None = None,
+                     config: Config = Config()) -> jnp.ndarray:
+  """The configurable iterative gradient attack (see the module docstring for the update).
+
+  Args:
+    apply_fn: ``apply_fn(params, images) -> outputs``; static (hashable).
+    params: the model's parameters (pytree).
+    images: N x H x W x C float in [0, 1].
+    labels: (N,) true labels (untargeted) or targets (targeted); N x D descriptors for
+      embedding losses.
+    eps: budget, scalar, (N,) or (L-inf) per pixel N x H x W x 1, image units (e.g. 8/255);
+      L-inf or L2 radius per ``norm``. Traced: a new eps does not recompile.
+    key: PRNG key, or (N,) keys; needed when ``random_init``, ``transform`` or
+      ``variance_samples`` is used.
+    step_size: per-step size, shaped like eps; default eps / steps. Traced.
+    config: the static options (``Config``).
+
+  Returns:
+    Adversarial images N x H x W x C, float32, within eps of ``images`` and in [0, 1].
+  """
+  c = config
+  steps, transform, loss_fn, per_example = c.steps, c.transform, c.loss_fn, c.per_example
+  core.check_images(images)
+  if c.norm not in NORMS:
+    raise ValueError(f"norm must be one of {NORMS}, got {c.norm!r}")
+  if steps < 0 or c.eot_samples < 1 or c.variance_samples < 0:
+    raise ValueError(f"expected steps >= 0, eot_samples >= 1, variance_samples >= 0, got "
+                     f"{steps}, {c.eot_samples}, {c.variance_samples}")
+  if c.nesterov and c.decay is None:
+    raise ValueError("nesterov=True needs a momentum decay (decay=1.0 in NI-FGSM)")
+  images = images.astype(jnp.float32)
+  randomised = c.random_init or transform is not None or c.variance_samples > 0
+  keys = example_keys(key, images.shape[0]) if randomised else None
+  if step_size is None:
+    step_size = jnp.asarray(eps, jnp.float32) / max(steps, 1)
+
+  def gradient(x, grad_keys):
+    """Input gradient at x, EOT-averaged over the transformation's draws."""
+    if transform is None:
+      return core.input_gradient(apply_fn, params, x, labels, loss_fn, per_example=per_example)
+
+    def one_draw(s, total):
+      draw_keys = fold_keys(grad_keys, s)
+      y, pullback = jax.vjp(lambda z: transforms_lib.apply_batch(transform, draw_keys, z), x)
+      gy = core.input_gradient(apply_fn, params, y, labels, loss_fn, per_example=per_example)
+      return total + pullback(gy)[0]
+    return jax.lax.fori_loop(0, c.eot_samples, one_draw, jnp.zeros_like(x)) / c.eot_samples
+
+  is_done = None
+  if c.done_fn is not None:
+    def is_done(adv):
+      return c.done_fn(apply_fn(params, adv), labels).astype(bool)
+  return update_loop(gradient, images, eps, step_size, steps, config=c, keys=keys,
+                     is_done=is_done)
 
 
 def run(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray, labels: jnp.ndarray,

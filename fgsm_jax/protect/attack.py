@@ -1,6 +1,9 @@
-"""The protection attack on one face: a jitted loop over a window of the photo.
+"""The protection attack on one face: the shared attack engine on a window of the photo.
 
-Per step:
+Steps 1-3 are this module's gradient (the loss of an ensemble of recognizers, each through
+its own alignment); steps 4-5 are `fgsm_jax.attacks.iterative.update_loop`, the engine every
+iterative attack uses, with a per-pixel budget, a ``scope`` for its means and 8-bit output
+as its options. Per step:
 
   1. the window is rounded to 8 bits in the forward pass (straight-through gradient), so
      the loss is always that of the image that will be saved;
@@ -18,13 +21,13 @@ Per step:
      |.| and the members are summed with their weights;
   4. the gradient w.r.t. the window is optionally smoothed (TI) and accumulated with
      momentum (MI): m = decay m + g / mean|g|;
-  5. x = clip(x + step * budget * sign(m), x0 - budget, x0 + budget), clipped to [0, 1],
-     where ``budget`` is a per-pixel L-inf budget (eps times the feathered face mask, times
-     an optional texture weight): 0 outside the face region, so those pixels stay exactly
-     the original 8-bit values after rounding.
+  5. x = clip(x + step * budget * s(m), x0 - budget, x0 + budget), clipped to [0, 1], s
+     the sign or (``soft``) the gradient-scaled step, where ``budget`` is a per-pixel L-inf
+     budget (eps times the feathered face mask, times an optional texture weight): 0
+     outside the face region, so those pixels stay exactly the original 8-bit values after
+     the final rounding.
 
-Steps run in chunks of ``config.chunk`` unrolled steps inside one jitted ``lax.fori_loop``;
-one compile per (window size, members with their pyramid depths, `AttackConfig`) serves
+The steps run in a ``lax.fori_loop`` inside one jit; one compile per (window size, members with their pyramid depths, `AttackConfig`) serves
 every photo and step count. The caller pads windows to a few bucket sizes
 (`fgsm_jax.protect.photo`) and passes ``scope``, the window's own area: the means that
 scale the steps are taken over it, so the padding changes neither the steps nor the result.
@@ -40,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fgsm_jax.attacks import iterative
 from fgsm_jax.attacks import transforms as tlib
 from fgsm_jax.faces import arcface
 from fgsm_jax.protect import warp
@@ -67,9 +71,6 @@ class AttackConfig:
       large, so the perturbation concentrates there instead of filling the budget.
     feature_dropout: drop this share of every convolution's outputs of each surrogate,
       afresh each step (model augmentation, for transfer); 0: off.
-    chunk: steps unrolled per loop iteration (steps are rounded up to a multiple of it).
-      1 by default: XLA's compile time grows with the unrolled steps (about 10 s for 4 on
-      a 2-core CPU, the first photo's wait), while unrolling saved no run time.
   """
   step: float = 0.25
   decay: float = 1.0
@@ -84,14 +85,13 @@ class AttackConfig:
   cap: float = 2.0  # dlib: 1.2 in its L2 units (threshold 0.6)
   soft: float = 0.0
   feature_dropout: float = 0.0
-  chunk: int = 1
 
   def __post_init__(self):
     bad = [d for d in self.degradations if d not in DEGRADATIONS]
     if bad or not self.degradations:
       raise ValueError(f'degradations must be a non-empty tuple of {DEGRADATIONS}, got '
                        f'{self.degradations}')
-    if self.eot_samples < 1 or self.step <= 0 or self.decay < 0 or self.chunk < 1:
+    if self.eot_samples < 1 or self.step <= 0 or self.decay < 0:
       raise ValueError(f'expected eot_samples >= 1, step > 0, decay >= 0; got '
                        f'{self.eot_samples}, {self.step}, {self.decay}')
     if not 0 <= self.feature_dropout < 1:
@@ -316,70 +316,56 @@ def _chip_member(members: tuple[Surrogate, ...]) -> tuple[int | None, int]:
   return None, 0
 
 
-def _scoped_mean_abs(v: jax.Array, scope: jax.Array) -> jax.Array:
-  """mean |v| over the entries where scope (H x W x 1, 0/1) is 1, floored at 1e-12."""
-  count = jnp.maximum(jnp.sum(scope) * v.shape[-1], 1.0)
-  return jnp.maximum(jnp.sum(jnp.abs(v) * scope) / count, 1e-12)
+def _update_config(config: AttackConfig) -> iterative.Config:
+  """The update options of the shared attack engine (`iterative.update_loop`) for
+  ``config``: MI momentum (decay 0: none), TI smoothing (sigma = size / 6), sign or
+  gradient-scaled (soft) L-inf steps, the result rounded to 8-bit levels."""
+  return iterative.Config(
+      norm='linf', decay=config.decay if config.decay > 0 else None,
+      kernel_size=config.ti_kernel or None,
+      kernel_sigma=config.ti_kernel / 6.0 if config.ti_kernel else None,
+      soft=config.soft, quantize=True)
 
 
-def _steps(members: tuple[Surrogate, ...], params: tuple, x: jax.Array, m: jax.Array,
-           lo: jax.Array, hi: jax.Array, budget: jax.Array, scope: jax.Array, geoms: tuple,
-           refs: tuple, key: jax.Array, t0: jax.Array, config: AttackConfig
-           ) -> tuple[jax.Array, jax.Array]:
-  """``config.chunk`` attack steps, unrolled (step t uses fold_in(key, t0 + t)).
+def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, geoms: tuple,
+                       refs: tuple, scope: jax.Array, config: AttackConfig
+                       ) -> iterative.GradientFn:
+  """The engine's ``gradient_fn`` for one window (1 x H x W x 3) and its per-step key.
 
-  The ensemble's gradient is the weighted sum of each member's gradient divided by its
-  mean |.|: recognizers whose losses differ in scale or steepness get the share of the
-  update their weight says, not the share their gradient's size would take.
+  The weighted sum of each member's gradient divided by its mean |.| over ``scope``:
+  recognizers whose losses differ in scale or steepness get the share of the update their
+  weight says, not the share their gradient's size would take.
   """
-  kernel = (tlib.gaussian_kernel(config.ti_kernel, config.ti_kernel / 6.0)
-            if config.ti_kernel else None)
   chip_index, chip_n_down = _chip_member(members)
   total = sum(mem.weight for mem in members)
-  for t in range(config.chunk):
-    kt = jax.random.fold_in(key, t0 + t)
+
+  def gradient(x: jax.Array, keys: jax.Array) -> jax.Array:
     g = jnp.zeros_like(x)
     for i, mem in enumerate(members):
-      gi = jax.grad(_member_loss, argnums=2)(mem, params[i], x, geoms, refs, i, chip_index,
-                                             chip_n_down, kt, config)
+      gi = jax.grad(_member_loss, argnums=2)(mem, params[i], x[0], geoms, refs, i, chip_index,
+                                             chip_n_down, keys[0], config)[None]
       if len(members) > 1:
-        gi = gi / _scoped_mean_abs(gi, scope)
+        gi = gi / iterative.mean_abs(gi, scope)
       g = g + (mem.weight / total) * gi
-    if kernel is not None:
-      g = tlib.gaussian_smooth(g[None], kernel, 'zero')[0]
-    if config.decay > 0:
-      m = config.decay * m + g / _scoped_mean_abs(g, scope)
-    else:
-      m = g
-    if config.soft > 0:
-      # Pixels whose (momentum) gradient is under `soft` x its mean take proportionally
-      # smaller steps: the change gathers where it buys the most distance.
-      u = jnp.clip(m / (config.soft * _scoped_mean_abs(m, scope)), -1.0, 1.0)
-    else:
-      u = jnp.sign(m)
-    x = jnp.clip(x + config.step * budget * u, lo, hi)
-  return x, m
+    return g
+
+  return gradient
 
 
 _STATIC = ('members', 'config')
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _run(members, params, window0, start, budget, scope, geoms, refs, key, n_chunks, *,
-         config):
-  """The step loop, then the 8-bit window and each member's distance on it (its own
-  metric, unjittered): one program per (window shape, members, config), so a new process
-  compiles (or loads) exactly one (the set-up is inside too: eager ops would each compile
-  on their own)."""
-  lo = jnp.clip(window0 - budget, 0.0, 1.0)
-  hi = jnp.clip(window0 + budget, 0.0, 1.0)
-  x = jnp.clip(start, lo, hi)
-  m = jnp.zeros_like(x)
-  def body(i, carry):
-    return _steps(members, params, *carry, lo, hi, budget, scope, geoms, refs, key,
-                  i * config.chunk, config)
-  x, _ = jax.lax.fori_loop(0, n_chunks, body, (x, m))
-  x = jnp.round(x * 255.0) / 255.0
+def _run(members, params, window0, start, budget, scope, geoms, refs, key, steps, *, config):
+  """The attack (`iterative.update_loop` over the ensemble's gradient), then each member's
+  distance on the 8-bit window (its own metric, unjittered): one program per (window
+  shape, members, config), so a new process compiles (or loads) exactly one (the set-up is
+  inside too: eager ops would each compile on their own)."""
+  scope = scope[None]
+  x = iterative.update_loop(
+      _ensemble_gradient(members, params, geoms, refs, scope, config), window0[None],
+      budget[None], config.step * budget[None], steps, config=_update_config(config),
+      keys=key[None], start=start[None], scope=scope)[0]
   dists = []
   for i, mem in enumerate(members):
     if mem.crop == 'dlib_chip':
@@ -396,9 +382,8 @@ def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.A
                    scope: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """Runs the attack on one face's window against an ensemble of recognizers.
 
-  Steps run in chunks of ``config.chunk`` unrolled steps (``steps`` is rounded up to a
-  multiple of it) in a ``lax.fori_loop`` inside one jit, so one compile serves every step
-  count. (The dlib recognizer's convolutions are ``fgsm_jax.ops.Conv``: with
+  The steps are the shared attack engine's (`fgsm_jax.attacks.iterative.update_loop`) in a
+  ``lax.fori_loop`` inside one jit, so one compile serves every step count. (The dlib recognizer's convolutions are ``fgsm_jax.ops.Conv``: with
   nn.Conv, XLA:CPU ran their gradients ~4x slower inside a loop than outside one.)
 
   Args:
@@ -411,7 +396,8 @@ def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.A
     geoms: per member, the face's crop geometry in this window (`warp.ChipGeometry` for
       'dlib_chip', `arcface.ArcFaceGeometry` for 'arcface').
     refs: per member, the face's clean descriptor (D,).
-    key: PRNG key (jitter, DI, feature dropout).
+    key: PRNG key (jitter, DI, feature dropout): step t draws from the engine's per-step
+      key.
     steps: number of steps.
     config: `AttackConfig` (static).
     scope: H x W x 1, 1 over the window's own area and 0 over padding added to reach a
@@ -435,6 +421,5 @@ def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.A
   if scope.shape != window0.shape[:2] + (1,):
     raise ValueError(f'expected scope of shape {window0.shape[:2] + (1,)}, got {scope.shape}')
   refs = tuple(jnp.asarray(r, jnp.float32) for r in refs)
-  n_chunks = -(-int(steps) // config.chunk)
   return _run(members, tuple(params), window0, jnp.asarray(start, jnp.float32), budget, scope,
-              tuple(geoms), refs, key, jnp.asarray(n_chunks, jnp.int32), config=config)
+              tuple(geoms), refs, key, jnp.asarray(steps, jnp.int32), config=config)

@@ -11,7 +11,7 @@ from fgsm_jax.data import images
 from fgsm_jax.models.dlib_resnet import dlib_resnet_apply, load_dlib_resnet
 from fgsm_jax.protect import attack, photo, recognizer, warp
 
-CONFIG = attack.AttackConfig(step=0.3, eot_samples=1, chunk=2)
+CONFIG = attack.AttackConfig(step=0.3, eot_samples=1)
 
 
 @pytest.fixture(scope='module')
@@ -58,14 +58,16 @@ def test_attack_stays_in_budget_on_8_bits_and_moves_the_descriptor(face_window):
   assert float(d) > float(d0) + 0.2
 
 
-def test_steps_round_up_to_whole_chunks_and_the_key_decides(face_window):
-  # CONFIG.chunk is 2: 3 steps run as 4; the same key gives the same protected window.
+def test_the_step_count_is_traced_and_the_key_decides(face_window):
+  # One compiled program serves every step count; the same key gives the same window.
+  before = attack._run._cache_size()
   a, da = _run(face_window, 3, key=1)
-  b, db = _run(face_window, 4, key=1)
+  b, db = _run(face_window, 3, key=1)
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert float(da) == float(db)
   c, _ = _run(face_window, 2, key=1)
   assert np.any(np.asarray(c) != np.asarray(a))
+  assert attack._run._cache_size() - before <= 1
 
 
 def test_resize_half_back_matches_pil():
@@ -89,7 +91,7 @@ def test_padding_to_a_compile_bucket_leaves_the_result_unchanged(face_window):
   # area as ``scope``; with gradient-scaled steps (soft) the step sizes depend on the mean
   # |gradient|, which must not count the padding.
   fw = face_window
-  config = attack.AttackConfig(step=0.3, eot_samples=1, chunk=2, soft=2.0)
+  config = attack.AttackConfig(step=0.3, eot_samples=1, soft=2.0)
   h, w = fw['window'].shape[:2]
   side = photo.bucket_side(h, w)
   assert side > max(h, w)  # the fixture's window (352 px) really is padded

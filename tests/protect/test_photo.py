@@ -14,7 +14,7 @@ from fgsm_jax.protect.presets import Preset
 
 # Few steps, one round: enough to see the descriptor move, cheap to run.
 QUICK = Preset(name='quick', summary='test', eps=6.0, steps=4, rounds=1,
-               attack=attack.AttackConfig(step=0.4, eot_samples=1, chunk=4))
+               attack=attack.AttackConfig(step=0.4, eot_samples=1))
 
 
 @pytest.fixture(scope='module')
@@ -85,7 +85,7 @@ def test_faces_of_every_window_size_share_one_compiled_attack(gt_dir, params):
   # they compile the attack loop once (before the buckets: once per size, 7-14 s each).
   # A config no other test uses, so the count starts from nothing.
   preset = dataclasses.replace(QUICK, steps=2,
-                               attack=attack.AttackConfig(step=0.4, eot_samples=1, chunk=1))
+                               attack=attack.AttackConfig(step=0.45, eot_samples=1))
   before = attack._run._cache_size()
   sizes = set()
   for person in ('s38', 's02', 's01'):

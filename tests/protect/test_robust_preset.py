@@ -90,9 +90,9 @@ def face_window(gt_dir):
 def test_protect_window_jitted_equals_eager(face_window):
   fw = face_window
   # Every degradation (the JPEG 75 view goes through chroma_420 and the differentiable
-  # JPEG), momentum and jitter: 2 steps in one chunk.
+  # JPEG), momentum and jitter: 2 steps.
   config = attack.AttackConfig(step=0.25, eot_samples=3,
-                               degradations=("none", "jpeg75", "resize_half"), chunk=2)
+                               degradations=("none", "jpeg75", "resize_half"))
 
   member = attack.Surrogate("dlib", dlib_resnet_apply, "dlib_chip", "l2", 0.6,
                             n_down=fw["n_down"])
