@@ -60,6 +60,9 @@ def test_peers_are_checked_and_timed_as_ratios(tmp_path):
   assert [r["framework"] for r in records] == ["fgsm_jax", "tf-eager", "tf-function"]
   for r in records[1:]:
     assert r["match"]["ok"] and r["match"]["frac_pixels_differ"] <= 1e-3
+    # FGSM is judged above the gradient's rounding floor, which leaves most pixels in.
+    assert r["match"]["frac_pixels_differ_above_floor"] <= 1e-3
+    assert r["match"]["frac_pixels_below_floor"] < 0.5
     assert r["ratio"] == pytest.approx(records[0]["images_per_s"] / r["images_per_s"])
 
 
@@ -87,9 +90,9 @@ def test_diverged_iterative_peers_are_checked_on_their_first_steps(tmp_path, mon
   compare = peers_lib.compare_adversarials
   calls = []
 
-  def diverged_once(ours, theirs, eps):
+  def diverged_once(ours, theirs, eps, gradient=None):
     calls.append(1)
-    match = compare(ours, theirs, eps)
+    match = compare(ours, theirs, eps, gradient)
     if len(calls) == 1:
       match["frac_pixels_differ"] = 0.4
     return match
@@ -106,7 +109,7 @@ def test_diverged_iterative_peers_are_checked_on_their_first_steps(tmp_path, mon
   # With no allowance left for the short check either, the peer is a mismatch (rc 1).
   calls.clear()
   monkeypatch.setattr(peers_lib, "compare_adversarials",
-                      lambda o, t, e: dict(compare(o, t, e), frac_pixels_differ=0.4))
+                      lambda o, t, e, g=None: dict(compare(o, t, e, g), frac_pixels_differ=0.4))
   assert bench.main(["--models", "dlib", "--attacks", "pgd", "--steps", "3",
                      "--batch-sizes", "1", "--peers", "torch", "--repeats", "1",
                      "--warmup", "0"]) == 1

@@ -217,3 +217,22 @@ def test_dodging_peer_wants_reference_descriptors(chips):
                     loss="hinge")
   with pytest.raises(ValueError, match="no peers for model 'vgg'"):
     peers.build_peers(["torch"], "fgsm", {}, 0, DLIB_EPS, model="vgg")
+
+
+def test_compare_adversarials_judges_above_the_gradient_floor():
+  # Two pixels flip sign: one where the gradient is rounding noise (1e-9 of the image's
+  # largest), one where the network decides it (0.3 of the largest). Only the second counts
+  # above the floor; every flip still counts in frac_pixels_differ.
+  a = np.zeros((2, 2, 2, 1), np.float32)
+  b = a.copy()
+  b[0, 0, 0, 0] = 2 * EPS
+  b[1, 1, 0, 0] = 2 * EPS
+  g = np.ones_like(a)
+  g[0, 0, 0, 0] = 1e-9
+  g[1, 1, 0, 0] = 0.3
+  match = peers.compare_adversarials(a, b, EPS, gradient=g)
+  assert match["frac_pixels_differ"] == 0.25
+  assert match["frac_pixels_below_floor"] == 0.125
+  assert match["frac_pixels_differ_above_floor"] == pytest.approx(1 / 7)
+  with pytest.raises(ValueError, match="gradient"):
+    peers.compare_adversarials(a, b, EPS, gradient=g[:, :1])
