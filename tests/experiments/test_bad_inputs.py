@@ -17,12 +17,12 @@ EXPERIMENTS = REPO / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
 
 SCRIPTS = ["train_classifier", "fgsm_eval", "attack_sweep", "privacy_eval", "protect_photos",
-           "plot_curves", "roofline", "first_use_timing"]
+           "plot_curves", "roofline", "first_use_timing", "protect_timing", "engine_fingerprint"]
 # Thin scripts: they import fgsm_jax as installed (no sys.path edits) and their main only
-# parses arguments and composes library functions. (protect_photos and privacy_eval are
-# being rewritten; they join this list when they are.)
+# parses arguments and composes library functions.
 THIN = ["train_classifier", "fgsm_eval", "attack_sweep", "plot_curves", "roofline",
-        "first_use_timing", "protect_photos", "privacy_eval", "protect_timing"]
+        "first_use_timing", "protect_photos", "privacy_eval", "protect_timing",
+        "engine_fingerprint"]
 MAIN_LINES = 80
 
 
