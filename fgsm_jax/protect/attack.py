@@ -49,6 +49,10 @@ from fgsm_jax.faces import arcface
 from fgsm_jax.protect import warp
 
 DEGRADATIONS = ('none', 'jpeg75', 'resize_half')
+# Per recognizer, the block whose output the intermediate-layer loss reads (its middle, at
+# about a ninth of the input's side): dlib's ResNet after its 64-channel units (17 x 17 x
+# 64), MobileFace after its second stage (14 x 14 x 32).
+FEATURE_LAYERS = {'dlib': 'unit6', 'mobileface': 'stage2'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,11 @@ class AttackConfig:
     soft: 0: sign steps (L-inf FGSM); s > 0: a pixel steps by its gradient over s times
       the mean |gradient|, clipped to [-1, 1] -- a full step only where the gradient is
       large, so the perturbation concentrates there instead of filling the budget.
+    feature_weight: w > 0 adds w times an intermediate-layer loss to each member's: the
+      relative change ||F(x) - F(x0)|| / ||F(x0)|| of the output F of its middle block
+      (``FEATURE_LAYERS``) between the protected and the clean window, mean over the views
+      (feature-level losses transfer better than output losses in the literature: Inkawhich
+      et al. 2019, Huang et al. 2019 ILA); 0: off.
     feature_dropout: drop this share of every convolution's outputs of each surrogate,
       afresh each step (model augmentation, for transfer); 0: off.
   """
@@ -85,6 +94,7 @@ class AttackConfig:
   cap: float = 2.0  # dlib: 1.2 in its L2 units (threshold 0.6)
   soft: float = 0.0
   feature_dropout: float = 0.0
+  feature_weight: float = 0.0
 
   def __post_init__(self):
     bad = [d for d in self.degradations if d not in DEGRADATIONS]
@@ -94,6 +104,8 @@ class AttackConfig:
     if self.eot_samples < 1 or self.step <= 0 or self.decay < 0:
       raise ValueError(f'expected eot_samples >= 1, step > 0, decay >= 0; got '
                        f'{self.eot_samples}, {self.step}, {self.decay}')
+    if not self.feature_weight >= 0:
+      raise ValueError(f'feature_weight must be >= 0, got {self.feature_weight}')
     if not 0 <= self.feature_dropout < 1:
       raise ValueError(f'feature_dropout must be in [0, 1), got {self.feature_dropout}')
     if self.ti_kernel < 0 or (self.ti_kernel and self.ti_kernel % 2 == 0):
@@ -271,41 +283,71 @@ def _crops(member: Surrogate, degraded: dict[str, jax.Array], geom: Any,
   return jnp.stack(crops)
 
 
-def _feature_dropout(rate: float, key: jax.Array):
-  """A Flax method interceptor dropping ``rate`` of every convolution's outputs (scaled by
-  1 / (1 - rate)): a fresh random sub-network per step, "model augmentation" that makes
-  one surrogate act as many (Wu et al. 2018 / DFANet, Zhong & Deng 2021)."""
+def _model_hooks(dropout: float, key: jax.Array, layer: str | None, captured: list):
+  """A Flax method interceptor that drops ``dropout`` of every convolution's outputs
+  (scaled by 1 / (1 - dropout)): a fresh random sub-network per step, "model augmentation"
+  that makes one surrogate act as many (Wu et al. 2018 / DFANet, Zhong & Deng 2021); and
+  appends the output of the submodule named ``layer`` to ``captured``."""
   import flax.linen as nn  # pylint: disable=import-outside-toplevel
 
   def interceptor(next_fun, args, kwargs, context):
     out = next_fun(*args, **kwargs)
-    if context.method_name != '__call__' or 'Conv' not in type(context.module).__name__:
+    if context.method_name != '__call__':
       return out
-    name = '/'.join(context.module.path) or type(context.module).__name__
-    k = jax.random.fold_in(key, zlib.crc32(name.encode()))
-    keep = jax.random.bernoulli(k, 1.0 - rate, out.shape)
-    return jnp.where(keep, out / (1.0 - rate), 0.0)
+    if dropout > 0 and 'Conv' in type(context.module).__name__:
+      name = '/'.join(context.module.path) or type(context.module).__name__
+      k = jax.random.fold_in(key, zlib.crc32(name.encode()))
+      keep = jax.random.bernoulli(k, 1.0 - dropout, out.shape)
+      out = jnp.where(keep, out / (1.0 - dropout), 0.0)
+    if layer is not None and context.module.name == layer:
+      captured.append(out)
+    return out
 
   return nn.intercept_methods(interceptor)
 
 
-def _member_loss(member: Surrogate, params: Any, x: jax.Array, geoms: tuple, refs: tuple,
-                 index: int, chip_index: int | None, chip_n_down: int, key: jax.Array,
-                 config: AttackConfig) -> jax.Array:
-  """Mean over views of min(distance / threshold, cap) for one ensemble member."""
-  degraded = {kind: _degrade(x, kind) for kind in dict.fromkeys(config.degradations)}
+def _describe(member: Surrogate, params: Any, crops: jax.Array, key: jax.Array,
+              config: AttackConfig) -> tuple[jax.Array, jax.Array | None]:
+  """The member's descriptors of the crops, K x D, and (with ``config.feature_weight``) the
+  output of its ``FEATURE_LAYERS`` block, K x ...; dropout as ``config`` says."""
+  layer = FEATURE_LAYERS.get(member.name) if config.feature_weight > 0 else None
+  if config.feature_dropout == 0 and layer is None:
+    return member.apply_fn(params, crops), None
+  # Unjitted: a jitted apply_fn would cache its trace, dropout key and all, across calls.
+  apply_fn = getattr(member.apply_fn, '__wrapped__', member.apply_fn)
+  captured: list = []
+  with _model_hooks(config.feature_dropout, key, layer, captured):
+    desc = apply_fn(params, crops)
+  if layer is not None and not captured:
+    raise ValueError(f'{member.name}: no block named {layer!r} to read features from')
+  return desc, captured[0] if captured else None
+
+
+def _member_loss(member: Surrogate, params: Any, x: jax.Array, x0: jax.Array, geoms: tuple,
+                 refs: tuple, index: int, chip_index: int | None, chip_n_down: int,
+                 key: jax.Array, config: AttackConfig) -> jax.Array:
+  """Mean over views of min(distance / threshold, cap) for one ensemble member, plus the
+  weighted intermediate-layer loss when ``config.feature_weight`` > 0 (x0: the clean
+  window, whose crops are cut with the same views)."""
   chip_geom = geoms[chip_index] if chip_index is not None else None
   jitters = _jitters(chip_geom, key, config)
-  crops = _crops(member, degraded, geoms[index], chip_geom, chip_n_down, jitters, key, config)
-  if config.feature_dropout > 0:
-    # Unjitted: a jitted apply_fn would cache its trace, dropout key and all, across calls.
-    apply_fn = getattr(member.apply_fn, '__wrapped__', member.apply_fn)
-    with _feature_dropout(config.feature_dropout, jax.random.fold_in(key, 7 + index)):
-      desc = apply_fn(params, crops)
-  else:
-    desc = member.apply_fn(params, crops)
+
+  def crops_of(window):
+    degraded = {kind: _degrade(window, kind) for kind in dict.fromkeys(config.degradations)}
+    return _crops(member, degraded, geoms[index], chip_geom, chip_n_down, jitters, key, config)
+
+  model_key = jax.random.fold_in(key, 7 + index)
+  desc, features = _describe(member, params, crops_of(x), model_key, config)
   d = _distance(member.metric, desc, refs[index]) / member.threshold
-  return jnp.mean(jnp.minimum(d, config.cap))
+  loss = jnp.mean(jnp.minimum(d, config.cap))
+  if features is None:
+    return loss
+  _, clean = _describe(member, params, crops_of(x0), model_key, config)
+  clean = jax.lax.stop_gradient(clean)
+  axes = tuple(range(1, clean.ndim))
+  change = jnp.sqrt(jnp.sum((features - clean) ** 2, axis=axes) + 1e-12)
+  return loss + config.feature_weight * jnp.mean(
+      change / jnp.sqrt(jnp.sum(clean * clean, axis=axes) + 1e-12))
 
 
 def _chip_member(members: tuple[Surrogate, ...]) -> tuple[int | None, int]:
@@ -327,8 +369,8 @@ def _update_config(config: AttackConfig) -> iterative.Config:
       soft=config.soft, quantize=True)
 
 
-def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, geoms: tuple,
-                       refs: tuple, scope: jax.Array, config: AttackConfig
+def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: jax.Array,
+                       geoms: tuple, refs: tuple, scope: jax.Array, config: AttackConfig
                        ) -> iterative.GradientFn:
   """The engine's ``gradient_fn`` for one window (1 x H x W x 3) and its per-step key.
 
@@ -342,8 +384,8 @@ def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, geoms: tup
   def gradient(x: jax.Array, keys: jax.Array) -> jax.Array:
     g = jnp.zeros_like(x)
     for i, mem in enumerate(members):
-      gi = jax.grad(_member_loss, argnums=2)(mem, params[i], x[0], geoms, refs, i, chip_index,
-                                             chip_n_down, keys[0], config)[None]
+      gi = jax.grad(_member_loss, argnums=2)(mem, params[i], x[0], window0, geoms, refs, i,
+                                             chip_index, chip_n_down, keys[0], config)[None]
       if len(members) > 1:
         gi = gi / iterative.mean_abs(gi, scope)
       g = g + (mem.weight / total) * gi
@@ -363,7 +405,7 @@ def _run(members, params, window0, start, budget, scope, geoms, refs, key, steps
   inside too: eager ops would each compile on their own)."""
   scope = scope[None]
   x = iterative.update_loop(
-      _ensemble_gradient(members, params, geoms, refs, scope, config), window0[None],
+      _ensemble_gradient(members, params, window0, geoms, refs, scope, config), window0[None],
       budget[None], config.step * budget[None], steps, config=_update_config(config),
       keys=key[None], start=start[None], scope=scope)[0]
   dists = []

@@ -53,7 +53,8 @@ def test_each_members_loss_has_a_finite_gradient_on_the_face(face):
   inside = np.asarray(face['budget'])[..., 0] > 0
   for i, member in enumerate(members):
     g = jax.grad(attack._member_loss, argnums=2)(member, params[i], face['window'],
-                                                 face['geoms'], face['refs'], i, chip_index,
+                                                 face['window'], face['geoms'], face['refs'],
+                                                 i, chip_index,
                                                  chip_n_down, jax.random.key(1), CONFIG)
     g = np.abs(np.asarray(g)).sum(-1)
     assert np.all(np.isfinite(g)), member.name
@@ -92,6 +93,37 @@ def test_feature_dropout_reaches_inside_a_jitted_recognizer(face):
   assert np.mean(np.asarray(a) != np.asarray(plain)) > 0.01  # dropout changed the steps
   assert np.mean(np.asarray(a) != np.asarray(c)) > 0.01  # afresh for another key
   assert float(da[0]) > 0.1, np.asarray(da)
+
+
+def test_the_intermediate_layer_loss_reads_the_middle_block_and_moves_it(face):
+  # feature_weight adds ||F(x) - F(x0)|| / ||F(x0)|| of each member's FEATURE_LAYERS block:
+  # 0 on the clean window, with a gradient; the attack then moves those features more.
+  members = _members(face)
+  params = tuple(r.params for r in face['recs'])
+  chip_index, chip_n_down = attack._chip_member(members)
+  config = dataclasses.replace(CONFIG, feature_weight=5.0)
+  for i, member in enumerate(members):
+    args = (member, params[i], face['window'], face['window'], face['geoms'], face['refs'], i,
+            chip_index, chip_n_down, jax.random.key(1))
+    plain, feat = attack._member_loss(*args, CONFIG), attack._member_loss(*args, config)
+    assert abs(float(feat) - float(plain)) < 1e-4, member.name  # clean: no feature change
+    g = np.asarray(jax.grad(attack._member_loss, argnums=2)(*args[:2], face['window'] + 0.01,
+                                                             *args[3:], config))
+    assert np.all(np.isfinite(g)) and np.abs(g).max() > 0
+    _, captured = attack._describe(member, params[i], jnp.zeros((1,) + (
+        (150, 150, 3) if member.crop == 'dlib_chip' else (112, 112, 3))), jax.random.key(0),
+                                   config)
+    # the middle of each network: dlib 17 x 17 x 64, MobileFace 14 x 14 x 32
+    assert captured.shape == ((1, 17, 17, 64) if member.name == 'dlib' else (1, 14, 14, 32))
+
+  def feature_change(cfg):
+    adv, _ = _protect(face, 4, config=cfg)
+    loss = lambda c: attack._member_loss(members[0], params[0], adv, face['window'],
+                                         face['geoms'], face['refs'], 0, chip_index,
+                                         chip_n_down, jax.random.key(1), c)
+    return float(loss(config)) - float(loss(CONFIG))  # the weighted feature term alone
+
+  assert feature_change(config) > 1.2 * feature_change(CONFIG)
 
 
 def test_a_members_weight_sets_its_share_of_the_update(face):
