@@ -163,8 +163,12 @@ class ArcFaceGeometry(NamedTuple):
       (a x + b y + c, d x + e y + f), window pixels. Same layout as
       `fgsm_jax.protect.warp.ChipGeometry.affine`, so ``warp.jitter_affine(affine, key,
       ..., size=ARCFACE_SIZE)`` jitters it.
+    valid_hw: (2,) int32, the window's own height and width, or None (all of the image
+      sampled): samples past them read 0, as outside the photo, even when the window was
+      padded (e.g. to a compile bucket) with pixels of its own.
   """
   affine: jax.Array
+  valid_hw: jax.Array | None = None
 
 
 def arcface_geometry(transform: ArcFaceTransform, window_top: int, window_left: int,
@@ -189,17 +193,23 @@ def arcface_geometry(transform: ArcFaceTransform, window_top: int, window_left: 
         raise ValueError(f'the ArcFace crop reaches outside the {wh} x {ww} window at '
                          f'({window_top}, {window_left}); use a larger window')
   a, b, c, d, e, f = transform.affine
+  # Where the window is cut by the photo's bottom or right edge, the crop may read past it:
+  # zeros there, as in the reference, whatever padding the window gets later.
   return ArcFaceGeometry(affine=jnp.asarray((a, b, c - window_left, d, e, f - window_top),
-                                            jnp.float32))
+                                            jnp.float32),
+                         valid_hw=jnp.asarray((wh, ww), jnp.int32))
 
 
 def _round_ste(x: jax.Array) -> jax.Array:
   return x + jax.lax.stop_gradient(jnp.round(x) - x)
 
 
-def _sample(img: jax.Array, affine: jax.Array, size: int) -> jax.Array:
-  """Bilinear samples of img (H x W x C) on the crop grid, zero-padded: size x size x C."""
+def _sample(img: jax.Array, affine: jax.Array, size: int,
+            valid_hw: jax.Array | None = None) -> jax.Array:
+  """Bilinear samples of img (H x W x C) on the crop grid, zero-padded: size x size x C
+  (zero also past ``valid_hw``, the rows and columns of img that are photo)."""
   h, w = img.shape[0], img.shape[1]
+  vh, vw = (h, w) if valid_hw is None else (valid_hw[0], valid_hw[1])
   yy, xx = jnp.mgrid[0:size, 0:size].astype(jnp.float32)
   px = affine[0] * xx + affine[1] * yy + affine[2]
   py = affine[3] * xx + affine[4] * yy + affine[5]
@@ -210,7 +220,7 @@ def _sample(img: jax.Array, affine: jax.Array, size: int) -> jax.Array:
   x0, y0 = x0.astype(jnp.int32), y0.astype(jnp.int32)
 
   def tap(r: jax.Array, c: jax.Array) -> jax.Array:
-    ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+    ok = (r >= 0) & (r < vh) & (c >= 0) & (c < vw)
     return jnp.where(ok[..., None], img[jnp.clip(r, 0, h - 1), jnp.clip(c, 0, w - 1)], 0.0)
 
   return ((1 - fy) * ((1 - fx) * tap(y0, x0) + fx * tap(y0, x0 + 1))
@@ -243,14 +253,16 @@ def crop_pyramid(window: jax.Array, n_down: int, quantize: bool = False
 
 
 def sample_crop(pyramid: tuple[jax.Array, jax.Array | None], affine: jax.Array,
-                n_down: int, size: int = ARCFACE_SIZE) -> jax.Array:
+                n_down: int, size: int = ARCFACE_SIZE, valid_hw: jax.Array | None = None
+                ) -> jax.Array:
   """The crop (size x size x 3, [0, 1]) from `crop_pyramid`'s output.
 
-  Forward: exact bilinear samples of the window. Gradient: through the samples of the
-  pyramid level ``n_down`` when n_down > 0 (straight-through), dense on the face.
+  Forward: exact bilinear samples of the window (0 past ``valid_hw``, see
+  `ArcFaceGeometry`). Gradient: through the samples of the pyramid level ``n_down`` when
+  n_down > 0 (straight-through), dense on the face.
   """
   full, low = pyramid
-  exact = _sample(full, affine, size)
+  exact = _sample(full, affine, size, valid_hw)
   if n_down == 0:
     return exact / 255.0
   smooth = _sample(low, level_affine(affine, n_down), size)
@@ -273,7 +285,8 @@ def window_crop(window: jax.Array, geom: ArcFaceGeometry, n_down: int = 0,
   """
   if window.ndim != 3 or window.shape[-1] != 3:
     raise ValueError(f'expected a window H x W x 3, got shape {window.shape}')
-  return sample_crop(crop_pyramid(window, n_down, quantize), geom.affine, n_down)
+  return sample_crop(crop_pyramid(window, n_down, quantize), geom.affine, n_down,
+                     valid_hw=geom.valid_hw)
 
 
 def arcface_crop(photo: jax.Array, transform: ArcFaceTransform, n_down: int = 0,

@@ -275,7 +275,7 @@ def _crops(member: Surrogate, degraded: dict[str, jax.Array], geom: Any,
         affine = warp.jitter_affine(affine, jax.random.fold_in(kk, 1), config.jitter_px,
                                     config.jitter_deg, config.jitter_scale,
                                     arcface.ARCFACE_SIZE)
-      crop = arcface.sample_crop(levels[kind], affine, member.n_down)
+      crop = arcface.sample_crop(levels[kind], affine, member.n_down, valid_hw=geom.valid_hw)
     if config.di_prob > 0:
       crop = tlib.ResizePad(config.di_min_scale, config.di_prob)(jax.random.fold_in(kk, 2),
                                                                  crop)

@@ -186,6 +186,26 @@ def test_window_crop_equals_whole_photo_crop(photos):
                              atol=2e-5)
 
 
+def test_a_padded_window_at_the_photos_bottom_right_still_reads_black_beyond_it(photos):
+  # Protection pads each window (repeating its edge pixels) to a compile bucket; where the
+  # window ends at the photo's bottom or right edge, the crop must read 0 past it, as the
+  # reference crop of the photo does, not the repeated edge.
+  img, face = photos[0]
+  bottom = int(face.arcface_points[:, 1].max()) + 4  # the photo ends below the mouth
+  right = int(face.arcface_points[:, 0].max()) - 6  # and left of the right eye
+  cut = np.ascontiguousarray(img[:bottom, :right])
+  pts = face.arcface_points
+  tf = faces.arcface_transform(pts, cut.shape[:2])
+  ref = faces.arcface_crop_reference(cut, pts)
+  assert (ref == 0).all(axis=-1).mean() > 0.2  # a real test of the border
+  top, left = bottom - 200, right - 200
+  geom = faces.arcface_geometry(tf, top, left, (200, 200))
+  window = cut[top:, left:] / 255.0
+  padded = jnp.asarray(np.pad(window, ((0, 56), (0, 56), (0, 0)), mode='edge'), jnp.float32)
+  crop = np.asarray(faces.window_crop(padded, geom)) * 255.0
+  np.testing.assert_allclose(crop, ref, atol=1e-2)
+
+
 def test_gradient_is_finite_and_exactly_on_the_footprint(photos):
   img, face = photos[1]
   tf = face.arcface
