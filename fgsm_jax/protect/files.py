@@ -185,16 +185,17 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
   models = models or recognizer.load_real_dlib()
   last: dict[str, Any] = {}
 
-  _, _, seeing = photo_lib.roles(recognizers, judges)
-
-  def check(protected: np.ndarray):
+  def check(protected: np.ndarray, names: Sequence[str], known=None):
     # Runs after each round: the judges see the pixels the file will hold (in the input's
     # kind). PNG is lossless, so they are the decoded bytes; the bytes are made once, from
     # the last round's pixels, and checked to decode to them before anything is written.
+    # ``known``: faces found on these same pixels, to complete with more descriptors.
     if stop():
       raise Interrupted(str(path))
-    last['pixels'] = compose(protected, photo)
-    return recognizer.describe(_as_rgb(last['pixels']), models, recognizers=seeing)
+    if known is None:
+      last['pixels'] = compose(protected, photo)
+      last['rgb'] = _as_rgb(last['pixels'])
+    return recognizer.describe(last['rgb'], models, recognizers=names, known=known)
 
   try:
     _, faces = photo_lib.protect_photo(photo.rgb, preset, key, recognizers=recognizers,
