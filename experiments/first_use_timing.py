@@ -4,8 +4,10 @@
   python experiments/first_use_timing.py --gt-dir ../shared/datasets/gt_db [--repeats 2]
 
 Ten GT photos whose faces span every window size GT has (240-432 px windows) are protected
-with the default preset, each run in a fresh Python process as `protect_photos.py` would
-(`files.protect_file`, PNG written to a temporary folder and checked by real dlib):
+with the default preset against every recognizer (dlib's ResNet and MobileFace, each judged
+after every round), each run in a fresh Python process as `protect_photos.py` would
+(`files.protect_file`, PNG written to a temporary folder, kept even when a face stays
+recognised so that every photo is timed the same way):
 
   cold: an empty compilation cache: seconds per photo including every compilation, and
         the whole process (imports and model loading too) divided by the photos;
@@ -14,7 +16,8 @@ with the default preset, each run in a fresh Python process as `protect_photos.p
 
 Each child also counts XLA compilations (JAX's backend-compile events) and their seconds,
 and the cache's hits and writes. `--repeats` runs the cold + warm pair that many times (the
-machine may be shared: the spread matters). Prints a table and writes --json if given.
+machine may be shared: the spread matters). Prints a table and writes --json if given;
+--keep-outputs keeps every output PNG, to compare two versions of the code bit for bit.
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ Protecting a photo runs one large jitted program (the attack loop through dlib's
 `fgsm_jax.protect.attack`) that takes 5-10 s to compile on a 2-core CPU and well under a
 second to run; without a cache every new process pays that again. `enable` points JAX's
 persistent cache at a user cache folder, so the second run of a script loads the compiled
-programs from disk instead.
+programs from disk instead. `persistent_jit` also keeps the traced program (`jax.export`)
+under ``<folder>/exported/``: a new process then skips tracing it too (~1 s a program).
 
 Default folder: ``$FGSM_JAX_COMPILE_CACHE`` if set, else ``$XDG_CACHE_HOME/fgsm_jax/jax``,
 else ``~/.cache/fgsm_jax/jax``.
@@ -139,8 +140,10 @@ def _program_key(name: str, static: dict, treedef: Any, leaves: Sequence[Any]) -
   import jax  # pylint: disable=import-outside-toplevel
   import jaxlib  # pylint: disable=import-outside-toplevel
   avals = ';'.join(str(jax.typeof(x)) for x in leaves)  # shape, dtype, weak type
+  import flax  # pylint: disable=import-outside-toplevel
   text = '\n'.join([name, _static_key(static), str(treedef), avals, _source_digest(),
-                    jax.__version__, jaxlib.__version__, jax.default_backend(),
+                    jax.__version__, jaxlib.__version__, flax.__version__,
+                    jax.default_backend(),
                     str(jax.devices()[0].device_kind), str(jax.config.jax_enable_x64),
                     str(jax.config.jax_default_matmul_precision)])
   return hashlib.sha256(text.encode()).hexdigest()
@@ -155,8 +158,8 @@ def persistent_jit(jitted: Callable, static_argnames: Sequence[str]) -> Callable
   process for given static values and argument shapes loads the program exported by an
   earlier process under ``<cache>/exported/`` instead of tracing it (else traces, exports
   and writes it there). Keys: the function's name, the static values (`_static_key`), the
-  arguments' tree and avals, the package's source digest, the jax / jaxlib versions and the
-  backend. With the cache off, or static values that have no stable key (a closure), it is
+  arguments' tree and avals, the package's source digest, the jax / jaxlib / flax versions
+  and the backend. With the cache off, or static values that have no stable key (a closure), it is
   ``jitted`` itself (warned once).
   """
   import jax  # pylint: disable=import-outside-toplevel
