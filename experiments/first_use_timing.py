@@ -4,8 +4,10 @@
   python experiments/first_use_timing.py --gt-dir ../shared/datasets/gt_db [--repeats 2]
 
 Ten GT photos whose faces span every window size GT has (240-432 px windows) are protected
-with the default preset, each run in a fresh Python process as `protect_photos.py` would
-(`files.protect_file`, PNG written to a temporary folder and checked by real dlib):
+with the default preset against every recognizer (dlib's ResNet and MobileFace, each judged
+after every round), each run in a fresh Python process as `protect_photos.py` would
+(`files.protect_file`, PNG written to a temporary folder, kept even when a face stays
+recognised so that every photo is timed the same way):
 
   cold: an empty compilation cache: seconds per photo including every compilation, and
         the whole process (imports and model loading too) divided by the photos;
@@ -14,7 +16,8 @@ with the default preset, each run in a fresh Python process as `protect_photos.p
 
 Each child also counts XLA compilations (JAX's backend-compile events) and their seconds,
 and the cache's hits and writes. `--repeats` runs the cold + warm pair that many times (the
-machine may be shared: the spread matters). Prints a table and writes --json if given.
+machine may be shared: the spread matters). Prints a table and writes --json if given;
+--keep-outputs keeps every output PNG, to compare two versions of the code bit for bit.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ PHOTOS = ('s38/01', 's02/01', 's04/01', 's01/01', 's13/01', 's06/01', 's08/01', 
           's40/01', 's22/01')
 
 
-def _child(gt_dir: pathlib.Path, cache: pathlib.Path) -> dict:
+def _child(gt_dir: pathlib.Path, cache: pathlib.Path, keep: pathlib.Path | None = None) -> dict:
   """One run: protect every photo, then time real dlib on them; counts compilations."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   from jax import monitoring
@@ -64,37 +67,43 @@ def _child(gt_dir: pathlib.Path, cache: pathlib.Path) -> dict:
   import jax
 
   from fgsm_jax.data import images
-  from fgsm_jax.models.dlib_resnet import dlib_resnet_apply, load_dlib_resnet
-  from fgsm_jax.protect import files, recognizer
+  from fgsm_jax.protect import files, photo, recognizer
   from fgsm_jax.protect.presets import DEFAULT_PRESET, PRESETS
-  params, models = load_dlib_resnet(), recognizer.load_real_dlib()
+  recognizers = photo.load_recognizers(recognizer.RECOGNIZERS)
+  models = recognizer.load_real_dlib()
   preset = PRESETS[DEFAULT_PRESET]
-  protect, cpu, distances = [], [], []
+  protect, cpu, distances, written = [], [], [], []
   with tempfile.TemporaryDirectory() as out:
     for i, name in enumerate(PHOTOS):
       path = gt_dir / f'{name}.jpg'
       res = files.protect_file(path, pathlib.Path(out) / f'{i}.png', preset,
-                               jax.random.key(i), params=params, apply_fn=dlib_resnet_apply,
-                               models=models)
+                               jax.random.key(i), recognizers=recognizers, models=models,
+                               keep_unverified=True)
       if res.error:
         raise SystemExit(f'error: {res.error}')
       protect.append(res.seconds)
       cpu.append(res.cpu_seconds)
+      written.append(res.verified)
       distances += [f.distance for f in res.faces]
+      if keep is not None:  # the outputs, to compare code versions bit for bit
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / f'{name.replace("/", "_")}.png').write_bytes(res.out_path.read_bytes())
   dlib = []
   for name in PHOTOS:
     rgb = images.load_rgb(gt_dir / f'{name}.jpg')
     t = time.perf_counter()
     recognizer.describe(rgb, models)
     dlib.append(time.perf_counter() - t)
-  return dict(protect_s=protect, protect_cpu_s=cpu, dlib_s=dlib, distances=distances, **events)
+  return dict(protect_s=protect, protect_cpu_s=cpu, dlib_s=dlib, distances=distances,
+              written=written, **events)
 
 
-def _run_child(gt_dir: pathlib.Path, cache: pathlib.Path) -> dict:
+def _run_child(gt_dir: pathlib.Path, cache: pathlib.Path, keep: pathlib.Path | None) -> dict:
   env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
   start = time.perf_counter()
   out = subprocess.run([sys.executable, __file__, '--gt-dir', str(gt_dir), '--child',
-                        str(cache)], env=env, capture_output=True, text=True)
+                        str(cache)] + (['--keep-outputs', str(keep)] if keep else []),
+                       env=env, capture_output=True, text=True)
   wall = time.perf_counter() - start
   if out.returncode:
     raise SystemExit(f'error: child run failed:\n{out.stderr[-2000:]}')
@@ -109,13 +118,16 @@ def main(argv=None) -> int:
                  help='the Georgia Tech face database folder (holding s01/ ... s50/)')
   p.add_argument('--repeats', type=cli.positive_int, default=1, help='cold + warm pairs to run')
   p.add_argument('--json', type=pathlib.Path, default=None, help='also write the results here')
+  p.add_argument('--keep-outputs', type=pathlib.Path, default=None,
+                 help='also copy every output PNG (written or not) under DIR/run<r>_<cold|warm>/ '
+                      '(to compare code versions bit for bit)')
   p.add_argument('--child', type=pathlib.Path, default=None, help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   missing = [n for n in PHOTOS if not (args.gt_dir / f'{n}.jpg').is_file()]
   if missing:
     p.error(f'{args.gt_dir}: missing GT photos {", ".join(missing)}.jpg')
   if args.child is not None:
-    print(json.dumps(_child(args.gt_dir, args.child)))
+    print(json.dumps(_child(args.gt_dir, args.child, args.keep_outputs)))
     return 0
 
   n = len(PHOTOS)
@@ -124,8 +136,10 @@ def main(argv=None) -> int:
         'real dlib detect + encode (s)', flush=True)
   for r in range(args.repeats):
     with tempfile.TemporaryDirectory() as cache:
-      cold = _run_child(args.gt_dir, pathlib.Path(cache) / 'jax')
-      warm = _run_child(args.gt_dir, pathlib.Path(cache) / 'jax')
+      keep = {label: args.keep_outputs / f'run{r + 1}_{label}' if args.keep_outputs else None
+              for label in ('cold', 'warm')}
+      cold = _run_child(args.gt_dir, pathlib.Path(cache) / 'jax', keep['cold'])
+      warm = _run_child(args.gt_dir, pathlib.Path(cache) / 'jax', keep['warm'])
     for label, res in (('cold', cold), ('warm', warm)):
       per = sum(res['protect_s']) / n
       dlib = sum(res['dlib_s']) / n
@@ -135,7 +149,8 @@ def main(argv=None) -> int:
             f's/photo whole process, dlib {dlib:.3f} s/photo, ratio {per / dlib:.1f}x; '
             f'{res["compiles"]} XLA compiles {res["compile_s"]:.1f} s, cache '
             f'{res["hits"]} hits {res["writes"]} writes; min distance '
-            f'{min(d for d in res["distances"] if d is not None):.3f}', flush=True)
+            f'{min(d for d in res["distances"] if d is not None):.3f}; '
+            f'{sum(res["written"])}/{n} passed both judges', flush=True)
     runs.append(dict(cold=cold, warm=warm))
   cold = [sum(r['cold']['protect_s']) / n for r in runs]
   ratio = [sum(r['warm']['protect_s']) / sum(r['warm']['dlib_s']) for r in runs]

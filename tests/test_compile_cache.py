@@ -100,3 +100,81 @@ def test_scripts_report_an_unusable_cache_folder_in_one_line(script, tmp_path):
     assert bad.returncode != 0
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and str(afile / 'jax') in lines[0], bad.stderr
+
+
+# persistent_jit: a jitted function with a static argument, tracing counted; argv: cache
+# folder, the powers to call it with.
+_EXPORT_CHILD = r'''
+import functools, json, sys, warnings
+import jax, jax.numpy as jnp, numpy as np
+from fgsm_jax import compile_cache
+compile_cache.enable(sys.argv[1])
+traces = []
+
+@functools.partial(jax.jit, static_argnames=('power', 'post'))
+def f(x, scale, power, *, post=None):
+  traces.append(power)
+  y = x ** power * scale['a']
+  return (y if post is None else post(y)).sum(), x * 2
+
+g = compile_cache.persistent_jit(f, ('power', 'post'))
+x, scale = jnp.arange(6.0).reshape(2, 3), {'a': jnp.float32(1.5)}
+post = (lambda v: v + 1) if sys.argv[3] == 'closure' else None
+with warnings.catch_warnings(record=True) as caught:
+  warnings.simplefilter('always')
+  got = [g(x, scale, int(p), post=post) for p in sys.argv[2].split(',')]
+n = len(traces)
+want = [f.__wrapped__(x, scale, int(p), post=post) for p in sys.argv[2].split(',')]
+print(json.dumps(dict(traces=n, warned=[str(w.message) for w in caught],
+                      same=all(np.array_equal(a, b) for o, r in zip(got, want)
+                               for a, b in zip(o, r)))))
+'''
+
+
+def _export_child(cache: pathlib.Path, powers: str, post: str = 'none') -> dict:
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(ROOT))
+  out = subprocess.run([sys.executable, '-c', _EXPORT_CHILD, str(cache), powers, post],
+                       env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_process_loads_the_traced_program_instead_of_tracing(tmp_path):
+  cache = tmp_path / 'jax'
+  first = _export_child(cache, '2,2,3')
+  # One trace per static value (the repeat is held in the process), each exported.
+  assert first == {'traces': 2, 'warned': [], 'same': True}
+  files = sorted((cache / compile_cache.EXPORTED_SUBDIR).iterdir())
+  assert len(files) == 2
+  second = _export_child(cache, '3,2')
+  assert second == {'traces': 0, 'warned': [], 'same': True}
+  # A damaged file is traced again and replaced.
+  files[0].write_bytes(b'not a program')
+  third = _export_child(cache, '2,3')
+  assert third == {'traces': 1, 'warned': [], 'same': True}
+  assert _export_child(cache, '2,3')['traces'] == 0
+
+
+def test_a_closure_has_no_stable_key_so_it_is_traced_and_warned(tmp_path):
+  res = _export_child(tmp_path / 'jax', '2', 'closure')
+  assert res['traces'] == 1 and res['same']
+  assert len(res['warned']) == 1 and 'traced in every process' in res['warned'][0]
+  assert not (tmp_path / 'jax' / compile_cache.EXPORTED_SUBDIR).exists()
+
+
+def test_program_key_follows_what_the_trace_depends_on(monkeypatch):
+  import jax
+  import jax.numpy as jnp
+
+  def key(static, x, digest='a'):
+    monkeypatch.setattr(compile_cache, '_source_digest', lambda: digest)
+    leaves, treedef = jax.tree.flatten(((x,), {}))
+    return compile_cache._program_key('f', static, treedef, leaves)
+
+  x = jnp.zeros((2, 3))
+  base = key({'power': 2}, x)
+  assert key({'power': 2}, jnp.ones((2, 3))) == base  # values do not matter
+  for other in (key({'power': 3}, x), key({'power': 2}, jnp.zeros((3, 2))),
+                key({'power': 2}, jnp.zeros((2, 3), jnp.int32)), key({'power': 2}, x, 'b'),
+                key({'power': 2.0}, x)):
+    assert other != base

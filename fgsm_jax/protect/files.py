@@ -4,8 +4,9 @@ The input file is only read (EXIF orientation is applied to the decoded pixels).
 output is a PNG built from the pixel array alone -- no EXIF, GPS, ICC profile or text
 chunks are carried over -- in the input's kind: grey stays grey (one perturbed channel),
 an alpha channel is kept as it was (the colour under it is protected). After every attack
-round real dlib checks the faces on the PNG bytes decoded again, so the distances reported
-are those of the bytes written. The file is written once, atomically (temporary file,
+round the judges check the faces on the output's pixels; the PNG is encoded once, from the
+last round's pixels, and must decode to exactly those pixels (and the file on disk too),
+so the distances reported are those of the bytes written. The file is written once, atomically (temporary file,
 then rename), only when the run finished: under ``<stem>.protected.png`` when every face
 is protected, else nowhere (or, when asked, as ``<stem>.unverified.png``). An interrupted
 or failed run never leaves or replaces a file under the protected name.
@@ -184,17 +185,17 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
   models = models or recognizer.load_real_dlib()
   last: dict[str, Any] = {}
 
-  _, _, seeing = photo_lib.roles(recognizers, judges)
-
-  def check(protected: np.ndarray):
-    # Runs after each round: verify the PNG bytes as they would be written, decoded again.
+  def check(protected: np.ndarray, names: Sequence[str], known=None):
+    # Runs after each round: the judges see the pixels the file will hold (in the input's
+    # kind). PNG is lossless, so they are the decoded bytes; the bytes are made once, from
+    # the last round's pixels, and checked to decode to them before anything is written.
+    # ``known``: faces found on these same pixels, to complete with more descriptors.
     if stop():
       raise Interrupted(str(path))
-    data = encode_png(compose(protected, photo))
-    with Image.open(io.BytesIO(data)) as im:
-      decoded = np.asarray(im)
-    last.update(data=data, pixels=decoded)
-    return recognizer.describe(_as_rgb(decoded), models, recognizers=seeing)
+    if known is None:
+      last['pixels'] = compose(protected, photo)
+      last['rgb'] = _as_rgb(last['pixels'])
+    return recognizer.describe(last['rgb'], models, recognizers=names, known=known)
 
   try:
     _, faces = photo_lib.protect_photo(photo.rgb, preset, key, recognizers=recognizers,
@@ -210,8 +211,13 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
     return failed(f'{path}: not protected (distance {", ".join(short)}); no output '
                   f'written{kept} (--keep-unverified writes it as {target.name}; a larger '
                   f'budget, e.g. --preset transfer, protects more but shows)', faces)
+  data = encode_png(last['pixels'])
+  with Image.open(io.BytesIO(data)) as im:
+    if not np.array_equal(np.asarray(im), last['pixels']):  # never: PNG is lossless
+      return failed(f'{path}: the PNG encoding differs from the pixels verified; no output '
+                    'written', faces)
   try:
-    io_lib.atomic_write_bytes(target, last['data'])
+    io_lib.atomic_write_bytes(target, data)
     with Image.open(target) as im:  # the file on disk holds the pixels verified
       if not np.array_equal(np.asarray(im), last['pixels']):
         target.unlink()

@@ -72,7 +72,13 @@ def pad_to_bucket(a: np.ndarray, side: int, mode: str = 'edge') -> np.ndarray:
 CHIP_JITTER_ROOM = 0.08  # the window holds the chip grown by this fraction a side.
 TEXTURE_REF = 6.0  # local contrast (0-255 sd) at which a pixel gets the full eps.
 
-Check = Callable[[np.ndarray], Sequence[recognizer.FaceRecord]]
+# check(protected uint8, recognizer names, known) -> faces with those names' descriptors;
+# ``known``: faces it returned for these same pixels, to complete (no new detection).
+Check = Callable[[np.ndarray, Sequence[str], Sequence[recognizer.FaceRecord] | None],
+                 Sequence[recognizer.FaceRecord]]
+# Cheapest judge first (a check per round on a 2-core CPU: MobileFace with its 68 landmarks
+# ~20 ms a face, dlib's ResNet 60-90 ms): the rounds' decision asks for it alone first.
+CHEAPEST_FIRST = ('mobileface', 'dlib')
 
 
 class NoFaceError(ValueError):
@@ -286,10 +292,14 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
     judges: the recognizers that check the result (default: the attacked ones); a judge
       not attacked only reports (leave-one-out), it never decides whether to go on.
     models: real dlib (``recognizer.load_real_dlib()``).
-    check: ``check(protected uint8) -> faces`` run after each round, with the descriptors
-      of every judge; default `recognizer.describe` on the array (the script saves the
-      PNG, reloads it and describes the reloaded pixels, so the last check is of the file
-      on disk).
+    check: ``check(protected uint8, names, known) -> faces`` run after each round with the
+      descriptors of ``names`` (``known``: the faces it returned for the same pixels, to
+      complete); default `recognizer.describe` on the array (`files.protect_file`
+      describes the pixels the PNG holds, so the last check is of the file written). A
+      round's check first asks for the cheapest attacked recognizer alone: when it puts
+      every face found under the target the next round is decided and the other
+      descriptors are not computed; otherwise, and after the last round, every judge's
+      are (the figures reported are always those of a complete check).
     clean: the faces of ``rgb`` if already described (with every judge's descriptors).
 
   Returns:
@@ -301,7 +311,8 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
   recognizers = list(recognizers)
   attacked, judges, seeing = roles(recognizers, judges)
   models = models or recognizer.load_real_dlib()
-  check = check or (lambda img: recognizer.describe(img, models, recognizers=seeing))
+  check = check or (lambda img, names, known: recognizer.describe(
+      img, models, recognizers=names, known=known))
   clean = (list(clean) if clean is not None
            else recognizer.describe(rgb, models, recognizers=seeing))
   hw = rgb.shape[:2]
@@ -358,9 +369,22 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
       rounds[i] += 1
       model_d[i] = {r.name: float(v) for r, v in zip(recognizers, np.asarray(d))}
     protected = np.round(adv * 255.0).astype(np.uint8)
-    found = check(protected)
-    matches = recognizer.match_faces([f for f, _, _ in usable], found)
-    dist = [{n: None if m is None else recognizer.distance(
+    clean_faces = [f for f, _, _ in usable]
+    first = tuple(n for n in CHEAPEST_FIRST if n in attacked)[:1]
+    lazy = rnd < preset.rounds - 1 and not preset.check_degradations and first != seeing
+    found = check(protected, first if lazy else seeing, None)
+    matches = recognizer.match_faces(clean_faces, found)
+    if lazy:
+      # The rounds go on for a face while any attacked recognizer has it under the target:
+      # if the cheapest one says so for every face found, the others cannot change that.
+      under = [m is not None and recognizer.distance(
+          usable[i][0].descriptor_of(first[0]), found[m].descriptor_of(first[0]), first[0])
+               / recognizer.THRESHOLDS[first[0]] <= preset.target
+               for i, m in enumerate(matches)]
+      if not all(u for u, m in zip(under, matches) if m is not None) or not any(under):
+        found = check(protected, seeing, found)
+    have = [n for n in seeing if not found or found[0].descriptor_of(n) is not None]
+    dist = [{n: None if m is None or n not in have else recognizer.distance(
         usable[i][0].descriptor_of(n), found[m].descriptor_of(n), n) for n in seeing}
             for i, m in enumerate(matches)]
     # The rounds go on while an attacked recognizer is under the target (the robust preset

@@ -143,38 +143,60 @@ def detect(rgb: np.ndarray, models: RealDlib | None = None,
 def describe(rgb: np.ndarray, models: RealDlib | None = None,
              upsamples: Sequence[int] = DEFAULT_UPSAMPLES,
              descriptors: bool = True,
-             recognizers: Sequence[str] = ('dlib',)) -> list[FaceRecord]:
+             recognizers: Sequence[str] = ('dlib',),
+             known: Sequence[FaceRecord] | None = None) -> list[FaceRecord]:
   """Every face real dlib finds in the photo, with landmarks and (optionally) descriptors.
 
   Args:
     rgb: uint8 H x W x 3.
     models: from `load_real_dlib()` (None: load them once).
     upsamples: detector levels tried in order until one finds a face.
-    descriptors: False skips the recognition ResNet (~60 ms a face on a CPU core).
+    descriptors: False skips the recognition networks (dlib's ResNet ~60-90 ms a face on a
+      CPU core, MobileFace ~20 ms).
     recognizers: whose descriptors to compute; with 'mobileface', also the 68 landmarks
       and MobileFace's descriptor of each face (``descriptors`` False skips them too).
+    known: the faces an earlier call found on these same pixels: detection is skipped and
+      only the descriptors they lack are computed (the values are those one call asking
+      for every recognizer gives).
 
   Returns:
     FaceRecords in the detector's order; empty when no face is found.
   """
   rgb = _check_rgb(rgb)
   models = models or load_real_dlib()
-  out = []
-  for rect in detect(rgb, models, upsamples):
-    shape = models.predictor(rgb, rect)
-    landmarks = np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)],
-                         np.float64)
-    desc = (np.asarray(models.recognizer.compute_face_descriptor(rgb, shape), np.float32)
-            if descriptors else None)
-    out.append(FaceRecord(box_of_rect(rect), landmarks, desc))
-  if descriptors and out and 'mobileface' in check_names(recognizers):
+  names = check_names(recognizers)
+  if known is None:
+    out = []
+    for rect in detect(rgb, models, upsamples):
+      shape = models.predictor(rgb, rect)
+      landmarks = np.array([(shape.part(i).x, shape.part(i).y)
+                            for i in range(shape.num_parts)], np.float64)
+      out.append(FaceRecord(box_of_rect(rect), landmarks, None))
+  else:
+    out = list(known)
+  if not descriptors or not out:
+    return out
+  if 'dlib' in names:
+    out = [f if f.descriptor is not None else
+           dataclasses.replace(f, descriptor=_dlib_descriptor(rgb, f, models)) for f in out]
+  if 'mobileface' in names and any(f.mobileface is None for f in out):
     from fgsm_jax.faces import detect as detect_lib  # pylint: disable=import-outside-toplevel
     _, predictor68 = load_mobileface_judge()
     lm68 = [detect_lib.landmarks_68(rgb, f.box, predictor68) for f in out]
-    mf = mobileface_descriptors(rgb, lm68)
+    mf = mobileface_descriptors(rgb, lm68)  # every face in one batch, as one call does
     out = [dataclasses.replace(f, landmarks68=lm, mobileface=d)
            for f, lm, d in zip(out, lm68, mf)]
   return out
+
+
+def _dlib_descriptor(rgb: np.ndarray, face: FaceRecord, models: RealDlib) -> np.ndarray:
+  """dlib's 128-D descriptor of a face from its box and 5 landmarks (what the shape
+  predictor returned: integer points, so rebuilding its result loses nothing)."""
+  import dlib  # pylint: disable=import-outside-toplevel
+  left, top, right, bottom = (int(v) for v in face.box)
+  shape = dlib.full_object_detection(dlib.rectangle(left, top, right, bottom),
+                                     [dlib.point(int(x), int(y)) for x, y in face.landmarks])
+  return np.asarray(models.recognizer.compute_face_descriptor(rgb, shape), np.float32)
 
 
 def match_faces(reference: Sequence[FaceRecord], found: Sequence[FaceRecord],
