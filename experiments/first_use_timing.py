@@ -4,7 +4,7 @@
   python experiments/first_use_timing.py --gt-dir ../shared/datasets/gt_db [--repeats 2]
 
 Ten GT photos whose faces span every window size GT has (240-432 px windows) are protected
-with the default preset against every recognizer (dlib's ResNet and MobileFace, each judged
+with the default preset (or --preset) against every recognizer (or --recognizers) (dlib's ResNet and MobileFace, each judged
 after every round), each run in a fresh Python process as `protect_photos.py` would
 (`files.protect_file`, PNG written to a temporary folder, kept even when a face stays
 recognised so that every photo is timed the same way):
@@ -41,7 +41,8 @@ PHOTOS = ('s38/01', 's02/01', 's04/01', 's01/01', 's13/01', 's06/01', 's08/01', 
           's40/01', 's22/01')
 
 
-def _child(gt_dir: pathlib.Path, cache: pathlib.Path, keep: pathlib.Path | None = None) -> dict:
+def _child(gt_dir: pathlib.Path, cache: pathlib.Path, keep: pathlib.Path | None = None,
+           preset_name: str = 'default', names: tuple[str, ...] | None = None) -> dict:
   """One run: protect every photo, then time real dlib on them; counts compilations."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   from jax import monitoring
@@ -68,10 +69,10 @@ def _child(gt_dir: pathlib.Path, cache: pathlib.Path, keep: pathlib.Path | None 
 
   from fgsm_jax.data import images
   from fgsm_jax.protect import files, photo, recognizer
-  from fgsm_jax.protect.presets import DEFAULT_PRESET, PRESETS
-  recognizers = photo.load_recognizers(recognizer.RECOGNIZERS)
+  from fgsm_jax.protect.presets import PRESETS
+  recognizers = photo.load_recognizers(names or recognizer.RECOGNIZERS)
   models = recognizer.load_real_dlib()
-  preset = PRESETS[DEFAULT_PRESET]
+  preset = PRESETS[preset_name]
   protect, cpu, distances, written = [], [], [], []
   with tempfile.TemporaryDirectory() as out:
     for i, name in enumerate(PHOTOS):
@@ -98,11 +99,12 @@ def _child(gt_dir: pathlib.Path, cache: pathlib.Path, keep: pathlib.Path | None 
               written=written, **events)
 
 
-def _run_child(gt_dir: pathlib.Path, cache: pathlib.Path, keep: pathlib.Path | None) -> dict:
+def _run_child(gt_dir: pathlib.Path, cache: pathlib.Path, keep: pathlib.Path | None,
+               options: list[str]) -> dict:
   env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
   start = time.perf_counter()
   out = subprocess.run([sys.executable, __file__, '--gt-dir', str(gt_dir), '--child',
-                        str(cache)] + (['--keep-outputs', str(keep)] if keep else []),
+                        str(cache)] + (['--keep-outputs', str(keep)] if keep else []) + options,
                        env=env, capture_output=True, text=True)
   wall = time.perf_counter() - start
   if out.returncode:
@@ -121,25 +123,35 @@ def main(argv=None) -> int:
   p.add_argument('--keep-outputs', type=pathlib.Path, default=None,
                  help='also copy every output PNG (written or not) under DIR/run<r>_<cold|warm>/ '
                       '(to compare code versions bit for bit)')
+  p.add_argument('--preset', default='default',
+                 help='the protection preset (fgsm_jax.protect.presets.PRESETS)')
+  p.add_argument('--recognizers', type=cli.recognizer_list, default=None, metavar='NAMES',
+                 help='the ensemble attacked and judging (default: all the project has)')
   p.add_argument('--child', type=pathlib.Path, default=None, help=argparse.SUPPRESS)
   args = p.parse_args(argv)
+  from fgsm_jax.protect.presets import PRESETS
+  if args.preset not in PRESETS:
+    p.error(f'unknown preset {args.preset!r}; expected one of {", ".join(PRESETS)}')
+  options = ['--preset', args.preset] + (
+      ['--recognizers', ','.join(args.recognizers)] if args.recognizers else [])
   missing = [n for n in PHOTOS if not (args.gt_dir / f'{n}.jpg').is_file()]
   if missing:
     p.error(f'{args.gt_dir}: missing GT photos {", ".join(missing)}.jpg')
   if args.child is not None:
-    print(json.dumps(_child(args.gt_dir, args.child, args.keep_outputs)))
+    print(json.dumps(_child(args.gt_dir, args.child, args.keep_outputs, args.preset,
+                            args.recognizers)))
     return 0
 
   n = len(PHOTOS)
   runs = []
-  print(f'{n} GT photos, default preset; per photo: protect (s), process wall / photos (s), '
+  print(f'{n} GT photos, {args.preset} preset; per photo: protect (s), process wall / photos (s), '
         'real dlib detect + encode (s)', flush=True)
   for r in range(args.repeats):
     with tempfile.TemporaryDirectory() as cache:
       keep = {label: args.keep_outputs / f'run{r + 1}_{label}' if args.keep_outputs else None
               for label in ('cold', 'warm')}
-      cold = _run_child(args.gt_dir, pathlib.Path(cache) / 'jax', keep['cold'])
-      warm = _run_child(args.gt_dir, pathlib.Path(cache) / 'jax', keep['warm'])
+      cold = _run_child(args.gt_dir, pathlib.Path(cache) / 'jax', keep['cold'], options)
+      warm = _run_child(args.gt_dir, pathlib.Path(cache) / 'jax', keep['warm'], options)
     for label, res in (('cold', cold), ('warm', warm)):
       per = sum(res['protect_s']) / n
       dlib = sum(res['dlib_s']) / n
