@@ -51,6 +51,8 @@ class Preset:
   margin: float = 0.3
   feather: float = 0.2
   texture: float = 0.0
+  texture_sd: float = 0.0
+  eps_ladder: tuple[float, ...] = ()
   check_degradations: tuple[str, ...] = ()
   attack: AttackConfig = AttackConfig()
   weights: tuple[tuple[str, float], ...] = ()
@@ -59,7 +61,21 @@ class Preset:
     """The ensemble weight of recognizer ``name``."""
     return dict(self.weights).get(name, 1.0)
 
+  def eps_at(self, level: int) -> float:
+    """The eps of a face that has climbed ``level`` rungs of the ladder (0: ``eps``)."""
+    if level <= 0 or not self.eps_ladder:
+      return self.eps
+    return float(self.eps_ladder[min(level, len(self.eps_ladder)) - 1])
+
   def __post_init__(self):
+    ladder = (self.eps,) + tuple(self.eps_ladder)
+    if any(not isinstance(v, (int, float)) for v in ladder[1:]) or any(
+        not a < b <= 255 for a, b in zip(ladder, ladder[1:])):
+      raise ValueError(f'eps_ladder must rise from eps ({self.eps}) and stay <= 255, got '
+                       f'{self.eps_ladder}')
+    if self.texture_sd < 0 or (self.texture_sd > 0 and self.texture > 0):
+      raise ValueError(f'texture_sd must be >= 0 and texture 0 when it is set; got '
+                       f'texture_sd {self.texture_sd}, texture {self.texture}')
     if not 0 < self.eps <= 255:
       raise ValueError(f'eps must be in (0, 255] (0-255 scale), got {self.eps}')
     if self.steps < 0 or self.extra_steps < 0 or self.rounds < 1:
