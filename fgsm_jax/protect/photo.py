@@ -240,11 +240,10 @@ def ssim_weight(rgb: np.ndarray, sd_full: float) -> np.ndarray:
   if rgb.ndim != 3 or rgb.shape[2] != 3:
     raise ValueError(f'expected an H x W x 3 photo, got shape {rgb.shape}')
   x = rgb.astype(np.float64)
-  win = quality.gaussian_window()
-  half = len(win) // 2
+  half = quality.SSIM_WINDOW // 2
   pad = lambda v: np.pad(v, ((half, half), (half, half), (0, 0)), mode='reflect')
-  mean = quality._filter_valid(pad(x), win)  # pylint: disable=protected-access
-  var = np.maximum(quality._filter_valid(pad(x * x), win) - mean * mean, 0.0)  # pylint: disable=protected-access
+  mean = quality.local_mean(pad(x))
+  var = np.maximum(quality.local_mean(pad(x * x)) - mean * mean, 0.0)
   c2 = (quality.SSIM_K2 * quality.DATA_RANGE) ** 2
   w = np.sqrt((2 * var + c2) / (2 * sd_full ** 2 + c2))
   return np.minimum(w, 1.0).astype(np.float32)
