@@ -109,3 +109,21 @@ def test_ladder_raises_eps_only_for_faces_still_matched(gt_dir, monkeypatch):
   want = [eps[i][r] for r in range(4) for i in (0, 1) if eps[i][r] is not None]
   assert seen == want
   assert results[left].rounds == 4 and results[1 - left].rounds == 3
+
+
+def test_ssim_budget_on_the_regions_equals_the_whole_photos_weight():
+  # budget_map computes the weight only around the regions: the same values as the weight
+  # of the whole photo times the mask (textured noise, so the weight varies everywhere).
+  img = np.random.default_rng(2).integers(0, 256, (160, 240, 3)).astype(np.uint8)
+  img[:, :120] //= 8  # a low-contrast half
+  preset = Preset(name='t', summary='t', eps=10.0, steps=1, texture_sd=20.0)
+  regions = [photo.faces_lib.Region(top=30, left=90, inner=(20.0, 20.0, 60.0, 60.0),
+                                    feather=10.0, size=(80, 80)),
+             photo.faces_lib.Region(top=100, left=0, inner=(5.0, 5.0, 40.0, 50.0),
+                                    feather=8.0, size=(60, 60))]
+  mask = photo.faces_lib.full_mask(img.shape[:2], regions)
+  want = mask * (10.0 / 255) * photo.ssim_weight(img, 20.0)
+  got = photo.budget_map(img, regions, preset)
+  assert got.shape == img.shape
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+  assert np.all(got[mask[..., 0] == 0] == 0)
