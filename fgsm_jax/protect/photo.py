@@ -11,7 +11,9 @@ alignment. Recognizers that judge but are not attacked (leave-one-out) never ste
 rounds: they see only the final result.
 
 Budgets: each face's region (the detector box grown by ``margin``, then a raised-cosine
-feather) gets eps, optionally weighted by local contrast; pixels outside every region
+feather) gets its eps (``Preset.eps``, raised round by round for faces still under the
+target when the preset has an ``eps_ladder``), weighted by local contrast (``texture``) or
+by SSIM's own local variance (``texture_sd``: `ssim_weight`); pixels outside every region
 have budget 0 and come out bit-identical to the input.
 """
 from __future__ import annotations
