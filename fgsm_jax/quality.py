@@ -72,6 +72,13 @@ def _filter_valid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
   return np.lib.stride_tricks.sliding_window_view(rows, n, axis=1) @ w
 
 
+def local_mean(x: np.ndarray, window: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA
+               ) -> np.ndarray:
+  """SSIM's local mean of H x W x C: the Gaussian-weighted mean over each 'valid' window
+  position, (H - window + 1) x (W - window + 1) x C (pad first for a same-size map)."""
+  return _filter_valid(np.asarray(x, np.float64), gaussian_window(window, sigma))
+
+
 def ssim_map(a: np.ndarray, b: np.ndarray, data_range: float = DATA_RANGE,
              window: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
   """Local SSIM at each valid window position, (H - 10) x (W - 10) x C.

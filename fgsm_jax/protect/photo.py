@@ -11,7 +11,9 @@ alignment. Recognizers that judge but are not attacked (leave-one-out) never ste
 rounds: they see only the final result.
 
 Budgets: each face's region (the detector box grown by ``margin``, then a raised-cosine
-feather) gets eps, optionally weighted by local contrast; pixels outside every region
+feather) gets its eps (``Preset.eps``, raised round by round for faces still under the
+target when the preset has an ``eps_ladder``), weighted by local contrast (``texture``) or
+by SSIM's own local variance (``texture_sd``: `ssim_weight`); pixels outside every region
 have budget 0 and come out bit-identical to the input.
 """
 from __future__ import annotations
@@ -230,11 +232,58 @@ def texture_weight(rgb: np.ndarray, strength: float, radius: int = 2) -> np.ndar
   return w[..., None].astype(np.float32)
 
 
-def budget_map(rgb: np.ndarray, regions: Sequence[faces_lib.Region], preset: Preset
-               ) -> np.ndarray:
-  """Per-pixel L-inf budget, H x W x 1 in [0, 1] units: eps x max of the face masks x texture."""
-  mask = np.asarray(faces_lib.full_mask(rgb.shape[:2], list(regions)))
-  return (mask * (preset.eps / 255.0) * texture_weight(rgb, preset.texture)).astype(np.float32)
+def ssim_weight(rgb: np.ndarray, sd_full: float) -> np.ndarray:
+  """Per-pixel, per-channel budget weight in (0, 1] shaped by SSIM's own formula, H x W x 3.
+
+  SSIM (Wang et al. 2004; `fgsm_jax.quality`: 11 x 11 Gaussian window, sigma 1.5, per RGB
+  channel, C2 = (0.03 x 255)^2) scores a change of local variance s^2 that is uncorrelated
+  with the image as about (2 var + C2) / (2 var + C2 + s^2), var the local variance of the
+  original at that window. A change costs the same SSIM everywhere when s grows as
+  sqrt(2 var + C2), so the weight is sqrt((2 var + C2) / (2 sd_full^2 + C2)), clipped to 1:
+  the full eps where the local sd (same window, same channel) is at least ``sd_full``,
+  and sqrt(C2 / (2 sd_full^2 + C2)) on perfectly flat areas (0.48 for sd_full 10).
+  """
+  if not sd_full > 0:
+    raise ValueError(f'sd_full must be > 0 (0-255 scale), got {sd_full}')
+  if rgb.ndim != 3 or rgb.shape[2] != 3:
+    raise ValueError(f'expected an H x W x 3 photo, got shape {rgb.shape}')
+  x = rgb.astype(np.float64)
+  half = quality.SSIM_WINDOW // 2
+  pad = lambda v: np.pad(v, ((half, half), (half, half), (0, 0)), mode='reflect')
+  mean = quality.local_mean(pad(x))
+  var = np.maximum(quality.local_mean(pad(x * x)) - mean * mean, 0.0)
+  c2 = (quality.SSIM_K2 * quality.DATA_RANGE) ** 2
+  w = np.sqrt((2 * var + c2) / (2 * sd_full ** 2 + c2))
+  return np.minimum(w, 1.0).astype(np.float32)
+
+
+def budget_map(rgb: np.ndarray, regions: Sequence[faces_lib.Region], preset: Preset,
+               eps: Sequence[float] | None = None) -> np.ndarray:
+  """Per-pixel L-inf budget in [0, 1] units: max over faces of eps_i x face mask_i, times
+  the texture weight (H x W x 1) or the SSIM-shaped weight (H x W x 3, ``texture_sd``).
+
+  Args:
+    eps: per region, its eps on the 0-255 scale (default: ``preset.eps`` for all; the
+      rounds' ladder raises it for faces still matched, `Preset.eps_at`).
+  """
+  eps = [preset.eps] * len(regions) if eps is None else list(eps)
+  if len(eps) != len(regions):
+    raise ValueError(f'expected one eps per region, got {len(eps)} for {len(regions)}')
+  mask = np.zeros(rgb.shape[:2] + (1,), np.float32)
+  for r, e in zip(regions, eps):
+    np.maximum(mask, np.asarray(faces_lib.full_mask(rgb.shape[:2], [r])) * (e / 255.0), out=mask)
+  if preset.texture_sd <= 0:
+    return (mask * texture_weight(rgb, preset.texture)).astype(np.float32)
+  # The SSIM-shaped weight only over the regions' bounding box, with its window's reach
+  # around it (the same values as on the whole photo, at a fraction of the cost).
+  out = np.zeros(rgb.shape[:2] + (3,), np.float32)
+  rows, cols = np.nonzero(mask[..., 0].any(axis=1))[0], np.nonzero(mask[..., 0].any(axis=0))[0]
+  if rows.size:
+    reach = quality.SSIM_WINDOW // 2
+    t, b = max(rows[0] - reach, 0), min(rows[-1] + 1 + reach, rgb.shape[0])
+    l, r = max(cols[0] - reach, 0), min(cols[-1] + 1 + reach, rgb.shape[1])
+    out[t:b, l:r] = mask[t:b, l:r] * ssim_weight(rgb[t:b, l:r], preset.texture_sd)
+  return out
 
 
 def _chip(landmarks: np.ndarray, photo_hw: tuple[int, int]) -> faces_lib.ChipTransform | None:
@@ -325,7 +374,8 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
   if not usable:
     raise NoFaceError('no face found')
   regions = [_window(f.box, c, a, hw, preset.margin, preset.feather) for f, c, a in usable]
-  budget = budget_map(rgb, regions, preset)
+  levels = [0] * len(usable)  # rungs of the eps ladder each face has climbed
+  budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels])
   original = rgb.astype(np.float32) / 255.0
   adv = original.copy()
   aligned = [(c, a) for _, c, a in usable]
@@ -405,6 +455,12 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
             if any(v is not None and v <= preset.target for v in r.values())]
     if not todo:
       break
+    if preset.eps_ladder and rnd + 1 < preset.rounds:
+      # Faces still under the target climb one rung (a larger eps for their next round);
+      # the faces already done keep the budget they needed, so the mean SSIM follows need.
+      for i in todo:
+        levels[i] += 1
+      budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels])
   results = []
   for i, (face, _, _) in enumerate(usable):
     res = FaceResult(box=face.box, distances={n: dist[i][n] for n in judges},
