@@ -89,7 +89,9 @@ def test_ladder_raises_eps_only_for_faces_still_matched(gt_dir, monkeypatch):
   # Per round, per face (left, right): still matched (near) or not (far).
   script = iter([(True, False), (True, True), (True, True), (False, False)])
 
-  def check(protected):
+  def check(protected, names, known):
+    if known is not None:  # completing a round's check: the same pixels, the same verdict
+      return known
     near = next(script)
     out = []
     for i, f in enumerate(clean):
