@@ -7,7 +7,7 @@
 What a protected photo costs besides real dlib's detection and checks (which run on the CPU
 with dlib, ~0.1-0.3 s each): every round of `fgsm_jax.protect.attack.protect_window` for
 one face, against the preset's ensemble, at the compile bucket that holds a 640 x 480 GT
-photo's face (512 x 512). The window is synthetic (smooth random texture, no person) and
+photo's face (its window, 288 x 288, padded to the 384 bucket). The window is synthetic (smooth random texture, no person) and
 the face geometry fixed (a typical GT face, 124 px wide), so the figure is the attack's
 compute, not a protection result. Each preset runs its worst case, the first round's steps
 plus every extra round, after one untimed run that compiles; the JSON gives the median of

@@ -206,6 +206,9 @@ class Surrogate:
     weight: the member's share of the ensemble update.
     n_down: pyramid levels of the crop (static; dlib's chip: ``ChipTransform.n_down``,
       ArcFace: levels of the gradient's low-pass, `arcface.arcface_n_down`).
+    views: this member's views a step (its first ``views`` of the config's ``eot_samples``,
+      same jitter and degradations); 0: all of them. A recognizer that holds with fewer
+      views costs fewer forward and backward passes.
   """
   name: str
   apply_fn: Any
@@ -214,8 +217,11 @@ class Surrogate:
   threshold: float
   weight: float = 1.0
   n_down: int = 0
+  views: int = 0
 
   def __post_init__(self):
+    if self.views < 0:
+      raise ValueError(f'views must be >= 0 (0: every view), got {self.views}')
     if self.crop not in ('dlib_chip', 'arcface') or self.metric not in ('l2', 'cosine'):
       raise ValueError(f"crop must be 'dlib_chip' or 'arcface' and metric 'l2' or 'cosine', "
                        f'got {self.crop!r}, {self.metric!r}')
@@ -237,12 +243,12 @@ def _jitter_on(config: AttackConfig) -> bool:
   return config.jitter_px > 0 or config.jitter_deg > 0 or config.jitter_scale > 0
 
 
-def _jitters(geom_chip: warp.ChipGeometry | None, key: jax.Array, config: AttackConfig
-             ) -> list[jax.Array | None]:
+def _jitters(geom_chip: warp.ChipGeometry | None, key: jax.Array, config: AttackConfig,
+             count: int) -> list[jax.Array | None]:
   """Per view, the jittered dlib-chip affine (None: no jitter), shared by every crop so
   both recognizers see the landmarks move together (as on a re-detected photo)."""
   out = []
-  for k in range(config.eot_samples):
+  for k in range(count):
     if not _jitter_on(config) or geom_chip is None:
       out.append(None)
       continue
@@ -261,7 +267,7 @@ def _crops(member: Surrogate, degraded: dict[str, jax.Array], geom: Any,
   else:
     levels = {kind: arcface.crop_pyramid(v, member.n_down, quantize=True)
               for kind, v in degraded.items()}
-  for k in range(config.eot_samples):
+  for k in range(len(jitters)):
     kind = config.degradations[k % len(config.degradations)]
     kk = jax.random.fold_in(key, k)
     if member.crop == 'dlib_chip':
@@ -331,7 +337,7 @@ def _member_loss(member: Surrogate, params: Any, x: jax.Array, x0: jax.Array, ge
   weighted intermediate-layer loss when ``config.feature_weight`` > 0 (x0: the clean
   window, whose crops are cut with the same views)."""
   chip_geom = geoms[chip_index] if chip_index is not None else None
-  jitters = _jitters(chip_geom, key, config)
+  jitters = _jitters(chip_geom, key, config, member.views or config.eot_samples)
 
   def crops_of(window):
     degraded = {kind: _degrade(window, kind) for kind in dict.fromkeys(config.degradations)}

@@ -49,11 +49,13 @@ def _window_sizes(limit: int = 1 << 15) -> tuple[int, ...]:
 # that caps it).
 WINDOW_SIZES = _window_sizes()
 # What the attack is compiled for: each window is padded (edge pixels, budget 0) to the
-# first of these sides that holds it. XLA compiles once per shape, 7-14 s each on a 2-core
-# CPU, while a step's cost is the recognizer on the 150 x 150 chip and barely grows with the
-# window; so the ladder is coarse (x2) and starts high: every face of a 640 x 480 photo
-# (windows 240-432 on GT) shares the 512 program.
-BUCKET_SIDES = tuple(512 * 2 ** k for k in range(8))
+# first of these sides that holds it. XLA compiles once per shape (7-14 s on a 2-core CPU;
+# the compiled and the exported programs are then cached across runs), while a step's
+# window-wide work (image pyramids of both crops, TI, the update) grows with the padded
+# area: with both recognizers a step on a 288 px window took 88 ms padded to 512 and 42 ms
+# padded to 384. So the ladder steps by 1.5 and 1.33 (256, 384, 512, 768, ...): GT's
+# windows (240-432 px) use three programs.
+BUCKET_SIDES = tuple(sorted(base * 2 ** k for k in range(8) for base in (256, 384)))
 
 
 def bucket_side(height: int, width: int) -> int:
@@ -302,12 +304,13 @@ def _arcface(face: recognizer.FaceRecord, photo_hw: tuple[int, int]
 
 
 def _surrogate(rec: Recognizer, chip: faces_lib.ChipTransform,
-               arc: arcface.ArcFaceTransform | None, weight: float) -> attack_lib.Surrogate:
+               arc: arcface.ArcFaceTransform | None, weight: float, views: int = 0
+               ) -> attack_lib.Surrogate:
   if rec.name == 'dlib':
     return attack_lib.Surrogate('dlib', rec.apply_fn, 'dlib_chip', 'l2',
-                                recognizer.THRESHOLDS['dlib'], weight, chip.n_down)
+                                recognizer.THRESHOLDS['dlib'], weight, chip.n_down, views)
   return attack_lib.Surrogate(rec.name, rec.apply_fn, 'arcface', 'cosine',
-                              recognizer.THRESHOLDS[rec.name], weight, arc.n_down)
+                              recognizer.THRESHOLDS[rec.name], weight, arc.n_down, views)
 
 
 def _geometry(rec: Recognizer, chip: faces_lib.ChipTransform,
@@ -399,7 +402,8 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
       except ValueError:  # the re-found face's crop leaves the window: keep the first
         aligned[i] = usable[i][1:]
         geoms = [_geometry(r, *aligned[i], region) for r in recognizers]
-      members = tuple(_surrogate(r, *aligned[i], preset.weight(r.name)) for r in recognizers)
+      members = tuple(_surrogate(r, *aligned[i], preset.weight(r.name), preset.views_of(r.name))
+                      for r in recognizers)
       t, l = region.top, region.left
       (wh, ww), side = region.size, bucket_side(*region.size)
       sl = (slice(t, t + wh), slice(l, l + ww))

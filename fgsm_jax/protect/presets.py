@@ -40,6 +40,8 @@ class Preset:
     attack: `AttackConfig` (momentum, EOT views, jitter, degradations, DI, TI).
     weights: (recognizer name, weight) pairs: each attacked recognizer's share of the
       ensemble's update (unlisted: 1).
+    views: (recognizer name, n) pairs: that recognizer's gradient takes only the first n of
+      the attack's views a step (unlisted: all ``attack.eot_samples``).
   """
   name: str
   summary: str
@@ -56,10 +58,15 @@ class Preset:
   check_degradations: tuple[str, ...] = ()
   attack: AttackConfig = AttackConfig()
   weights: tuple[tuple[str, float], ...] = ()
+  views: tuple[tuple[str, int], ...] = ()
 
   def weight(self, name: str) -> float:
     """The ensemble weight of recognizer ``name``."""
     return dict(self.weights).get(name, 1.0)
+
+  def views_of(self, name: str) -> int:
+    """How many of the attack's views recognizer ``name`` takes a step (0: all)."""
+    return int(dict(self.views).get(name, 0))
 
   def eps_at(self, level: int) -> float:
     """The eps of a face that has climbed ``level`` rungs of the ladder (0: ``eps``)."""
@@ -81,6 +88,9 @@ class Preset:
     if self.steps < 0 or self.extra_steps < 0 or self.rounds < 1:
       raise ValueError(f'expected steps >= 0, extra_steps >= 0, rounds >= 1; got '
                        f'{self.steps}, {self.extra_steps}, {self.rounds}')
+    if any(int(n) < 1 or int(n) > self.attack.eot_samples for _, n in self.views):
+      raise ValueError(f'views must be between 1 and attack.eot_samples '
+                       f'({self.attack.eot_samples}), got {self.views}')
     if not 0 <= self.texture < 1:
       raise ValueError(f'texture must be in [0, 1), got {self.texture}')
     if not set(self.check_degradations) <= {'jpeg75', 'resize_half'}:

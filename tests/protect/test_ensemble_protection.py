@@ -126,6 +126,26 @@ def test_the_intermediate_layer_loss_reads_the_middle_block_and_moves_it(face):
   assert feature_change(config) > 1.2 * feature_change(CONFIG)
 
 
+def test_a_member_with_fewer_views_takes_the_first_of_them(face):
+  # Surrogate.views = 1 under 2 jittered views a step: that member's loss is its loss under
+  # the first view alone (same jitter), and differs from its 2-view loss.
+  members = _members(face)
+  params = tuple(r.params for r in face['recs'])
+  chip_index, chip_n_down = attack._chip_member(members)
+  two = dataclasses.replace(CONFIG, eot_samples=2, jitter_px=1.0, jitter_deg=1.5,
+                            jitter_scale=0.02)
+  one = dataclasses.replace(two, eot_samples=1)
+  x = face['window'] + 0.02 * jnp.sin(jnp.arange(face['window'].size).reshape(
+      face['window'].shape))
+  for i, member in enumerate(members):
+    loss = lambda m, c: float(attack._member_loss(
+        m, params[i], x, face['window'], face['geoms'], face['refs'], i, chip_index,
+        chip_n_down, jax.random.key(4), c))
+    single = dataclasses.replace(member, views=1)
+    assert loss(single, two) == pytest.approx(loss(member, one), abs=1e-6)
+    assert abs(loss(member, two) - loss(member, one)) > 1e-4
+
+
 def test_a_members_weight_sets_its_share_of_the_update(face):
   _, even = _protect(face, 6)
   _, dlib_heavy = _protect(face, 6, weights=(8.0, 1.0))

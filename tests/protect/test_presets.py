@@ -37,3 +37,11 @@ def test_every_preset_attacks_within_a_sane_budget():
     # texture_sd or more), and flat skin then gets at most 4 grey levels.
     flat = p.eps * np.sqrt(C2 / (2 * p.texture_sd ** 2 + C2)) if p.texture_sd else p.eps
     assert p.eps <= 8 or (p.texture_sd >= 16 and flat <= 4), p.name
+
+
+def test_per_recognizer_views_are_read_and_checked():
+  base = presets.PRESETS['default']
+  p = presets.with_fields(base, ['views=[["dlib", 1]]'])
+  assert p.views_of('dlib') == 1 and p.views_of('mobileface') == 0
+  with pytest.raises(ValueError, match='views must be between 1 and attack.eot_samples'):
+    presets.with_fields(base, [f'views=[["dlib", {base.attack.eot_samples + 1}]]'])
