@@ -123,7 +123,8 @@ PRESETS: dict[str, Preset] = {
         Preset(
             name='fast',
             summary=('eps 4, MI-FGSM, 8 steps + up to 1 re-aligned round of 4 (target 0.7), '
-                     'texture-weighted budget; plain photos only'),
+                     'texture-weighted budget; plain photos only, and too weak for MobileFace: '
+                     'on ten GT photos it still matched every one (BENCHMARKS.md section 5)'),
             eps=4.0, steps=8, rounds=2, extra_steps=4, target=0.7 / 0.6, texture=0.5,
             attack=dataclasses.replace(_ONE_VIEW, step=0.35)),
         Preset(
