@@ -460,10 +460,13 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
     if not todo:
       break
     if preset.eps_ladder and rnd + 1 < preset.rounds:
-      # Faces still under the target climb one rung (a larger eps for their next round);
-      # the faces already done keep the budget they needed, so the mean SSIM follows need.
-      for i in todo:
-        levels[i] += 1
+      # Faces still under the ladder's target (default: the rounds' target) climb one rung
+      # (a larger eps for their next round); the others keep the budget they needed, so the
+      # mean SSIM follows need.
+      bar = preset.ladder_target or preset.target
+      for i, r in enumerate(ratio):
+        if any(v is not None and v <= bar for v in r.values()):
+          levels[i] += 1
       budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels])
   results = []
   for i, (face, _, _) in enumerate(usable):

@@ -34,6 +34,10 @@ class Preset:
     texture: 0 spends eps everywhere in the region; t > 0 scales each pixel's budget by
       its local contrast (flat skin gets down to (1 - t) eps, edges and hair the full
       eps), which costs SSIM less for the same protection.
+    eps_ladder: larger eps values (0-255 scale, rising) a face climbs, one rung a round,
+      while some attacked recognizer keeps it under ``ladder_target``; () : off.
+    ladder_target: the distance (in thresholds) under which a face climbs the ladder;
+      0: ``target``.
     check_degradations: names in fgsm_jax.quality.DEGRADATIONS ('jpeg75', 'resize_half')
       whose result must also reach ``target`` before the rounds end (real dlib checks the
       8-bit result after each); the saved file is always checked as is.
@@ -55,6 +59,7 @@ class Preset:
   texture: float = 0.0
   texture_sd: float = 0.0
   eps_ladder: tuple[float, ...] = ()
+  ladder_target: float = 0.0
   check_degradations: tuple[str, ...] = ()
   attack: AttackConfig = AttackConfig()
   weights: tuple[tuple[str, float], ...] = ()
@@ -80,6 +85,8 @@ class Preset:
         not a < b <= 255 for a, b in zip(ladder, ladder[1:])):
       raise ValueError(f'eps_ladder must rise from eps ({self.eps}) and stay <= 255, got '
                        f'{self.eps_ladder}')
+    if self.ladder_target < 0:
+      raise ValueError(f'ladder_target must be >= 0 (0: target), got {self.ladder_target}')
     if self.texture_sd < 0 or (self.texture_sd > 0 and self.texture > 0):
       raise ValueError(f'texture_sd must be >= 0 and texture 0 when it is set; got '
                        f'texture_sd {self.texture_sd}, texture {self.texture}')

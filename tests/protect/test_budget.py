@@ -113,6 +113,44 @@ def test_ladder_raises_eps_only_for_faces_still_matched(gt_dir, monkeypatch):
   assert results[left].rounds == 4 and results[1 - left].rounds == 3
 
 
+def test_a_lower_ladder_target_lets_faces_near_the_line_go_on_without_climbing(gt_dir,
+                                                                              monkeypatch):
+  # ladder_target 0.5 under target 1.8: a face at 1.0 thresholds is attacked again (under
+  # the target) at the same eps; only a face under 0.5 climbs.
+  rgb = np.concatenate([images.load_rgb(gt_dir / 's04' / '01.jpg'),
+                        images.load_rgb(gt_dir / 's22' / '01.jpg')], axis=1)
+  clean = recognizer.describe(rgb)
+  left = int(np.argmin([f.center[0] for f in clean]))
+  seen: list[float] = []
+
+  def fake_window(members, params, window0, start, budget, *args, **kwargs):
+    seen.append(round(float(np.max(budget)) * 255, 3))
+    return start, np.zeros(len(members), np.float32)
+
+  monkeypatch.setattr(photo.attack_lib, 'protect_window', fake_window)
+  dim = len(clean[0].descriptor)
+  at = lambda ratio: ratio * recognizer.THRESHOLDS['dlib'] / np.sqrt(dim)  # shift per value
+  script = iter([(at(0.0), at(1.0)), (at(0.0), at(1.0)), (at(3.0), at(3.0))])
+
+  def check(protected, names, known):
+    if known is not None:
+      return known
+    shifts = next(script)
+    return [dataclasses.replace(f, descriptor=f.descriptor + shifts[0 if i == left else 1])
+            for i, f in enumerate(clean)]
+
+  preset = Preset(name='t', summary='t', eps=6.0, steps=1, extra_steps=1, rounds=3,
+                  target=1.8, eps_ladder=(7.0, 8.0), ladder_target=0.5,
+                  attack=attack.AttackConfig(eot_samples=1))
+  photo.protect_photo(rgb, preset, jax.random.key(0),
+                      recognizers=[photo.Recognizer('dlib', None, None)], models=object(),
+                      check=check, clean=clean)
+  # Rounds 2 and 3: both faces are under the target; the left one (0 thresholds) climbs,
+  # the right one (1.0 thresholds: under 1.8, over 0.5) keeps eps 6.
+  eps = {left: [6.0, 7.0, 8.0], 1 - left: [6.0, 6.0, 6.0]}
+  assert seen == [eps[i][r] for r in range(3) for i in (0, 1)]
+
+
 def test_ssim_budget_on_the_regions_equals_the_whole_photos_weight():
   # budget_map computes the weight only around the regions: the same values as the weight
   # of the whole photo times the mask (textured noise, so the weight varies everywhere).
