@@ -462,7 +462,8 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
     if preset.eps_ladder and rnd + 1 < preset.rounds:
       # Faces still under the ladder's target (default: the rounds' target) climb one rung
       # (a larger eps for their next round); the others keep the budget they needed, so the
-      # mean SSIM follows need.
+      # mean SSIM follows need. Measured by the judges this round's check computed: where
+      # the cheapest one alone decided the round (lazy, above), by it alone.
       bar = preset.ladder_target or preset.target
       for i, r in enumerate(ratio):
         if any(v is not None and v <= bar for v in r.values()):

@@ -36,8 +36,9 @@ class Preset:
       eps), which costs SSIM less for the same protection.
     eps_ladder: larger eps values (0-255 scale, rising) a face climbs, one rung a round,
       while some attacked recognizer keeps it under ``ladder_target``; () : off.
-    ladder_target: the distance (in thresholds) under which a face climbs the ladder;
-      0: ``target``.
+    ladder_target: the distance (in thresholds) under which a face climbs the ladder, by
+      the judges a round's check computed (MobileFace alone where it decided the round:
+      `photo.protect_photo`'s cheapest-first checks); 0: ``target``.
     check_degradations: names in fgsm_jax.quality.DEGRADATIONS ('jpeg75', 'resize_half')
       whose result must also reach ``target`` before the rounds end (real dlib checks the
       8-bit result after each); the saved file is always checked as is.
