@@ -465,10 +465,12 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
       # mean SSIM follows need. Measured by the judges this round's check computed: where
       # the cheapest one alone decided the round (lazy, above), by it alone.
       bar = preset.ladder_target or preset.target
-      for i, r in enumerate(ratio):
-        if any(v is not None and v <= bar for v in r.values()):
-          levels[i] += 1
-      budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels])
+      climbed = [i for i, r in enumerate(ratio)
+                 if any(v is not None and v <= bar for v in r.values())]
+      for i in climbed:
+        levels[i] += 1
+      if climbed:  # the map changes only when some face's eps does
+        budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels])
   results = []
   for i, (face, _, _) in enumerate(usable):
     res = FaceResult(box=face.box, distances={n: dist[i][n] for n in judges},
