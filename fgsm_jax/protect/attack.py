@@ -54,6 +54,35 @@ DEGRADATIONS = ('none', 'jpeg75', 'resize_half')
 # about a ninth of the input's side): dlib's ResNet after its 64-channel units (17 x 17 x
 # 64), MobileFace after its second stage (14 x 14 x 32).
 FEATURE_LAYERS = {'dlib': 'unit6', 'mobileface': 'stage2'}
+# The changed clean crops whose descriptors `AttackConfig.hull` adds to the references.
+HULL_VIEWS = ('blur', 'dark', 'half', 'flip')
+
+
+def _blur(crops: jax.Array, sigma: float = 1.5) -> jax.Array:
+  """Gaussian blur of K x S x S x 3 crops (sd ``sigma`` px, edges repeated)."""
+  r = int(np.ceil(3 * sigma))
+  k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+  k = jnp.asarray(k / k.sum(), jnp.float32)
+  x = jnp.pad(crops, ((0, 0), (r, r), (r, r), (0, 0)), mode='edge')
+  n = crops.shape[1]
+  x = sum(k[i] * x[:, i:i + n] for i in range(2 * r + 1))
+  return sum(k[i] * x[:, :, i:i + n] for i in range(2 * r + 1))
+
+
+def hull_view(crops: jax.Array, kind: str) -> jax.Array:
+  """One of ``HULL_VIEWS`` of K x S x S x 3 crops in [0, 1]: 'blur' (sd 1.5 px), 'dark'
+  (x 0.75), 'half' (2 x 2 means, then bilinear back), 'flip' (mirrored)."""
+  if kind == 'blur':
+    return _blur(crops)
+  if kind == 'dark':
+    return crops * 0.75
+  if kind == 'half':
+    k, s = crops.shape[0], crops.shape[1]
+    small = crops[:, :s // 2 * 2, :s // 2 * 2].reshape(k, s // 2, 2, s // 2, 2, 3).mean((2, 4))
+    return jax.image.resize(small, crops.shape, 'bilinear')
+  if kind == 'flip':
+    return crops[:, :, ::-1]
+  raise ValueError(kind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +110,12 @@ class AttackConfig:
       et al. 2019, Huang et al. 2019 ILA); 0: off.
     feature_dropout: drop this share of every convolution's outputs of each surrogate,
       afresh each step (model augmentation, for transfer); 0: off.
+    hull: names in ``HULL_VIEWS``: besides the face's clean descriptor, the attack moves
+      away from each member's descriptors of its clean crop so changed (blurred, darker,
+      halved, mirrored), the nearest of them counting ("identity hull": the person's other
+      photos differ from this one in such ways, and a change that only moves this exact
+      photo's descriptor leaves them near; OPOM, Zhong & Deng 2022); (): the clean
+      descriptor alone.
   """
   step: float = 0.25
   decay: float = 1.0
@@ -96,6 +131,7 @@ class AttackConfig:
   soft: float = 0.0
   feature_dropout: float = 0.0
   feature_weight: float = 0.0
+  hull: tuple[str, ...] = ()
 
   def __post_init__(self):
     bad = [d for d in self.degradations if d not in DEGRADATIONS]
@@ -105,6 +141,9 @@ class AttackConfig:
     if self.eot_samples < 1 or self.step <= 0 or self.decay < 0:
       raise ValueError(f'expected eot_samples >= 1, step > 0, decay >= 0; got '
                        f'{self.eot_samples}, {self.step}, {self.decay}')
+    bad = [h for h in self.hull if h not in HULL_VIEWS]
+    if bad or len(set(self.hull)) != len(self.hull):
+      raise ValueError(f'hull must name distinct views among {HULL_VIEWS}, got {self.hull}')
     if not self.feature_weight >= 0:
       raise ValueError(f'feature_weight must be >= 0, got {self.feature_weight}')
     if not 0 <= self.feature_dropout < 1:
@@ -230,7 +269,10 @@ class Surrogate:
 
 
 def _distance(metric: str, desc: jax.Array, ref: jax.Array) -> jax.Array:
-  """Per-row distance of K x D descriptors from ref (D,) in the recognizer's own metric."""
+  """Per-row distance of K x D descriptors from ref in the recognizer's own metric: ref
+  (D,) gives K distances; R x D references give each row's distance to the nearest one."""
+  if ref.ndim == 2:
+    return jnp.min(jax.vmap(lambda r: _distance(metric, desc, r), out_axes=1)(ref), axis=1)
   if metric == 'l2':
     d = desc - ref
     return jnp.sqrt(jnp.sum(d * d, axis=-1) + 1e-12)
@@ -411,18 +453,31 @@ def _run(members, params, window0, start, budget, scope, geoms, refs, key, steps
   shape, members, config), so a new process compiles (or loads) exactly one (the set-up is
   inside too: eager ops would each compile on their own)."""
   scope = scope[None]
+  clean_refs = refs
+  if config.hull:
+    refs = tuple(jnp.concatenate([r[None], jax.lax.stop_gradient(mem.apply_fn(
+        params[i], jnp.concatenate([hull_view(c, h) for h in config.hull])))])
+                 for i, (mem, r, c) in enumerate(zip(
+                     members, refs, _clean_crops(members, window0, geoms))))
   x = iterative.update_loop(
       _ensemble_gradient(members, params, window0, geoms, refs, scope, config), window0[None],
       budget[None], config.step * budget[None], steps, config=_update_config(config),
       keys=key[None], start=start[None], scope=scope)[0]
-  dists = []
+  dists = [_distance(mem.metric, mem.apply_fn(params[i], c), clean_refs[i])[0]
+           for i, (mem, c) in enumerate(zip(members, _clean_crops(members, x, geoms)))]
+  return x, jnp.stack(dists)
+
+
+def _clean_crops(members: tuple[Surrogate, ...], window: jax.Array, geoms: tuple
+                 ) -> list[jax.Array]:
+  """Each member's unjittered crop of the window, 1 x S x S x 3 (8-bit reads)."""
+  crops = []
   for i, mem in enumerate(members):
     if mem.crop == 'dlib_chip':
-      crop = warp.window_chip(x, geoms[i], mem.n_down)
+      crops.append(warp.window_chip(window, geoms[i], mem.n_down)[None])
     else:
-      crop = arcface.window_crop(x, geoms[i], 0, quantize=True)
-    dists.append(_distance(mem.metric, mem.apply_fn(params[i], crop[None]), refs[i])[0])
-  return x, jnp.stack(dists)
+      crops.append(arcface.window_crop(window, geoms[i], 0, quantize=True)[None])
+  return crops
 
 
 def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.Array,

@@ -1,6 +1,8 @@
 """The per-face protection attack: budgets, 8-bit output, both loop drivers, degradations."""
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -110,3 +112,47 @@ def test_padding_to_a_compile_bucket_leaves_the_result_unchanged(face_window):
   assert abs(float(da[0]) - float(db[0])) < 1e-3
   levels = lambda v: np.round(np.asarray(v) * 255)
   assert np.array_equal(levels(b)[h:], levels(window)[h:])  # padding untouched
+
+
+def test_hull_views_do_what_they_name():
+  rng = np.random.default_rng(0)
+  crops = jnp.asarray(rng.uniform(size=(2, 16, 16, 3)), jnp.float32)
+  np.testing.assert_array_equal(attack.hull_view(crops, 'flip'), crops[:, :, ::-1])
+  np.testing.assert_allclose(attack.hull_view(crops, 'dark'), 0.75 * crops, rtol=1e-6)
+  flat = jnp.full((1, 16, 16, 3), 0.3)
+  for kind in attack.HULL_VIEWS:  # a flat crop stays flat (no shift, no gain)
+    want = 0.225 if kind == 'dark' else 0.3
+    np.testing.assert_allclose(attack.hull_view(flat, kind), want, atol=1e-6)
+  blurred = np.asarray(attack.hull_view(crops, 'blur'))
+  halved = np.asarray(attack.hull_view(crops, 'half'))
+  assert blurred.std() < 0.5 * float(crops.std()) and halved.std() < 0.8 * float(crops.std())
+  with pytest.raises(ValueError, match='hull'):
+    attack.AttackConfig(hull=('sepia',))
+  with pytest.raises(ValueError, match='hull'):
+    attack.AttackConfig(hull=('blur', 'blur'))
+
+
+def test_distance_to_several_references_is_to_the_nearest():
+  desc = jnp.asarray([[0.0, 0.0], [3.0, 4.0]])
+  refs = jnp.asarray([[3.0, 4.0], [0.0, 1.0]])
+  np.testing.assert_allclose(attack._distance('l2', desc, refs), [1.0, 0.0], atol=1e-5)
+  cos = attack._distance('cosine', jnp.asarray([[1.0, 0.0]]), jnp.asarray([[0.0, 2.0], [1.0, 1.0]]))
+  np.testing.assert_allclose(cos, [1 - np.sqrt(0.5)], atol=1e-6)
+
+
+def test_the_hull_enters_the_loss_and_the_reported_distance_stays_the_clean_ones(face_window):
+  fw = face_window
+
+  def attack_with(config):
+    return attack.protect_window(_dlib(fw), (fw['params'],), fw['window'], fw['window'],
+                                 fw['budget'], (fw['geom'],), (fw['ref'],), jax.random.key(3),
+                                 4, config=config)
+
+  plain, _ = attack_with(CONFIG)
+  with_hull, d = attack_with(dataclasses.replace(CONFIG, hull=('blur', 'half', 'flip')))
+  # The hull's references change the steps (an ignored option would give the same window) ...
+  assert np.any(np.asarray(with_hull) != np.asarray(plain))
+  # ... but the distance returned is the one from the clean descriptor, as without a hull.
+  chip = warp.window_chip(with_hull, fw['geom'], fw['n_down'])[None]
+  want = attack._distance('l2', dlib_resnet_apply(fw['params'], chip), fw['ref'])[0]
+  np.testing.assert_allclose(float(d[0]), float(want), rtol=1e-4)
