@@ -86,6 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                       'attack with all but R (R judges an attack that never saw it); both')
   p.add_argument('--classifier', type=pathlib.Path, action='append', default=[],
                  metavar='W', help='workdir of a trained classifier (repeatable): transfer')
+  p.add_argument('--person-photos', type=cli.non_negative_int, default=0, metavar='K',
+                 help="give the attack up to K other photos of each probe's person: those "
+                      'after the probes in its folder (never gallery or probe photos); a '
+                      'user protecting several photos of themselves has them (default: 0)')
   p.add_argument('--seed', type=cli.seed, default=0,
                  help=f'PRNG seed of the attacks, 0 to {cli.MAX_SEED}')
   compile_cache.add_arguments(p)
@@ -175,10 +179,35 @@ def _probes(args):
   gallery = [(who, p) for who, paths in gallery_folders for p in paths[:args.gallery]]
   probes = [(who, p) for who, paths in folders
             for p in paths[args.gallery:][:args.photos_per_person]]
-  return gallery, probes, len(folders), len(gallery_folders)
+  start = args.gallery + (args.photos_per_person or 0)
+  person = {who: paths[start:start + args.person_photos] if args.photos_per_person else []
+            for who, paths in folders}
+  return gallery, probes, len(folders), len(gallery_folders), person
 
 
-def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subjects):
+def _person_faces(person_photos, models, names):
+  """Per identity, the largest face of each of its --person-photos (every recognizer's
+  descriptors), photos without a face left out."""
+  from fgsm_jax.data import images as images_lib
+  from fgsm_jax.protect import evaluate, recognizer
+  out = {}
+  for who, paths in person_photos.items():
+    faces = []
+    for path in paths:
+      try:
+        face = evaluate.largest(recognizer.describe(images_lib.load_rgb(path), models,
+                                                    recognizers=names))
+      except images_lib.ImageError as e:
+        print(f'warning: {e}; not used as a person photo', file=sys.stderr)
+        continue
+      if face is not None:
+        faces.append(face)
+    out[who] = faces
+  return out
+
+
+def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subjects,
+                    person=None):
   """Protects every probe against the recognizers ``attacked`` and judges it with all."""
   import jax
   from fgsm_jax import quality
@@ -194,7 +223,8 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
     # result this evaluation counts, not a probe to drop.
     result = files.protect_file(path, out, preset, jax.random.fold_in(key, index),
                                 recognizers=[r for r in recognizers if r.name in attacked],
-                                judges=attacked, models=models, keep_unverified=True)
+                                judges=attacked, models=models, keep_unverified=True,
+                                person=(person or {}).get(who, ()))
     if result.error is not None or result.out_path is None:
       skipped.append(result.error)
       print(f'warning: {result.error}', file=sys.stderr)
@@ -218,7 +248,7 @@ def main(argv=None) -> int:
   from fgsm_jax import cli, io
   from fgsm_jax.protect import evaluate
   from fgsm_jax.protect.presets import attack_name
-  gallery_photos, probes, people, gallery_people = _probes(args)
+  gallery_photos, probes, people, gallery_people, person_photos = _probes(args)
   try:  # before any model is loaded or photo attacked
     cli.writable_dir(args.workdir, 'workdir')
   except OSError as e:
@@ -236,12 +266,13 @@ def main(argv=None) -> int:
   except ValueError as e:
     fail(f'{args.dataset_dir}: {e}')
   subjects, skipped = _subjects(probes, models, judges)
+  person = _person_faces(person_photos, models, judges) if args.person_photos else {}
   clean = {n: evaluate.summarize([evaluate.identify(galleries[n], s.descriptor_of(n), who)
                                   for who, _, _, s in subjects]) for n in judges}
   runs = []
   for attacked in sets:
     records, missed = _run_attack_set(args, attacked, preset, recognizers, models, galleries,
-                                      subjects)
+                                      subjects, person)
     skipped += missed
     if not records:
       fail('no probe could be evaluated')
@@ -258,6 +289,7 @@ def main(argv=None) -> int:
       'gallery_per_person': args.gallery, 'gallery_photos': len(gallery_photos),
       'preset': preset.name, 'attack': attack_name(preset.attack), 'eps': preset.eps,
       'steps': preset.steps, 'preset_config': _preset_dict(preset), 'judges': list(judges),
+      'person_photos': {who: len(v) for who, v in person.items()},
       'protocol': args.protocol, 'clean': clean, 'table': table, 'runs': runs,
       'skipped': skipped + galleries[judges[0]].skipped})
   _plot(runs[0], args.workdir / 'privacy_vs_quality.png', preset.name)

@@ -453,9 +453,9 @@ def _run(members, params, window0, start, budget, scope, geoms, refs, key, steps
   shape, members, config), so a new process compiles (or loads) exactly one (the set-up is
   inside too: eager ops would each compile on their own)."""
   scope = scope[None]
-  clean_refs = refs
+  clean_refs = tuple(r if r.ndim == 1 else r[0] for r in refs)
   if config.hull:
-    refs = tuple(jnp.concatenate([r[None], jax.lax.stop_gradient(mem.apply_fn(
+    refs = tuple(jnp.concatenate([r.reshape(-1, r.shape[-1]), jax.lax.stop_gradient(mem.apply_fn(
         params[i], jnp.concatenate([hull_view(c, h) for h in config.hull])))])
                  for i, (mem, r, c) in enumerate(zip(
                      members, refs, _clean_crops(members, window0, geoms))))
@@ -499,7 +499,10 @@ def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.A
     budget: per-pixel L-inf budget, H x W x 1 (or x 3), [0, 1] units.
     geoms: per member, the face's crop geometry in this window (`warp.ChipGeometry` for
       'dlib_chip', `arcface.ArcFaceGeometry` for 'arcface').
-    refs: per member, the face's clean descriptor (D,).
+    refs: per member, the face's clean descriptor (D,), or R x D references whose first
+      row is that descriptor and the others descriptors of the same person's other photos
+      (the attack moves away from the nearest row; rows may repeat). The distances
+      returned are from the first row.
     key: PRNG key (jitter, DI, feature dropout): step t draws from the engine's per-step
       key.
     steps: number of steps.

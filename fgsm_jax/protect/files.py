@@ -144,13 +144,14 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
                  judges: Sequence[str] | None = None,
                  models: recognizer.RealDlib | None = None,
                  max_pixels: int = MAX_PIXELS, keep_unverified: bool = False,
-                 stop: Callable[[], bool] | None = None) -> FileResult:
+                 stop: Callable[[], bool] | None = None,
+                 person: Sequence[recognizer.FaceRecord] = ()) -> FileResult:
   """Protects one photo file and, when every face is protected, writes ``out_path``.
 
   Args:
     path: the photo (read only).
     out_path: ``<stem>.protected.png``; written once, atomically, after verification.
-    preset, key, recognizers, judges, models: as `photo.protect_photo`.
+    preset, key, recognizers, judges, models, person: as `photo.protect_photo`.
     max_pixels: larger photos are refused from the header.
     keep_unverified: write a result whose faces are not all protected as
       ``unverified_path(out_path)`` (default: write nothing).
@@ -199,7 +200,8 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
 
   try:
     _, faces = photo_lib.protect_photo(photo.rgb, preset, key, recognizers=recognizers,
-                                       judges=judges, models=models, check=check)
+                                       judges=judges, models=models, check=check,
+                                       person=person)
   except photo_lib.NoFaceError:
     return failed(f'{path}: no face found (nothing to protect; no output written)')
   verified = all(f.protected for f in faces)

@@ -34,6 +34,10 @@ from fgsm_jax.protect import attack as attack_lib
 from fgsm_jax.protect import recognizer, warp
 from fgsm_jax.protect.presets import Preset
 
+# Rows of a face's references when photos of the same person are given (`protect_photo`'s
+# ``person``): the clean descriptor, then up to PERSON_REFS - 1 others, padded by repeating
+# it, so one compiled program serves any number of them.
+PERSON_REFS = 16
 ALIGN = 16  # window origins sit on the JPEG 16 x 16 macroblock grid where possible.
 
 
@@ -329,10 +333,42 @@ def roles(recognizers: Sequence[Recognizer], judges: Sequence[str] | None
   return attacked, judges, tuple(dict.fromkeys(attacked + judges))
 
 
+def _same_person(face: recognizer.FaceRecord, person: Sequence[recognizer.FaceRecord]) -> bool:
+  """Whether some recognizer places ``face`` within its threshold of one of ``person``."""
+  for p in person:
+    for name in recognizer.RECOGNIZERS:
+      a, b = face.descriptor_of(name), p.descriptor_of(name)
+      if a is not None and b is not None and (
+          recognizer.distance(a, b, name) < recognizer.THRESHOLDS[name]):
+        return True
+  return False
+
+
+def _references(face: recognizer.FaceRecord, others: Sequence[recognizer.FaceRecord],
+                name: str) -> np.ndarray:
+  """The attack's references for ``face`` and recognizer ``name``: its clean descriptor
+  (D,), or with ``others`` a PERSON_REFS x D array (the clean one first, then theirs)."""
+  own = np.asarray(face.descriptor_of(name), np.float32)
+  if not others:
+    return own
+  rows = [own] + [np.asarray(o.descriptor_of(name), np.float32)
+                  for o in others[:PERSON_REFS - 1]]
+  return np.stack(rows + [own] * (PERSON_REFS - len(rows)))
+
+
+def _identity_ratio(face: recognizer.FaceRecord, others: Sequence[recognizer.FaceRecord],
+                    found: recognizer.FaceRecord, name: str) -> float:
+  """The distance of ``found`` from the nearest of ``face`` (clean) and ``others``, in
+  units of recognizer ``name``'s threshold."""
+  return min(recognizer.distance(f.descriptor_of(name), found.descriptor_of(name), name)
+             for f in [face, *others]) / recognizer.THRESHOLDS[name]
+
+
 def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
                   recognizers: Sequence[Recognizer], judges: Sequence[str] | None = None,
                   models: recognizer.RealDlib | None = None, check: Check | None = None,
-                  clean: Sequence[recognizer.FaceRecord] | None = None
+                  clean: Sequence[recognizer.FaceRecord] | None = None,
+                  person: Sequence[recognizer.FaceRecord] = ()
                   ) -> tuple[np.ndarray, list[FaceResult]]:
   """Protects every face real dlib finds in the photo, against an ensemble of recognizers.
 
@@ -353,6 +389,13 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
       descriptors are not computed; otherwise, and after the last round, every judge's
       are (the figures reported are always those of a complete check).
     clean: the faces of ``rgb`` if already described (with every judge's descriptors).
+    person: faces of one person from other photos of them (with the attacked recognizers'
+      descriptors). A face of ``rgb`` that some recognizer matches to one of them (within
+      its threshold) is that person: the attack moves it away from the nearest of their
+      descriptors as well as from its own clean one, and its rounds go on until it is
+      ``target`` away from all of them (what a recognizer holding those photos would need;
+      at most ``PERSON_REFS`` - 1 are used). Reported distances stay those from the face's
+      own clean descriptor.
 
   Returns:
     (protected uint8 H x W x 3, one FaceResult per clean face, in detector order).
@@ -387,7 +430,10 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
   model_d: list[dict[str, float]] = [{} for _ in usable]
   found: Sequence[recognizer.FaceRecord] = []
   matches: list[int | None] = [None] * len(usable)
-  refs = [[f.descriptor_of(r.name) for r in recognizers] for f, _, _ in usable]
+  person = [p for p in person if all(p.descriptor_of(r.name) is not None for r in recognizers)]
+  others = [person if _same_person(f, person) else [] for f, _, _ in usable]
+  refs = [[_references(f, o, r.name) for r in recognizers]
+          for (f, _, _), o in zip(usable, others)]
   for rnd in range(preset.rounds):
     steps = preset.steps if rnd == 0 else preset.extra_steps
     for i in todo:
@@ -431,10 +477,8 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
     if lazy:
       # The rounds go on for a face while any attacked recognizer has it under the target:
       # if the cheapest one says so for every face found, the others cannot change that.
-      under = [m is not None and recognizer.distance(
-          usable[i][0].descriptor_of(first[0]), found[m].descriptor_of(first[0]), first[0])
-               / recognizer.THRESHOLDS[first[0]] <= preset.target
-               for i, m in enumerate(matches)]
+      under = [m is not None and _identity_ratio(usable[i][0], others[i], found[m], first[0])
+               <= preset.target for i, m in enumerate(matches)]
       if not all(u for u, m in zip(under, matches) if m is not None) or not any(under):
         found = check(protected, seeing, found)
     have = [n for n in seeing if not found or found[0].descriptor_of(n) is not None]
@@ -443,8 +487,9 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
             for i, m in enumerate(matches)]
     # The rounds go on while an attacked recognizer is under the target (the robust preset
     # also asks for it after JPEG / resizing); judges left out of the attack never count.
-    ratio = [{n: None if d[n] is None else d[n] / recognizer.THRESHOLDS[n] for n in attacked}
-             for d in dist]
+    ratio = [{n: None if d[n] is None else _identity_ratio(usable[i][0], others[i],
+                                                          found[matches[i]], n)
+              for n in attacked} for i, d in enumerate(dist)]
     for kind in preset.check_degradations:
       seen = recognizer.describe(quality.DEGRADATIONS[kind](protected), models,
                                  recognizers=attacked)
