@@ -4,6 +4,7 @@
   python experiments/protect_photos.py me.jpg family/*.jpg --out-dir protected/
   python experiments/protect_photos.py me.jpg --out-dir out --preset robust
   python experiments/protect_photos.py me.jpg --out-dir out --eps 4 --steps 24 --attack pgd
+  python experiments/protect_photos.py me/*.jpg --out-dir out --same-person
 
 Each PHOTO is read upright (EXIF orientation applied), every face dlib finds in it is
 perturbed inside a feathered region around the face (all other pixels stay exactly as
@@ -21,6 +22,11 @@ is kept as it was. A photo with a face still recognised is not written (an earli
 of the same name is left alone); --keep-unverified writes it as DIR/<stem>.unverified.png.
 Inputs are never modified. Ctrl-C stops after the current attack round, writing nothing
 for the unfinished photo.
+
+With --same-person the photos are all of one person (the largest face of each): a face
+that matches that person is also moved away from the person's faces in the other photos,
+and its rounds go on until it is far from all of them -- a recognizer that holds other
+photos of someone compares against those, not against the photo being protected.
 
 Bad inputs (missing or unreadable file, more than --max-pixels pixels, no face) get one
 line on stderr and the batch goes on. A file given twice is protected once.
@@ -80,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
   compile_cache.add_arguments(p)
   p.add_argument('--max-pixels', type=cli.positive_int, default=MAX_PIXELS,
                  help=f'larger photos are refused, from the header (default {MAX_PIXELS})')
+  p.add_argument('--same-person', action='store_true',
+                 help='the photos show one person: each face of theirs is also moved away '
+                      'from their faces in the other photos (default: each photo alone)')
   p.add_argument('--keep-unverified', action='store_true',
                  help='write a photo whose faces are not all protected as '
                       '<stem>.unverified.png (default: not written)')
@@ -135,6 +144,10 @@ def _run(args, stop) -> int:
     print(f'error: {message}', file=sys.stderr, flush=True)
     counts['failed'] += 1
 
+  person = _person_faces(args, models) if args.same_person else {}
+  if args.same_person:
+    print(f'same person: their face found in {len(person)} of {len(set(inputs))} photos; '
+          'each is also moved away from it in the others', flush=True)
   for index, path in enumerate(args.photos):
     if stop():
       break
@@ -157,7 +170,8 @@ def _run(args, stop) -> int:
       result = files.protect_file(path, out, preset, jax.random.fold_in(key, index),
                                   recognizers=recognizers, models=models,
                                   max_pixels=args.max_pixels,
-                                  keep_unverified=args.keep_unverified, stop=stop)
+                                  keep_unverified=args.keep_unverified, stop=stop,
+                                  person=[f for p, f in person.items() if p != real])
     except files.Interrupted:
       break
     written[out.resolve()] = path
@@ -188,6 +202,24 @@ def _run(args, stop) -> int:
     print('interrupted: nothing written for the unfinished photo', file=sys.stderr, flush=True)
     return 130
   return 0 if counts['unverified'] == 0 and counts['failed'] == 0 else 1
+
+
+def _person_faces(args, models) -> dict:
+  """{resolved path: the largest face of that photo} over the readable inputs with a face
+  (--same-person); the others are reported when their turn comes."""
+  from fgsm_jax.data import images as images_lib
+  from fgsm_jax.protect import evaluate, files, recognizer
+  faces = {}
+  for path in args.photos:
+    try:
+      files.check_size(path, args.max_pixels)
+      rgb = images_lib.load_photo(path, args.max_pixels).rgb
+    except (images_lib.ImageError, OSError):
+      continue
+    face = evaluate.largest(recognizer.describe(rgb, models, recognizers=args.recognizers))
+    if face is not None:
+      faces[path.resolve()] = face
+  return faces
 
 
 def _summary(counts: dict[str, int], seconds: list[tuple[float, float]]) -> None:

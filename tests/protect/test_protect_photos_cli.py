@@ -124,3 +124,21 @@ def test_bad_flags_exit_2(cli, tmp_path):
   with pytest.raises(SystemExit) as e:
     cli(['x.jpg', '--out-dir', str(tmp_path), '--preset', 'nope'])
   assert e.value.code == 2
+
+
+def test_same_person_uses_the_other_photos(cli, gt_dir, tmp_path, capsys):
+  photos = [gt_dir / 's05' / '03.jpg', gt_dir / 's05' / '04.jpg']
+  grey = tmp_path / 'grey.png'
+  Image.new('RGB', (64, 48), (128, 128, 128)).save(grey)
+  before = [p.read_bytes() for p in photos]
+  rc = cli([*map(str, photos), str(grey), str(tmp_path / 'missing.jpg'),
+            '--out-dir', str(tmp_path / 'out'), '--same-person', *QUICK])
+  captured = capsys.readouterr()
+  # The photos without a face (or missing) are not the person's; the batch goes on.
+  assert 'same person: their face found in 2 of 3 photos' in captured.out
+  errors = [line for line in captured.err.splitlines() if line.startswith('error:')]
+  assert len(errors) == 2 and 'Traceback' not in captured.err
+  assert rc == 1
+  assert [p.read_bytes() for p in photos] == before
+  assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
+      '03.protected.png', '04.protected.png']
