@@ -6,8 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fgsm_jax.data import images
-from fgsm_jax.models.dlib_resnet import dlib_resnet_apply, load_dlib_resnet
+from fgsm_jax.models.dlib_resnet import dlib_resnet_apply
 from fgsm_jax.protect import attack, photo, recognizer, warp
 
 
@@ -39,21 +38,6 @@ def test_same_person_and_the_identity_distance():
   # Nearest of the clean face (1.2 away) and the person's photos (0.7 and 1.8 away).
   assert photo._identity_ratio(me, [near, far], found, 'dlib') == pytest.approx(0.7 / 0.6)
   assert photo._identity_ratio(me, [], found, 'dlib') == pytest.approx(1.2 / 0.6)
-
-
-@pytest.fixture(scope='module')
-def face_window(gt_dir):
-  rgb = images.load_rgb(gt_dir / 's07' / '04.jpg')
-  face = recognizer.describe(rgb)[0]
-  chip = photo._chip(face.landmarks, rgb.shape[:2])
-  region = photo._window(face.box, chip, None, rgb.shape[:2], 0.3, 0.2)
-  t, l = region.top, region.left
-  window = jnp.asarray(rgb[t:t + region.size[0], l:l + region.size[1]] / 255.0, jnp.float32)
-  budget = jnp.asarray(np.asarray(photo.faces_lib.feather_mask(region)) * 4 / 255.0)
-  return dict(window=window, budget=budget.astype(jnp.float32),
-              geom=warp.geometry(chip, t, l, region.size), ref=jnp.asarray(face.descriptor),
-              n_down=chip.n_down,
-              params=load_dlib_resnet())
 
 
 def _attack(fw, refs):
