@@ -6,9 +6,12 @@ import json
 import pathlib
 
 import jax
+import numpy as np
 import pytest
 
 from fgsm_jax import train
+from fgsm_jax.data import images
+from fgsm_jax.protect import recognizer
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / 'experiments' / 'privacy_eval.py'
 
@@ -81,3 +84,29 @@ def test_missing_dataset_is_one_line(cli, tmp_path, capsys):
   assert e.value.code == 1
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and 'does not exist' in err
+
+
+def test_person_photos_come_after_the_probes_and_reach_the_attack(cli, gt_dir, tmp_path,
+                                                                   monkeypatch):
+  from fgsm_jax.protect import files
+  data = _dataset(gt_dir, tmp_path / 'data', people=('s01', 's02'), n=9)
+  given = []
+  protect_file = files.protect_file
+
+  def recording(*args, person=(), **kwargs):
+    given.append(list(person))
+    return protect_file(*args, person=person, **kwargs)
+
+  monkeypatch.setattr(files, 'protect_file', recording)
+  base = ['--dataset-dir', str(data), '--people', '1', '--photos-per-person', '1',
+          '--preset', 'fast', '--steps', '2', '--recognizers', 'dlib', '--protocol', 'whitebox']
+  assert cli([*base, '--workdir', str(tmp_path / 'work'), '--person-photos', '2']) == 0
+  assert cli([*base, '--workdir', str(tmp_path / 'alone')]) == 0
+  out = json.loads((tmp_path / 'work' / 'privacy_eval.json').read_text())
+  # Photos 07 and 08 of s01 (after the gallery, 01-05, and the probe, 06); none without.
+  assert out['person_photos'] == {'s01': 2}
+  assert out['runs'][0]['probes'][0]['photo'].endswith('06.jpg')
+  assert [len(p) for p in given] == [2, 0]
+  want = [recognizer.describe(images.load_rgb(data / 's01' / f'{k:02d}.jpg'))[0].descriptor
+          for k in (7, 8)]
+  np.testing.assert_allclose([f.descriptor for f in given[0]], want, atol=1e-6)
