@@ -128,7 +128,7 @@ def _run(args, stop) -> int:
     fail(str(e), 2)
   import jax
 
-  from fgsm_jax.protect import files, recognizer
+  from fgsm_jax.protect import evaluate, files, recognizer
 
   preset, recognizers, models = load_protection(args)
   print(_banner(preset) + f'; against {", ".join(args.recognizers)}', flush=True)
@@ -144,7 +144,9 @@ def _run(args, stop) -> int:
     print(f'error: {message}', file=sys.stderr, flush=True)
     counts['failed'] += 1
 
-  person = _person_faces(args, models) if args.same_person else {}
+  described = _describe_inputs(args, models) if args.same_person else {}
+  person = {p: f for p, f in ((p, evaluate.largest(faces)) for p, faces in described.items())
+            if f is not None}
   if args.same_person:
     print(f'same person: their face found in {len(person)} of {len(set(inputs))} photos; '
           'each is also moved away from it in the others', flush=True)
@@ -171,7 +173,8 @@ def _run(args, stop) -> int:
                                   recognizers=recognizers, models=models,
                                   max_pixels=args.max_pixels,
                                   keep_unverified=args.keep_unverified, stop=stop,
-                                  person=[f for p, f in person.items() if p != real])
+                                  person=[f for p, f in person.items() if p != real],
+                                  clean=described.get(real))
     except files.Interrupted:
       break
     written[out.resolve()] = path
@@ -204,11 +207,12 @@ def _run(args, stop) -> int:
   return 0 if counts['unverified'] == 0 and counts['failed'] == 0 else 1
 
 
-def _person_faces(args, models) -> dict:
-  """{resolved path: the largest face of that photo} over the readable inputs with a face
-  (--same-person); the others are reported when their turn comes."""
+def _describe_inputs(args, models) -> dict:
+  """{resolved path: every face real dlib finds, with --recognizers' descriptors} over the
+  readable inputs (--same-person); the protection reuses them, and the unreadable ones are
+  reported when their turn comes."""
   from fgsm_jax.data import images as images_lib
-  from fgsm_jax.protect import evaluate, files, recognizer
+  from fgsm_jax.protect import files, recognizer
   faces = {}
   for path in args.photos:
     try:
@@ -216,9 +220,7 @@ def _person_faces(args, models) -> dict:
       rgb = images_lib.load_photo(path, args.max_pixels).rgb
     except (images_lib.ImageError, OSError):
       continue
-    face = evaluate.largest(recognizer.describe(rgb, models, recognizers=args.recognizers))
-    if face is not None:
-      faces[path.resolve()] = face
+    faces[path.resolve()] = recognizer.describe(rgb, models, recognizers=args.recognizers)
   return faces
 
 

@@ -145,13 +145,16 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
                  models: recognizer.RealDlib | None = None,
                  max_pixels: int = MAX_PIXELS, keep_unverified: bool = False,
                  stop: Callable[[], bool] | None = None,
-                 person: Sequence[recognizer.FaceRecord] = ()) -> FileResult:
+                 person: Sequence[recognizer.FaceRecord] = (),
+                 clean: Sequence[recognizer.FaceRecord] | None = None) -> FileResult:
   """Protects one photo file and, when every face is protected, writes ``out_path``.
 
   Args:
     path: the photo (read only).
     out_path: ``<stem>.protected.png``; written once, atomically, after verification.
     preset, key, recognizers, judges, models, person: as `photo.protect_photo`.
+    clean: the faces of this file's photo as `images.load_photo` reads it, if already
+      described (every judge's descriptors; `photo.protect_photo`'s ``clean``).
     max_pixels: larger photos are refused from the header.
     keep_unverified: write a result whose faces are not all protected as
       ``unverified_path(out_path)`` (default: write nothing).
@@ -201,7 +204,7 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
   try:
     _, faces = photo_lib.protect_photo(photo.rgb, preset, key, recognizers=recognizers,
                                        judges=judges, models=models, check=check,
-                                       person=person)
+                                       person=person, clean=clean)
   except photo_lib.NoFaceError:
     return failed(f'{path}: no face found (nothing to protect; no output written)')
   verified = all(f.protected for f in faces)
