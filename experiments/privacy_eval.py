@@ -180,8 +180,7 @@ def _probes(args):
   probes = [(who, p) for who, paths in folders
             for p in paths[args.gallery:][:args.photos_per_person]]
   start = args.gallery + (args.photos_per_person or 0)
-  person = {who: paths[start:start + args.person_photos] if args.photos_per_person else []
-            for who, paths in folders}
+  person = {who: paths[start:start + args.person_photos] for who, paths in folders}
   return gallery, probes, len(folders), len(gallery_folders), person
 
 
@@ -248,6 +247,9 @@ def main(argv=None) -> int:
   from fgsm_jax import cli, io
   from fgsm_jax.protect import evaluate
   from fgsm_jax.protect.presets import attack_name
+  if args.person_photos and not args.photos_per_person:
+    fail('--person-photos needs --photos-per-person: the person photos are the ones after '
+         'the probes in each folder', 2)
   gallery_photos, probes, people, gallery_people, person_photos = _probes(args)
   try:  # before any model is loaded or photo attacked
     cli.writable_dir(args.workdir, 'workdir')

@@ -144,7 +144,7 @@ def _run(args, stop) -> int:
     print(f'error: {message}', file=sys.stderr, flush=True)
     counts['failed'] += 1
 
-  described = _describe_inputs(args, models) if args.same_person else {}
+  described = _describe_inputs(args, models, stop) if args.same_person else {}
   person = {p: f for p, f in ((p, evaluate.largest(faces)) for p, faces in described.items())
             if f is not None}
   if args.same_person:
@@ -207,7 +207,7 @@ def _run(args, stop) -> int:
   return 0 if counts['unverified'] == 0 and counts['failed'] == 0 else 1
 
 
-def _describe_inputs(args, models) -> dict:
+def _describe_inputs(args, models, stop) -> dict:
   """{resolved path: every face real dlib finds, with --recognizers' descriptors} over the
   readable inputs (--same-person); the protection reuses them, and the unreadable ones are
   reported when their turn comes."""
@@ -215,6 +215,8 @@ def _describe_inputs(args, models) -> dict:
   from fgsm_jax.protect import files, recognizer
   faces = {}
   for path in args.photos:
+    if stop():  # Ctrl-C: the main loop then stops before protecting anything
+      break
     try:
       files.check_size(path, args.max_pixels)
       rgb = images_lib.load_photo(path, args.max_pixels).rgb

@@ -110,3 +110,13 @@ def test_person_photos_come_after_the_probes_and_reach_the_attack(cli, gt_dir, t
   want = [recognizer.describe(images.load_rgb(data / 's01' / f'{k:02d}.jpg'))[0].descriptor
           for k in (7, 8)]
   np.testing.assert_allclose([f.descriptor for f in given[0]], want, atol=1e-6)
+
+
+def test_person_photos_without_photos_per_person_is_a_bad_flag(cli, tmp_path, capsys):
+  # Without --photos-per-person every photo after the gallery is a probe: none is left.
+  with pytest.raises(SystemExit) as e:
+    cli(['--dataset-dir', str(tmp_path), '--workdir', str(tmp_path / 'w'),
+         '--person-photos', '3'])
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and '--photos-per-person' in err
