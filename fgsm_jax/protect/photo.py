@@ -493,12 +493,11 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
     for kind in preset.check_degradations:
       seen = recognizer.describe(quality.DEGRADATIONS[kind](protected), models,
                                  recognizers=attacked)
-      for i, m in enumerate(recognizer.match_faces([f for f, _, _ in usable], seen)):
+      for i, m in enumerate(recognizer.match_faces(clean_faces, seen)):
         if m is None:
           continue
         for n in attacked:
-          r = recognizer.distance(usable[i][0].descriptor_of(n), seen[m].descriptor_of(n),
-                                  n) / recognizer.THRESHOLDS[n]
+          r = _identity_ratio(usable[i][0], others[i], seen[m], n)
           ratio[i][n] = r if ratio[i][n] is None else min(ratio[i][n], r)
     todo = [i for i, r in enumerate(ratio)
             if any(v is not None and v <= preset.target for v in r.values())]
