@@ -186,22 +186,12 @@ def _probes(args):
 
 def _person_faces(person_photos, models, names):
   """Per identity, the largest face of each of its --person-photos (every recognizer's
-  descriptors), photos without a face left out."""
-  from fgsm_jax.data import images as images_lib
-  from fgsm_jax.protect import evaluate, recognizer
-  out = {}
-  for who, paths in person_photos.items():
-    faces = []
-    for path in paths:
-      try:
-        face = evaluate.largest(recognizer.describe(images_lib.load_rgb(path), models,
-                                                    recognizers=names))
-      except images_lib.ImageError as e:
-        print(f'warning: {e}; not used as a person photo', file=sys.stderr)
-        continue
-      if face is not None:
-        faces.append(face)
-    out[who] = faces
+  descriptors; read and described as the probes are, photos without a face left out)."""
+  subjects, _ = _subjects([(who, p) for who, paths in person_photos.items() for p in paths],
+                          models, names)
+  out = {who: [] for who in person_photos}
+  for who, _, _, face in subjects:
+    out[who].append(face)
   return out
 
 
