@@ -141,3 +141,35 @@ def test_the_hull_enters_the_loss_and_the_reported_distance_stays_the_clean_ones
   chip = warp.window_chip(with_hull, fw['geom'], fw['n_down'])[None]
   want = attack._distance('l2', dlib_resnet_apply(fw['params'], chip), fw['ref'])[0]
   np.testing.assert_allclose(float(d[0]), float(want), rtol=1e-4)
+
+
+def test_window_ssim_sum_is_quality_ssim_map_summed():
+  rng = np.random.default_rng(0)
+  a = rng.integers(0, 256, (40, 52, 3)).astype(np.float64)
+  b = np.clip(a + rng.normal(0, 8, a.shape), 0, 255).round()
+  got = attack.window_ssim_sum(jnp.asarray(b / 255, jnp.float32), jnp.asarray(a / 255, jnp.float32))
+  np.testing.assert_allclose(float(got), quality.ssim_map(a, b).sum(), rtol=1e-5)
+  x0 = jnp.asarray(a / 255, jnp.float32)
+  np.testing.assert_allclose(float(attack.window_ssim_sum(x0, x0)), 30 * 42 * 3, rtol=1e-5)
+  # Equal windows are SSIM's maximum: no pull at all there.
+  np.testing.assert_allclose(np.asarray(jax.grad(attack.window_ssim_sum)(x0, x0)), 0, atol=1e-3)
+
+
+def test_the_ssim_term_keeps_the_window_nearer_the_clean_one_in_ssim(face_window):
+  fw = face_window
+
+  def attack_with(weight):
+    adv, d = attack.protect_window(
+        _dlib(fw), (fw['params'],), fw['window'], fw['window'], fw['budget'] * 3,
+        (fw['geom'],), (fw['ref'],), jax.random.key(4), 6,
+        config=dataclasses.replace(CONFIG, ssim_weight=weight))
+    return quality.ssim(np.asarray(fw['window']) * 255, np.asarray(adv) * 255), float(d[0])
+
+  ssim_plain, d_plain = attack_with(0.0)
+  ssim_held, d_held = attack_with(1.0)
+  # The penalty buys SSIM (a term the step ignored would leave it equal) ...
+  assert ssim_held > ssim_plain + 0.01
+  # ... and the attack still moves the descriptor (the term does not simply cancel it).
+  assert d_held > 0.2
+  with pytest.raises(ValueError, match='ssim_weight'):
+    attack.AttackConfig(ssim_weight=-1.0)
