@@ -179,19 +179,29 @@ def _gaussian_valid(x: jax.Array, taps: np.ndarray) -> jax.Array:
   return jnp.einsum('ij,kjc->kic', jnp.asarray(_banded(x.shape[1], taps)), rows)
 
 
+def _ssim_clean_stats(x0: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The clean window's part of SSIM: (x0, its local means, its local variances)."""
+  mu, sq = jnp.split(_gaussian_valid(jnp.concatenate([x0, x0 * x0], axis=-1),
+                                     quality.gaussian_window()), 2, -1)
+  return x0, mu, sq - mu ** 2
+
+
+def _ssim_sum(x: jax.Array, clean: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
+  x0, mu_a, var_a = clean
+  c1, c2 = quality.SSIM_K1 ** 2, quality.SSIM_K2 ** 2  # data range 1
+  mu_b, bb, ab = jnp.split(_gaussian_valid(jnp.concatenate([x, x * x, x0 * x], axis=-1),
+                                           quality.gaussian_window()), 3, -1)
+  var_b, cov = bb - mu_b ** 2, ab - mu_a * mu_b
+  return jnp.sum((2 * mu_a * mu_b + c1) * (2 * cov + c2)
+                 / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
+
+
 def window_ssim_sum(x: jax.Array, x0: jax.Array) -> jax.Array:
   """Sum of the local SSIM map of ``x`` against ``x0`` (H x W x 3 in [0, 1]) over every
   valid 11 x 11 position and channel: `fgsm_jax.quality.ssim_map`'s formula (Wang et al.
   2004, Gaussian sigma 1.5), differentiable. Equal windows give (H - 10)(W - 10) 3; a change
   lowers it by about its local energy over (2 var + C2) of the clean window."""
-  taps = quality.gaussian_window()
-  c1, c2 = quality.SSIM_K1 ** 2, quality.SSIM_K2 ** 2  # data range 1
-  # The five local means in one pass: x0, x, x0^2, x^2, x0 x stacked on the channels.
-  mu_a, mu_b, aa, bb, ab = jnp.split(
-      _gaussian_valid(jnp.concatenate([x0, x, x0 * x0, x * x, x0 * x], axis=-1), taps), 5, -1)
-  var_a, var_b, cov = aa - mu_a ** 2, bb - mu_b ** 2, ab - mu_a * mu_b
-  return jnp.sum((2 * mu_a * mu_b + c1) * (2 * cov + c2)
-                 / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
+  return _ssim_sum(x, _ssim_clean_stats(x0))
 
 
 def _round_half_up(v: jax.Array) -> jax.Array:
@@ -471,6 +481,8 @@ def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: j
   """
   chip_index, chip_n_down = _chip_member(members)
   total = sum(mem.weight for mem in members)
+  # The clean window's SSIM statistics, once per attack rather than once per step.
+  clean_stats = _ssim_clean_stats(window0) if config.ssim_weight > 0 else None
 
   def gradient(x: jax.Array, keys: jax.Array) -> jax.Array:
     g = jnp.zeros_like(x)
@@ -483,7 +495,7 @@ def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: j
     if config.ssim_weight > 0:
       # Unnormalised on purpose: its pull grows with the SSIM a pixel's change costs (about
       # 2 delta / (2 var + C2) per pixel), against the members' unit-mean gradients.
-      g = g + config.ssim_weight * jax.grad(window_ssim_sum)(x[0], window0)[None] * scope
+      g = g + config.ssim_weight * jax.grad(_ssim_sum)(x[0], clean_stats)[None] * scope
     return g
 
   return gradient
