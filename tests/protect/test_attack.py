@@ -173,3 +173,13 @@ def test_the_ssim_term_keeps_the_window_nearer_the_clean_one_in_ssim(face_window
   assert d_held > 0.2
   with pytest.raises(ValueError, match='ssim_weight'):
     attack.AttackConfig(ssim_weight=-1.0)
+
+
+def test_the_ssim_gradient_by_hand_is_jax_grad_of_the_ssim_sum():
+  rng = np.random.default_rng(1)
+  x0 = jnp.asarray(rng.random((70, 90, 3)), jnp.float32)
+  x = jnp.clip(x0 + jnp.asarray(rng.normal(0, 0.03, x0.shape), jnp.float32), 0, 1)
+  clean = attack._ssim_clean_stats(x0)
+  want = jax.grad(attack._ssim_sum)(x, clean)
+  np.testing.assert_allclose(np.asarray(attack._ssim_sum_grad(x, clean)), np.asarray(want),
+                             atol=1e-4 * float(jnp.abs(want).max()))
