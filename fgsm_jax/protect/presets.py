@@ -146,11 +146,11 @@ PRESETS: dict[str, Preset] = {
                      'that pulls back the changes that cost SSIM and move no recognizer much; '
                      'against every recognizer at once (MobileFace weighted 2:1), MI-FGSM with '
                      'gradient-scaled steps (soft 6), each step averaged over 2 jittered '
-                     'alignments and smoothed (TI 5 x 5), 16 steps + up to 3 re-aligned rounds '
+                     'alignments and smoothed (TI 5 x 5), 10 steps + up to 3 re-aligned rounds '
                      'of 8 until each is 1.8 thresholds away; a face some recognizer still '
                      'places within its threshold after a round gets eps 15.5, then 18, for the '
                      'next (the others keep 13); plain photos'),
-            eps=13.0, steps=16, rounds=4, extra_steps=8, target=1.8, texture_sd=20.0,
+            eps=13.0, steps=10, rounds=4, extra_steps=8, target=1.8, texture_sd=20.0,
             eps_ladder=(15.5, 18.0), ladder_target=1.0,
             weights=(('mobileface', 2.0),),
             attack=dataclasses.replace(_JITTERED, soft=6.0, ti_kernel=5, ssim_weight=0.15)),
