@@ -18,7 +18,9 @@ as its options. Per step:
      capped dodging distance min(d(f(crop), ref) / threshold, cap), d the recognizer's own
      metric, ref the face's clean descriptor (no label), distances in units of the
      recognizer's same-person threshold; each member's gradient is divided by its mean
-     |.| and the members are summed with their weights;
+     |.| and the members are summed with their weights; with ``ssim_weight`` w, plus w
+     times the gradient of the window's summed SSIM map against the clean window (a pull
+     back where a change costs SSIM);
   4. the gradient w.r.t. the window is optionally smoothed (TI) and accumulated with
      momentum (MI): m = decay m + g / mean|g|;
   5. x = clip(x + step * budget * s(m), x0 - budget, x0 + budget), clipped to [0, 1], s
