@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Protect photos against face recognition: every face gets a small perturbation (face SSIM
-~0.96 with the default preset; visible when set beside the original, see README.md).
+"""Protect photos against face recognition: every face gets a small perturbation.
+
+The change is small (face SSIM ~0.96 with the default preset) but not invisible: set beside
+the original, a protected face is visibly changed (README.md).
 
   python experiments/protect_photos.py me.jpg family/*.jpg --out-dir protected/
   python experiments/protect_photos.py me.jpg --out-dir out --preset robust
