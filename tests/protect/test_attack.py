@@ -183,3 +183,8 @@ def test_the_ssim_gradient_by_hand_is_jax_grad_of_the_ssim_sum():
   want = jax.grad(attack._ssim_sum)(x, clean)
   np.testing.assert_allclose(np.asarray(attack._ssim_sum_grad(x, clean)), np.asarray(want),
                              atol=1e-4 * float(jnp.abs(want).max()))
+  # The same under jit (as inside the attack's loop) as eagerly.
+  np.testing.assert_allclose(np.asarray(jax.jit(attack._ssim_sum_grad)(x, clean)),
+                             np.asarray(attack._ssim_sum_grad(x, clean)), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(float(jax.jit(attack.window_ssim_sum)(x, x0)),
+                             float(attack.window_ssim_sum(x, x0)), rtol=1e-6)
