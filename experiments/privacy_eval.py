@@ -32,8 +32,13 @@ grown by 25% a side), the largest pixel change, and seconds per photo. Further u
 models: with --classifier W1 [--classifier W2], the GT/ORL classifiers of
 experiments/train_classifier.py label the 160 x 160 face crop of each clean and protected
 probe; accuracy is also given on the probes that were in each classifier's test split.
+What a person sees (fgsm_jax.perceptual, on the face region of the saved file against the
+original): SSIMULACRA2, LPIPS-AlexNet and CIEDE2000 (mean and 95th percentile) per probe,
+and per set their mean and worst tenth beside the same measures of a JPEG 75 and a JPEG 50
+re-save of the same faces ('runs'[i]['perceptual'], and in 'table'), so a figure reads
+"as visible as a JPEG-q re-save".
 W/privacy_vs_quality.png plots, per probe and recognizer, the distance to the nearest own
-gallery photo against face-region SSIM (the first attack's run).
+gallery photo against the face's SSIMULACRA2 (the first attack's run).
 """
 from __future__ import annotations
 
@@ -132,7 +137,8 @@ def _classifier_crop(rgb, dataset: str):
 
 
 def _plot(run, path, preset_name):
-  """Per judge, each probe's distance to its nearest own gallery photo against face SSIM."""
+  """Per judge, each probe's distance to its nearest own gallery photo against the face's
+  SSIMULACRA2 as saved, with the JPEG 75 and 50 re-saves' means as references."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
@@ -147,16 +153,21 @@ def _plot(run, path, preset_name):
     for ax, deg in zip(row, DEGRADATION_NAMES):
       for hit, colour, label in ((False, 'tab:green', 'not identified'),
                                  (True, 'tab:red', 'identified (rank-1)')):
-        pts = [(p['judged'][deg]['face_ssim'], p['judged'][deg]['judges'][n]['own_distance'])
+        pts = [(p['perceptual']['ssimulacra2'], p['judged'][deg]['judges'][n]['own_distance'])
                for p in run['probes'] if p['judged'][deg]['judges'][n]['rank1'] == hit
                and p['judged'][deg]['judges'][n]['face_found']]
         if pts:
           ax.scatter(*zip(*pts), s=12, c=colour, label=label, alpha=0.7)
       ax.axhline(recognizer.THRESHOLDS[n], color='grey', lw=0.8, ls='--')
+      for q, ls in (('jpeg75', ':'), ('jpeg50', '-.')):
+        ref = run['perceptual'][q].get('ssimulacra2')
+        if ref:
+          ax.axvline(ref['mean'], color='tab:blue', lw=0.8, ls=ls, label=f'JPEG {q[4:]} re-save')
       s = run['summary'][deg][n]
-      ax.set_title(f'{n}, {deg}: PSR {100 * s["psr"]:.0f}%, face SSIM '
-                   f'{s.get("mean_face_ssim") or 0:.3f}', fontsize=10)
-      ax.set_xlabel('face-region SSIM vs original (same degradation)')
+      seen = run['perceptual']['protected'].get('ssimulacra2', {}).get('mean') or 0
+      ax.set_title(f'{n}, {deg}: PSR {100 * s["psr"]:.0f}%, face SSIMULACRA2 {seen:.1f}',
+                   fontsize=10)
+      ax.set_xlabel('face SSIMULACRA2 of the saved file (higher: less visible)')
       ax.set_ylabel(f'distance to nearest own gallery photo ({n})')
       ax.legend(fontsize=7, loc='upper left')
   fig.suptitle(f'privacy vs quality, preset {preset_name}, attack '
@@ -199,7 +210,7 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
                     person=None):
   """Protects every probe against the recognizers ``attacked`` and judges it with all."""
   import jax
-  from fgsm_jax import quality
+  from fgsm_jax import perceptual, quality
   from fgsm_jax.data import images as images_lib
   from fgsm_jax.protect import evaluate, files
   degradations = {d: quality.DEGRADATIONS[d] for d in DEGRADATION_NAMES}
@@ -221,14 +232,39 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
     protected = images_lib.load_rgb(result.out_path)
     judged = evaluate.judge_protected(rgb, protected, subject, who, galleries, degradations,
                                       models)
+    # What a person sees: the face region of the saved file against the original.
+    seen = perceptual.face_measures(rgb, protected, subject.box)
     records.append({'identity': who, 'photo': str(path), 'seconds': result.seconds,
                     'protected_file': str(result.out_path), 'verified': result.verified,
-                    'judged': judged, 'rgb': protected})
+                    'judged': judged, 'perceptual': seen,
+                    'reference': _jpeg_reference(rgb, subject, path), 'rgb': protected})
     print(f'[{tag} {len(records)}/{len(subjects)}] {who}/{path.name}: '
           + ', '.join(f'{n} {"IDENTIFIED" if j["rank1"] else "fooled"}'
                       for n, j in judged['none']['judges'].items())
-          + f'; face SSIM {judged["none"]["face_ssim"]:.4f}, {result.seconds:.2f} s', flush=True)
+          + f'; face {perceptual.describe(seen)}, {result.seconds:.2f} s', flush=True)
   return records, skipped
+
+
+_REFERENCES = {}
+
+
+def _jpeg_reference(rgb, subject, path):
+  """The same face's measures after a JPEG 75 and a JPEG 50 re-save of the clean photo
+  (computed once per probe, shared by every attack set)."""
+  from fgsm_jax import perceptual
+  if path not in _REFERENCES:
+    _REFERENCES[path] = perceptual.jpeg_reference(rgb, subject.box)
+  return _REFERENCES[path]
+
+
+def perceptual_summary(records):
+  """Per set: the perceptual measures of the protected faces (mean, worst tenth) and of
+  the same faces re-saved as JPEG 75 and 50, the references they read against."""
+  from fgsm_jax import perceptual
+  out = {'protected': perceptual.summarize([r['perceptual'] for r in records])}
+  for q in ('jpeg75', 'jpeg50'):
+    out[q] = perceptual.summarize([r['reference'][q] for r in records])
+  return out
 
 
 def main(argv=None) -> int:
@@ -270,6 +306,7 @@ def main(argv=None) -> int:
       fail('no probe could be evaluated')
     secs = [r['seconds'] for r in records]
     runs.append({'attacked': list(attacked), 'summary': evaluate.summarize_judged(records),
+                 'perceptual': perceptual_summary(records),
                  'seconds_per_photo': {'mean': float(np.mean(secs)),
                                        'median': float(np.median(secs))},
                  'transfer': _classifier_transfer(classifiers, subjects, records,
@@ -328,6 +365,7 @@ def _table(runs, judges):
                             'min_face_ssim': s[n]['min_face_ssim'], 'ssim': s[n]['mean_ssim'],
                             'face_psnr': s[n]['mean_face_psnr']}
                       for deg, s in run['summary'].items()},
+                   'perceptual': run['perceptual'],
                    'seconds_per_photo': run['seconds_per_photo']}
     table[n] = row
   return table
@@ -341,6 +379,20 @@ def _print_table(clean, table):
             + ', '.join(f'{deg} {100 * r[deg]["psr"]:.1f}%' for deg in DEGRADATION_NAMES)
             + f'; face SSIM {r["none"]["face_ssim"]:.4f} (min {r["none"]["min_face_ssim"]:.4f})'
             f', {r["seconds_per_photo"]["median"]:.2f} s/photo median')
+      print('    face ' + _perceptual_line(r['perceptual']))
+
+
+def _perceptual_line(p):
+  """'SSIMULACRA2 74.2 (worst tenth 66.0; JPEG 75 84.1, JPEG 50 79.5), LPIPS ...'."""
+  def part(m, name, fmt, ref_worst=False):
+    if m not in p['protected']:
+      return f'{name} n/a'
+    refs = ', '.join(f'JPEG {q[4:]} {p[q][m]["mean"]:{fmt}}' for q in ('jpeg75', 'jpeg50')
+                     if m in p[q])
+    return (f'{name} {p["protected"][m]["mean"]:{fmt}} (worst tenth '
+            f'{p["protected"][m]["worst_tenth"]:{fmt}}; {refs})')
+  return '; '.join([part('ssimulacra2', 'SSIMULACRA2', '.1f'), part('lpips', 'LPIPS', '.3f'),
+                    part('ciede2000_mean', 'dE00', '.2f')])
 
 
 def _classifier_transfer(classifiers, subjects, records, dataset_dir):

@@ -177,7 +177,7 @@ def _run(args, stop) -> int:
                                   max_pixels=args.max_pixels,
                                   keep_unverified=args.keep_unverified, stop=stop,
                                   person=[f for p, f in person.items() if p != real],
-                                  clean=described.get(real))
+                                  clean=described.get(real), measure=True)
     except files.Interrupted:
       break
     written[out.resolve()] = path
@@ -199,6 +199,8 @@ def _run(args, stop) -> int:
         status += f' => {"protected" if face.protected else "NOT protected"}' 
       print(f'  face {i} at {where}: {status}, {face.rounds} round{"s" * (face.rounds != 1)}',
             flush=True)
+      if i <= len(result.perceptual):
+        print('    ' + _seen_line(result.perceptual[i - 1]), flush=True)
     if result.error is not None:
       error(result.error)
       continue
@@ -208,6 +210,16 @@ def _run(args, stop) -> int:
     print('interrupted: nothing written for the unfinished photo', file=sys.stderr, flush=True)
     return 130
   return 0 if counts['unverified'] == 0 and counts['failed'] == 0 else 1
+
+
+def _seen_line(seen: dict) -> str:
+  """What a person sees of the change, beside a JPEG 75 and 50 re-save of the original."""
+  from fgsm_jax import perceptual
+  p, q75, q50 = seen['protected'], seen['jpeg75'], seen['jpeg50']
+  return (f'seen: {perceptual.describe(p)}; a JPEG re-save of the original: SSIMULACRA2 '
+          f'{q75["ssimulacra2"]:.1f} (q75) / {q50["ssimulacra2"]:.1f} (q50), LPIPS '
+          f'{q75["lpips"]:.3f} / {q50["lpips"]:.3f} (SSIMULACRA2: higher is less visible; '
+          'LPIPS: lower)')
 
 
 def _describe_inputs(args, models, stop) -> dict:

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from fgsm_jax import io as io_lib
+from fgsm_jax import perceptual
 from fgsm_jax.data import images as images_lib
 from fgsm_jax.protect import photo as photo_lib
 from fgsm_jax.protect import recognizer
@@ -124,6 +125,9 @@ class FileResult:
     cpu_seconds: CPU time of the process (all threads) for this file: on a shared machine
       a steadier measure of the work than wall time.
     verified: every face is protected (real dlib distance > 0.6, or no face found there).
+    perceptual: with ``measure``, per face (as ``faces``): {'protected': what a person
+      sees of the change on the face region (`fgsm_jax.perceptual.face_measures`),
+      'jpeg75', 'jpeg50': the same measures of a JPEG re-save of the original}; not timed.
   """
   path: Path
   out_path: Path | None
@@ -132,6 +136,7 @@ class FileResult:
   error: str | None = None
   cpu_seconds: float | None = None
   verified: bool = False
+  perceptual: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
   @property
   def ok(self) -> bool:
@@ -146,7 +151,8 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
                  max_pixels: int = MAX_PIXELS, keep_unverified: bool = False,
                  stop: Callable[[], bool] | None = None,
                  person: Sequence[recognizer.FaceRecord] = (),
-                 clean: Sequence[recognizer.FaceRecord] | None = None) -> FileResult:
+                 clean: Sequence[recognizer.FaceRecord] | None = None,
+                 measure: bool = False) -> FileResult:
   """Protects one photo file and, when every face is protected, writes ``out_path``.
 
   Args:
@@ -160,6 +166,8 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
       ``unverified_path(out_path)`` (default: write nothing).
     stop: polled between attack rounds; when it returns True the photo is abandoned and
       `Interrupted` raised (nothing written).
+    measure: also measure what a person sees of each face's change (``perceptual``),
+      after the timing ends.
 
   Never raises for a bad input: a missing, unreadable or too large file, or a photo with
   no face, comes back as ``FileResult.error`` (one line naming the file); nothing is
@@ -171,8 +179,15 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
   stop = stop or (lambda: False)
 
   def failed(message: str, faces=()) -> FileResult:
-    return FileResult(path, None, list(faces), time.perf_counter() - start, message,
-                      time.process_time() - cpu_start)
+    return _measured(FileResult(path, None, list(faces), time.perf_counter() - start, message,
+                                time.process_time() - cpu_start))
+
+  def _measured(result: FileResult) -> FileResult:
+    if measure and result.faces and 'rgb' in last:
+      original = _as_rgb(photo.rgb)
+      result.perceptual = [{'protected': perceptual.face_measures(original, last['rgb'], f.box),
+                            **perceptual.jpeg_reference(original, f.box)} for f in result.faces]
+    return result
 
   try:
     for target in (out_path, unverified_path(out_path)):
@@ -231,5 +246,5 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
   except OSError as e:
     return failed(f'{path}: cannot write {target} ({e.strerror or e})', faces)
   # verified=False here means kept on request as <stem>.unverified.png: not an error.
-  return FileResult(path, target, faces, time.perf_counter() - start, None,
-                    time.process_time() - cpu_start, verified)
+  return _measured(FileResult(path, target, faces, time.perf_counter() - start, None,
+                              time.process_time() - cpu_start, verified))

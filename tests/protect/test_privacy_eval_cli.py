@@ -64,6 +64,13 @@ def test_privacy_eval_writes_the_figures(cli, gt_dir, tmp_path, capsys):
         assert 0 < p['mean_face_ssim'] < 1 and 0 < p['mean_ssim'] < 1
     assert run['summary']['none']['dlib']['max_max_change'] <= out['eps'] + 0.5
     assert run['transfer'][0]['clean']['probes'] == 1
+    # What a person sees, beside the JPEG re-saves of the same face it reads against.
+    seen = run['perceptual']
+    assert seen['protected']['ssimulacra2']['n'] == 1
+    assert seen['protected']['ssimulacra2']['mean'] < 100 and seen['protected']['lpips']['mean'] > 0
+    assert seen['jpeg75']['ssimulacra2']['mean'] > seen['jpeg50']['ssimulacra2']['mean']
+    assert run['probes'][0]['perceptual']['ssimulacra2'] == seen['protected']['ssimulacra2']['mean']
+  assert table['dlib']['whitebox']['perceptual'] == runs['dlib+mobileface']['perceptual']
   # Each attack moves what it attacks, as that recognizer's judge sees it on the saved file.
   # Measured (distance from the clean face; an attack that did nothing gives ~0): dlib alone
   # 0.65 for dlib; MobileFace alone 0.35 for MobileFace; both 0.52 (dlib) and 0.30
@@ -75,7 +82,9 @@ def test_privacy_eval_writes_the_figures(cli, gt_dir, tmp_path, capsys):
   assert judged(runs['dlib+mobileface'], 'mobileface') > 0.2
   # The evaluation reports the recognizer left out honestly: far less moved than attacked.
   assert judged(runs['dlib'], 'mobileface') < 0.5 * judged(runs['mobileface'], 'mobileface')
-  assert 'whitebox (attack: dlib+mobileface)' in capsys.readouterr().out
+  printed = capsys.readouterr().out
+  assert 'whitebox (attack: dlib+mobileface)' in printed
+  assert 'face SSIMULACRA2' in printed and '(worst tenth' in printed and 'JPEG 50' in printed
 
 
 def test_missing_dataset_is_one_line(cli, tmp_path, capsys):
