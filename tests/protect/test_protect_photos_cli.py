@@ -15,9 +15,8 @@ from fgsm_jax.data import images
 from fgsm_jax.protect import recognizer
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / 'experiments' / 'protect_photos.py'
-# File handling, not protection strength: dlib alone, 4 steps of the fast preset.
-# 6 steps: at 4, s05/03 (EXIF-rotated) ended at dlib 0.596, just short of 0.6, on a fresh venv
-# (2026-12-07), and these tests are about files, not about the preset's strength.
+# File handling, not protection strength: dlib alone, 6 steps of the fast preset (at 4, s05/03 (EXIF-rotated) ended at dlib 0.596, just short of 0.6, on a fresh venv,
+# 2026-12-07).
 QUICK = ['--preset', 'fast', '--steps', '6', '--recognizers', 'dlib']
 
 
