@@ -120,6 +120,25 @@ class LPIPS(nn.Module):
     return total
 
 
+def unit_features(params: Any, x: jax.Array, net: str = 'alexnet') -> list[jax.Array]:
+  """The five taps of ``net`` for an NHWC batch in [-1, 1], each unit-normalised along its
+  channels: what LPIPS compares. Computing a clean image's once lets an attack take the
+  distance of many changed images to it at the cost of one forward pass each."""
+  shift, scale = jnp.asarray(SHIFT, x.dtype), jnp.asarray(SCALE, x.dtype)
+  feats = FEATURES[net]().apply({'params': params['features']}, (x - shift) / scale)
+  return [_unit(f) for f in feats]
+
+
+def distance_of_features(params: Any, u0: Sequence[jax.Array], u1: Sequence[jax.Array]
+                         ) -> jax.Array:
+  """LPIPS, (N,), from two images' `unit_features` (the heads' weighted, averaged sum)."""
+  total = 0.0
+  for i, (a, b) in enumerate(zip(u0, u1)):
+    w = params[f'head{i}']['kernel'].reshape(-1)  # 1 x 1 x C x 1 -> (C,)
+    total = total + jnp.mean(((a - b) ** 2) @ w, axis=(1, 2))
+  return total
+
+
 def lpips_module(net: str = 'alexnet') -> LPIPS:
   if net not in FEATURES:
     raise ValueError(f'unknown LPIPS network {net!r}; expected one of {sorted(FEATURES)}')

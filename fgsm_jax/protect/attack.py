@@ -49,6 +49,7 @@ from fgsm_jax import compile_cache, quality
 from fgsm_jax.attacks import iterative
 from fgsm_jax.attacks import transforms as tlib
 from fgsm_jax.faces import arcface
+from fgsm_jax.models import lpips as lpips_lib
 from fgsm_jax.protect import warp
 
 DEGRADATIONS = ('none', 'jpeg75', 'resize_half')
@@ -124,6 +125,14 @@ class AttackConfig:
       the clean window where a change costs SSIM and moves no recognizer much: a perceptual
       penalty in the loss (as LowKey's LPIPS term, Cherepanova et al. 2021) where the budget
       map only caps; 0: off.
+    lpips_weight: w > 0 adds -w times the gradient of LPIPS-AlexNet between the window and
+      the clean window (`fgsm_jax.models.lpips`; its spatial means scaled back to a sum over
+      the window's pixels), so each step also pulls back the changes a person would see
+      most, as LowKey's perceptual term (Cherepanova et al. 2021); 0: off.
+    chroma: the share of the gradient's chroma (its part off the grey axis R = G = B) that
+      is kept: 1 steps in RGB as it comes; 0 changes brightness only (each pixel's R, G and
+      B move together), since people see colour shifts of flat skin and irises sooner than
+      the same change in brightness.
   """
   step: float = 0.25
   decay: float = 1.0
@@ -141,6 +150,8 @@ class AttackConfig:
   feature_weight: float = 0.0
   hull: tuple[str, ...] = ()
   ssim_weight: float = 0.0
+  lpips_weight: float = 0.0
+  chroma: float = 1.0
 
   def __post_init__(self):
     bad = [d for d in self.degradations if d not in DEGRADATIONS]
@@ -155,6 +166,10 @@ class AttackConfig:
       raise ValueError(f'hull must name distinct views among {HULL_VIEWS}, got {self.hull}')
     if not self.ssim_weight >= 0:
       raise ValueError(f'ssim_weight must be >= 0, got {self.ssim_weight}')
+    if not self.lpips_weight >= 0:
+      raise ValueError(f'lpips_weight must be >= 0, got {self.lpips_weight}')
+    if not 0 <= self.chroma <= 1:
+      raise ValueError(f'chroma must be in [0, 1], got {self.chroma}')
     if not self.feature_weight >= 0:
       raise ValueError(f'feature_weight must be >= 0, got {self.feature_weight}')
     if not 0 <= self.feature_dropout < 1:
@@ -513,9 +528,29 @@ def _update_config(config: AttackConfig) -> iterative.Config:
       soft=config.soft, quantize=True)
 
 
+def _lpips_pull(lpips_params: Any, window0: jax.Array) -> Any:
+  """x -> the gradient of LPIPS-AlexNet(clean window, x) w.r.t. the window x (H x W x 3 in
+  [0, 1]), scaled by the window's pixel count; the clean features are computed once."""
+  clean = lpips_lib.unit_features(lpips_params, window0[None] * 2.0 - 1.0)
+  clean = [jax.lax.stop_gradient(u) for u in clean]
+  pixels = window0.shape[0] * window0.shape[1]
+
+  def distance(x: jax.Array) -> jax.Array:
+    return lpips_lib.distance_of_features(
+        lpips_params, clean, lpips_lib.unit_features(lpips_params, x[None] * 2.0 - 1.0))[0]
+
+  return lambda x: jax.grad(distance)(x) * pixels
+
+
+def keep_chroma(g: jax.Array, chroma: float) -> jax.Array:
+  """``g`` (... x 3, RGB) with its part off the grey axis scaled by ``chroma``."""
+  grey = jnp.mean(g, axis=-1, keepdims=True)
+  return grey + chroma * (g - grey)
+
+
 def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: jax.Array,
-                       geoms: tuple, refs: tuple, scope: jax.Array, config: AttackConfig
-                       ) -> iterative.GradientFn:
+                       geoms: tuple, refs: tuple, scope: jax.Array, config: AttackConfig,
+                       lpips_params: Any = None) -> iterative.GradientFn:
   """The engine's ``gradient_fn`` for one window (1 x H x W x 3) and its per-step key.
 
   The weighted sum of each member's gradient divided by its mean |.| over ``scope``:
@@ -526,19 +561,24 @@ def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: j
   total = sum(mem.weight for mem in members)
   # The clean window's SSIM statistics, once per attack rather than once per step.
   clean_stats = _ssim_clean_stats(window0) if config.ssim_weight > 0 else None
+  lpips_grad = _lpips_pull(lpips_params, window0) if config.lpips_weight > 0 else None
 
   def gradient(x: jax.Array, keys: jax.Array) -> jax.Array:
     g = jnp.zeros_like(x)
     for i, mem in enumerate(members):
       gi = jax.grad(_member_loss, argnums=2)(mem, params[i], x[0], window0, geoms, refs, i,
                                              chip_index, chip_n_down, keys[0], config)[None]
-      if len(members) > 1 or config.ssim_weight > 0:
+      if len(members) > 1 or config.ssim_weight > 0 or config.lpips_weight > 0:
         gi = gi / iterative.mean_abs(gi, scope)
       g = g + (mem.weight / total) * gi
     if config.ssim_weight > 0:
       # Unnormalised on purpose: its pull grows with the SSIM a pixel's change costs (about
       # 2 delta / (2 var + C2) per pixel), against the members' unit-mean gradients.
       g = g + config.ssim_weight * _ssim_sum_grad(x[0], clean_stats)[None] * scope
+    if lpips_grad is not None:
+      g = g - config.lpips_weight * lpips_grad(x[0])[None] * scope
+    if config.chroma < 1:
+      g = keep_chroma(g, config.chroma)
     return g
 
   return gradient
@@ -548,7 +588,8 @@ _STATIC = ('members', 'config')
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
-def _run(members, params, window0, start, budget, scope, geoms, refs, key, steps, *, config):
+def _run(members, params, window0, start, budget, scope, geoms, refs, key, steps,
+         lpips_params, *, config):
   """The attack (`iterative.update_loop` over the ensemble's gradient), then each member's
   distance on the 8-bit window (its own metric, unjittered): one program per (window
   shape, members, config), so a new process compiles (or loads) exactly one (the set-up is
@@ -561,7 +602,8 @@ def _run(members, params, window0, start, budget, scope, geoms, refs, key, steps
                  for i, (mem, r, c) in enumerate(zip(
                      members, refs, _clean_crops(members, window0, geoms))))
   x = iterative.update_loop(
-      _ensemble_gradient(members, params, window0, geoms, refs, scope, config), window0[None],
+      _ensemble_gradient(members, params, window0, geoms, refs, scope, config, lpips_params),
+      window0[None],
       budget[None], config.step * budget[None], steps, config=_update_config(config),
       keys=key[None], start=start[None], scope=scope)[0]
   dists = [_distance(mem.metric, mem.apply_fn(params[i], c), clean_refs[i])[0]
@@ -584,7 +626,8 @@ def _clean_crops(members: tuple[Surrogate, ...], window: jax.Array, geoms: tuple
 def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.Array,
                    start: jax.Array, budget: jax.Array, geoms: tuple, refs: tuple,
                    key: jax.Array, steps: int, *, config: AttackConfig,
-                   scope: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+                   scope: jax.Array | None = None,
+                   lpips_params: Any = None) -> tuple[jax.Array, jax.Array]:
   """Runs the attack on one face's window against an ensemble of recognizers.
 
   The steps are the shared attack engine's (`fgsm_jax.attacks.iterative.update_loop`) in a
@@ -611,6 +654,8 @@ def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.A
     scope: H x W x 1, 1 over the window's own area and 0 over padding added to reach a
       compile bucket (default: all 1). The momentum's and soft steps' gradient means are
       taken over it; padding must have budget 0.
+    lpips_params: `fgsm_jax.models.lpips.lpips_params('alexnet')`, needed when
+      ``config.lpips_weight`` > 0.
 
   Returns:
     (window, distances): the protected window rounded to 8 bits (float [0, 1]), and each
@@ -629,8 +674,13 @@ def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.A
   if scope.shape != window0.shape[:2] + (1,):
     raise ValueError(f'expected scope of shape {window0.shape[:2] + (1,)}, got {scope.shape}')
   refs = tuple(jnp.asarray(r, jnp.float32) for r in refs)
+  if config.lpips_weight > 0 and lpips_params is None:
+    raise ValueError('config.lpips_weight > 0 needs lpips_params (lpips.lpips_params())')
+  if config.lpips_weight == 0:
+    lpips_params = None  # not part of the program when the term is off
   return _run(members, tuple(params), window0, jnp.asarray(start, jnp.float32), budget, scope,
-              tuple(geoms), refs, key, jnp.asarray(steps, jnp.int32), config=config)
+              tuple(geoms), refs, key, jnp.asarray(steps, jnp.int32), lpips_params,
+              config=config)
 
 
 # A new process loads the attack program traced by an earlier one (with the compilation

@@ -30,6 +30,7 @@ import numpy as np
 from fgsm_jax import faces as faces_lib
 from fgsm_jax import quality
 from fgsm_jax.faces import arcface
+from fgsm_jax.models import lpips as lpips_lib
 from fgsm_jax.protect import attack as attack_lib
 from fgsm_jax.protect import recognizer, warp
 from fgsm_jax.protect.presets import Preset
@@ -263,14 +264,46 @@ def ssim_weight(rgb: np.ndarray, sd_full: float) -> np.ndarray:
   return np.minimum(w, 1.0).astype(np.float32)
 
 
+def eye_mask(hw: tuple[int, int], landmarks5: Sequence[np.ndarray], inside: float,
+             soft_px: float = 2.0) -> np.ndarray:
+  """Per-pixel weight, H x W x 1: ``inside`` over each eye, 1 elsewhere.
+
+  An eye is the ellipse over its two corners (dlib's 5 landmarks: 0-1 and 2-3 are the
+  corners of the two eyes): centred between them, 1.3 x half their distance along the
+  line through them (the lids' ends) and 0.6 of that across, with a linear edge of
+  ``soft_px`` pixels so the budget does not step at the rim. People look at eyes first,
+  and a changed iris colour or speck on the white is what gives a protected face away.
+  """
+  rows, cols = np.mgrid[0:hw[0], 0:hw[1]].astype(np.float64)
+  outside = np.ones(hw, np.float64)
+  for pts in landmarks5:
+    pts = np.asarray(pts, np.float64)
+    for a, b in ((pts[0], pts[1]), (pts[2], pts[3])):
+      centre, axis = (a + b) / 2, b - a
+      half = np.hypot(*axis) / 2
+      if half < 1:
+        continue
+      u = axis / (2 * half)
+      dx, dy = cols - centre[0], rows - centre[1]
+      along, across = dx * u[0] + dy * u[1], -dx * u[1] + dy * u[0]
+      major, minor = 1.3 * half, 0.6 * 1.3 * half
+      # Distance outside the ellipse, roughly in pixels (radial, scaled by the minor axis).
+      r = np.sqrt((along / major) ** 2 + (across / minor) ** 2)
+      np.minimum(outside, np.clip((r - 1) * minor / soft_px, 0.0, 1.0), out=outside)
+  return (inside + (1 - inside) * outside)[..., None].astype(np.float32)
+
+
 def budget_map(rgb: np.ndarray, regions: Sequence[faces_lib.Region], preset: Preset,
-               eps: Sequence[float] | None = None) -> np.ndarray:
+               eps: Sequence[float] | None = None,
+               landmarks5: Sequence[np.ndarray] = ()) -> np.ndarray:
   """Per-pixel L-inf budget in [0, 1] units: max over faces of eps_i x face mask_i, times
   the texture weight (H x W x 1) or the SSIM-shaped weight (H x W x 3, ``texture_sd``).
 
   Args:
     eps: per region, its eps on the 0-255 scale (default: ``preset.eps`` for all; the
       rounds' ladder raises it for faces still matched, `Preset.eps_at`).
+    landmarks5: per face, dlib's 5 landmarks; with ``preset.eye_budget`` < 1 the budget
+      over each eye is scaled by it (`eye_mask`).
   """
   eps = [preset.eps] * len(regions) if eps is None else list(eps)
   if len(eps) != len(regions):
@@ -278,6 +311,8 @@ def budget_map(rgb: np.ndarray, regions: Sequence[faces_lib.Region], preset: Pre
   mask = np.zeros(rgb.shape[:2] + (1,), np.float32)
   for r, e in zip(regions, eps):
     np.maximum(mask, np.asarray(faces_lib.full_mask(rgb.shape[:2], [r])) * (e / 255.0), out=mask)
+  if preset.eye_budget < 1 and len(landmarks5):
+    mask = mask * eye_mask(rgb.shape[:2], landmarks5, preset.eye_budget)
   if preset.texture_sd <= 0:
     return (mask * texture_weight(rgb, preset.texture)).astype(np.float32)
   # The SSIM-shaped weight only over the regions' bounding box, with its window's reach
@@ -421,7 +456,9 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
     raise NoFaceError('no face found')
   regions = [_window(f.box, c, a, hw, preset.margin, preset.feather) for f, c, a in usable]
   levels = [0] * len(usable)  # rungs of the eps ladder each face has climbed
-  budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels])
+  eyes = [f.landmarks for f, _, _ in usable]
+  lpips_params = lpips_lib.lpips_params('alexnet') if preset.attack.lpips_weight > 0 else None
+  budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels], eyes)
   original = rgb.astype(np.float32) / 255.0
   adv = original.copy()
   aligned = [(c, a) for _, c, a in usable]
@@ -464,7 +501,7 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
           jnp.asarray(pad_to_bucket(budget[sl], side, 'constant')), tuple(geoms),
           tuple(jnp.asarray(v) for v in refs[i]),
           jax.random.fold_in(jax.random.fold_in(key, rnd), i), jnp.asarray(steps, jnp.int32),
-          config=preset.attack, scope=jnp.asarray(scope))
+          config=preset.attack, scope=jnp.asarray(scope), lpips_params=lpips_params)
       adv[sl] = np.asarray(window)[:wh, :ww]
       rounds[i] += 1
       model_d[i] = {r.name: float(v) for r, v in zip(recognizers, np.asarray(d))}
@@ -514,7 +551,7 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
       for i in climbed:
         levels[i] += 1
       if climbed:  # the map changes only when some face's eps does
-        budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels])
+        budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels], eyes)
   results = []
   for i, (face, _, _) in enumerate(usable):
     res = FaceResult(box=face.box, distances={n: dist[i][n] for n in judges},

@@ -47,6 +47,8 @@ class Preset:
       ensemble's update (unlisted: 1).
     views: (recognizer name, n) pairs: that recognizer's gradient takes only the first n of
       the attack's views a step (unlisted: all ``attack.eot_samples``).
+    eye_budget: the share of the budget kept over the eyes (`photo.eye_mask`, from dlib's
+      5 landmarks); 1: no special case.
   """
   name: str
   summary: str
@@ -65,6 +67,12 @@ class Preset:
   attack: AttackConfig = AttackConfig()
   weights: tuple[tuple[str, float], ...] = ()
   views: tuple[tuple[str, int], ...] = ()
+  eye_budget: float = 1.0
+
+  @property
+  def max_eps(self) -> float:
+    """The largest change any pixel may get (0-255 scale): the ladder's top rung."""
+    return float(max((self.eps,) + tuple(self.eps_ladder)))
 
   def weight(self, name: str) -> float:
     """The ensemble weight of recognizer ``name``."""
@@ -99,6 +107,8 @@ class Preset:
     if any(int(n) < 1 or int(n) > self.attack.eot_samples for _, n in self.views):
       raise ValueError(f'views must be between 1 and attack.eot_samples '
                        f'({self.attack.eot_samples}), got {self.views}')
+    if not 0 <= self.eye_budget <= 1:
+      raise ValueError(f'eye_budget must be in [0, 1], got {self.eye_budget}')
     if not 0 <= self.texture < 1:
       raise ValueError(f'texture must be in [0, 1), got {self.texture}')
     if not set(self.check_degradations) <= {'jpeg75', 'resize_half'}:
@@ -206,10 +216,17 @@ def attack_name(config: AttackConfig) -> str:
 def with_overrides(preset: Preset, *, eps: float | None = None, steps: int | None = None,
                    attack: str | None = None) -> Preset:
   """The preset with explicit overrides (eps on the 0-255 scale, first-round steps,
-  base attack name from ATTACKS)."""
+  base attack name from ATTACKS).
+
+  ``eps`` is a ceiling: no pixel changes by more. A preset with an eps ladder keeps its
+  shape, scaled so that its top rung is ``eps`` (default 13, 15.5, 18 with ``eps=9`` gives
+  6.5, 7.75, 9).
+  """
   changes: dict = {}
   if eps is not None:
-    changes['eps'] = float(eps)
+    scale = float(eps) / preset.max_eps
+    changes['eps'] = preset.eps * scale
+    changes['eps_ladder'] = tuple(v * scale for v in preset.eps_ladder)
   if steps is not None:
     changes['steps'] = int(steps)
   if attack is not None:

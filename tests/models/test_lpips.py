@@ -62,6 +62,14 @@ def test_identical_is_zero_batched_equals_single_and_gradient_flows(face_pairs):
   assert float(apply(params, x0, stepped).sum()) < float(batched.sum())
 
 
+def test_features_once_then_distances_equal_the_module(face_pairs):
+  x0, x1 = (jnp.asarray(a) for a in face_pairs)
+  params = lpips_lib.lpips_params("alexnet")
+  clean = lpips_lib.unit_features(params, x0)
+  split = lpips_lib.distance_of_features(params, clean, lpips_lib.unit_features(params, x1))
+  np.testing.assert_allclose(split, lpips_lib.lpips_distance(x0, x1), atol=1e-6)
+
+
 def test_a_changed_weights_file_is_refused_before_unpickling(tmp_path):
   good = lpips_lib.weights_path("alexnet").read_bytes()
   bad = tmp_path / "alexnet.ckpt"

@@ -188,3 +188,52 @@ def test_the_ssim_gradient_by_hand_is_jax_grad_of_the_ssim_sum():
                              np.asarray(attack._ssim_sum_grad(x, clean)), rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(float(jax.jit(attack.window_ssim_sum)(x, x0)),
                              float(attack.window_ssim_sum(x, x0)), rtol=1e-6)
+
+
+def test_the_lpips_term_keeps_the_window_nearer_the_clean_one_in_lpips(face_window):
+  from fgsm_jax.models import lpips
+  fw = face_window
+  params = lpips.lpips_params('alexnet')
+
+  def attack_with(weight):
+    adv, d = attack.protect_window(
+        _dlib(fw), (fw['params'],), fw['window'], fw['window'], fw['budget'] * 2,
+        (fw['geom'],), (fw['ref'],), jax.random.key(4), 6,
+        config=dataclasses.replace(CONFIG, soft=2.0, lpips_weight=weight),
+        lpips_params=params if weight else None)
+    seen = lpips.lpips_distance(fw['window'][None] * 2 - 1, adv[None] * 2 - 1, params=params)
+    return float(seen[0]), float(d[0])
+
+  lpips_plain, d_plain = attack_with(0.0)
+  lpips_held, d_held = attack_with(1.0)
+  # Measured on s07/04: LPIPS 0.029 without the term, 0.020 with it; dlib 0.90 and 0.78.
+  assert lpips_held < 0.8 * lpips_plain  # a term the step ignored would leave it equal
+  assert d_held > 0.5  # and the descriptor still moves
+  with pytest.raises(ValueError, match='needs lpips_params'):
+    attack.protect_window(_dlib(fw), (fw['params'],), fw['window'], fw['window'], fw['budget'],
+                          (fw['geom'],), (fw['ref'],), jax.random.key(0), 1,
+                          config=dataclasses.replace(CONFIG, lpips_weight=1.0))
+
+
+def test_chroma_zero_changes_brightness_only(face_window):
+  fw = face_window
+  g = jnp.asarray(np.random.default_rng(0).normal(size=(4, 5, 3)), jnp.float32)
+  grey = attack.keep_chroma(g, 0.0)
+  assert np.allclose(grey, grey[..., :1]) and np.allclose(grey.mean(-1), g.mean(-1), atol=1e-6)
+  assert np.allclose(attack.keep_chroma(g, 1.0), g)
+
+  def chroma_share(chroma):
+    adv, d = attack.protect_window(_dlib(fw), (fw['params'],), fw['window'], fw['window'],
+                                   fw['budget'], (fw['geom'],), (fw['ref'],), jax.random.key(1),
+                                   4, config=dataclasses.replace(CONFIG, chroma=chroma))
+    delta = np.asarray(adv, np.float64) - np.asarray(fw['window'], np.float64)
+    off_grey = delta - delta.mean(axis=-1, keepdims=True)
+    return np.sum(off_grey ** 2) / np.sum(delta ** 2), float(d[0])
+
+  # The share of the change's energy off the grey axis: with chroma 0 only the 8-bit
+  # rounding of ties and the clips to [0, 1] put any there.
+  rgb_share, _ = chroma_share(1.0)
+  grey_share, d_grey = chroma_share(0.0)
+  assert grey_share < 0.1 * rgb_share and d_grey > 0.05
+  with pytest.raises(ValueError, match='chroma'):
+    attack.AttackConfig(chroma=1.5)

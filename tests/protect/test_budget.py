@@ -167,3 +167,26 @@ def test_ssim_budget_on_the_regions_equals_the_whole_photos_weight():
   assert got.shape == img.shape
   np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
   assert np.all(got[mask[..., 0] == 0] == 0)
+
+
+def test_eye_budget_scales_the_budget_over_the_eyes_only():
+  rgb = np.full((120, 160, 3), 128, np.uint8)
+  # dlib's 5 points: the corners of one eye, of the other, the nose base.
+  pts = np.array([[100, 50], [84, 50], [56, 50], [72, 50], [78, 80]], np.float64)
+  mask = photo.eye_mask(rgb.shape[:2], [pts], inside=0.25)
+  assert mask.shape == (120, 160, 1)
+  assert mask[50, 92, 0] == pytest.approx(0.25) and mask[50, 64, 0] == pytest.approx(0.25)
+  assert mask[80, 78, 0] == 1.0 and mask[10, 10, 0] == 1.0  # nose and background untouched
+  assert mask[50, 78, 0] == 1.0  # between the eyes
+  assert np.all((mask >= 0.25) & (mask <= 1.0))
+  region = photo.faces_lib.Region(top=0, left=0, inner=(10.0, 20.0, 110.0, 140.0),
+                                  feather=5.0, size=(120, 160))
+  base = Preset(name='t', summary='', eps=8.0, steps=1)
+  plain = photo.budget_map(rgb, [region], base, landmarks5=[pts])
+  eyes = photo.budget_map(rgb, [region], dataclasses.replace(base, eye_budget=0.25),
+                          landmarks5=[pts])
+  assert plain[50, 92, 0] == pytest.approx(8 / 255)
+  assert eyes[50, 92, 0] == pytest.approx(0.25 * plain[50, 92, 0])
+  assert eyes[80, 78, 0] == plain[80, 78, 0]
+  with pytest.raises(ValueError, match='eye_budget'):
+    Preset(name='t', summary='', eps=8.0, steps=1, eye_budget=1.5)

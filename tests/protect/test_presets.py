@@ -47,3 +47,14 @@ def test_per_recognizer_views_are_read_and_checked():
   assert p.views_of('dlib') == 1 and p.views_of('mobileface') == 0
   with pytest.raises(ValueError, match='views must be between 1 and attack.eot_samples'):
     presets.with_fields(base, [f'views=[["dlib", {base.attack.eot_samples + 1}]]'])
+
+
+@pytest.mark.parametrize('name', sorted(presets.PRESETS))
+def test_eps_is_a_ceiling_for_every_rung(name):
+  base = presets.PRESETS[name]
+  capped = presets.with_overrides(base, eps=0.5 * base.max_eps)
+  assert capped.max_eps == pytest.approx(0.5 * base.max_eps)
+  assert capped.eps == pytest.approx(0.5 * base.eps)  # the ladder keeps its shape
+  assert all(a < b for a, b in zip((capped.eps,) + capped.eps_ladder, capped.eps_ladder))
+  # A tiny budget stays tiny: no rung climbs past it.
+  assert presets.with_overrides(base, eps=0.01).max_eps == pytest.approx(0.01)

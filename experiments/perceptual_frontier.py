@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""Protection against visibility: one preset's variants on one set of probes, side by side.
+
+  python experiments/perceptual_frontier.py --dataset-dir ../shared/datasets/gt_db \\
+      --workdir runs/frontier --people-from 1 --people 25 --photos-per-person 1 \\
+      --protocol whitebox --preset default \\
+      --config 'uniform4:eps=4;eps_ladder=[];texture_sd=0;attack.ssim_weight=0' \\
+      --config 'luma4:eps=4;eps_ladder=[];texture_sd=0;attack.ssim_weight=0;attack.chroma=0'
+
+Takes every flag of experiments/privacy_eval.py (probes, gallery, --preset and --set for the
+base, --protocol, --seed) and any number of ``--config NAME:SETTINGS``, SETTINGS being
+``--set``'s FIELD=VALUE separated by ';'. The galleries, the probes' clean faces and their
+JPEG 75 / 50 references are made once; then each config protects every probe (per attack
+set of --protocol) and is judged as privacy_eval judges (PSR per recognizer as saved, after
+JPEG 75 and after halving) and by what a person sees (face SSIMULACRA2, LPIPS, CIEDE2000:
+mean and worst tenth, beside the JPEG references). W/frontier.json is rewritten after each
+config (atomically), so an interrupted run keeps the configs it finished; one line per
+config and attack set is printed.
+"""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import privacy_eval  # noqa: E402  (the same probes, judges and reports)
+
+from fgsm_jax.cli import fail, load_protection  # noqa: E402
+
+
+def split_configs(argv: list[str]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+  """(configs [(name, settings)], the other arguments) from the command line."""
+  configs, rest, i = [], [], 0
+  while i < len(argv):
+    if argv[i] == '--config' or argv[i].startswith('--config='):
+      if argv[i] == '--config':
+        if i + 1 >= len(argv):
+          fail('--config needs NAME:SETTINGS', 2)
+        text, i = argv[i + 1], i + 2
+      else:
+        text, i = argv[i].split('=', 1)[1], i + 1
+      name, sep, settings = text.partition(':')
+      if not name.strip():
+        fail(f'--config {text!r}: expected NAME:FIELD=VALUE;FIELD=VALUE...', 2)
+      configs.append((name.strip(), [s.strip() for s in settings.split(';') if s.strip()]))
+    else:
+      rest.append(argv[i])
+      i += 1
+  if len({n for n, _ in configs}) != len(configs):
+    fail('--config names must differ', 2)
+  return configs, rest
+
+
+def main(argv=None) -> int:
+  configs, rest = split_configs(list(sys.argv[1:] if argv is None else argv))
+  args = privacy_eval.parse_args(rest)
+  if not configs:
+    configs = [('base', [])]
+  import numpy as np
+  from fgsm_jax import cli, io
+  from fgsm_jax.protect import evaluate
+  from fgsm_jax.protect.presets import with_fields
+  gallery_photos, probes, _, _, _ = privacy_eval._probes(args)  # pylint: disable=protected-access
+  try:
+    cli.writable_dir(args.workdir, 'workdir')
+  except OSError as e:
+    fail(str(e), 2)
+  judges = args.recognizers
+  base, recognizers, models = load_protection(args, judges)
+  presets = {}
+  for name, settings in configs:  # every config checked before any photo is attacked
+    try:
+      presets[name] = with_fields(base, settings)
+    except ValueError as e:
+      fail(f'--config {name}: {e}', 2)
+  try:
+    galleries = evaluate.build_galleries(gallery_photos, models, judges)
+  except ValueError as e:
+    fail(f'{args.dataset_dir}: {e}')
+  subjects, _ = privacy_eval._subjects(probes, models, judges)  # pylint: disable=protected-access
+  if not subjects:
+    fail('no probe with a face')
+  out = {'dataset_dir': str(args.dataset_dir), 'probes': len(subjects), 'seed': args.seed,
+         'base_preset': base.name, 'base_settings': args.set, 'judges': list(judges),
+         'configs': []}
+  root = args.workdir
+  for name, settings in configs:
+    for attacked in evaluate.attack_sets(judges, args.protocol):
+      args.workdir = root / name
+      records, skipped = privacy_eval._run_attack_set(  # pylint: disable=protected-access
+          args, attacked, presets[name], recognizers, models, galleries, subjects)
+      if not records:
+        continue
+      summary = evaluate.summarize_judged(records)
+      seen = privacy_eval.perceptual_summary(records)
+      row = {'name': name, 'settings': settings, 'attacked': list(attacked),
+             'psr': {deg: {n: summary[deg][n]['psr'] for n in judges} for deg in summary},
+             'perceptual': seen, 'skipped': skipped,
+             'seconds_per_photo': float(np.median([r['seconds'] for r in records]))}
+      out['configs'].append(row)
+      io.write_json(root / 'frontier.json', out)
+      psr = ' '.join(f'{n} {row["psr"]["none"][n]:.2f}/{row["psr"]["jpeg75"][n]:.2f}'
+                     f'/{row["psr"]["resize_half"][n]:.2f}' for n in judges)
+      p = seen['protected']
+      print(f'FRONTIER {name} [{"+".join(attacked)}] PSR (saved/jpeg75/half) {psr}; '
+            f'SSIMULACRA2 {p["ssimulacra2"]["mean"]:.1f} (worst {p["ssimulacra2"]["worst_tenth"]:.1f}; '
+            f'JPEG 50 {seen["jpeg50"]["ssimulacra2"]["mean"]:.1f}), LPIPS {p["lpips"]["mean"]:.4f} '
+            f'(JPEG 50 {seen["jpeg50"]["lpips"]["mean"]:.4f}), dE00 {p["ciede2000_mean"]["mean"]:.2f}, '
+            f'SSIM {p["ssim"]["mean"]:.3f}, {row["seconds_per_photo"]:.2f} s', flush=True)
+  print(f'wrote {root / "frontier.json"}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
