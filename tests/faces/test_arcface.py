@@ -134,6 +134,46 @@ def test_uint8_crop_matches_opencv(photos):
   assert errs.max() <= 1 and (errs > 0).mean() < 1e-3
 
 
+def test_facenet_template_is_the_readmes():
+  # ../shared/models/README.md: (template - 56) * 0.9 * 160 / 112 + 80, to 4 decimals.
+  np.testing.assert_allclose(faces.FACENET_TEMPLATE, [
+      [57.2359, 74.4667], [102.5409, 74.2161], [80.0324, 100.2328], [61.4205, 126.7556],
+      [98.9384, 126.5481]], atol=5e-5)
+  assert faces.FACENET_SIZE == 160 and faces.FACENET_ZOOM == 0.9
+  np.testing.assert_allclose(faces.scaled_template(112), faces.ARCFACE_TEMPLATE, atol=1e-12)
+  # Points that are a similarity of the template land exactly on it.
+  rot = np.array([[np.cos(0.2), -np.sin(0.2)], [np.sin(0.2), np.cos(0.2)]])
+  pts = faces.FACENET_TEMPLATE @ rot.T * 1.7 + [40.0, 25.0]
+  tf = faces.arcface_transform(pts, (400, 400), faces.FACENET_TEMPLATE, faces.FACENET_SIZE)
+  a, b, c, d, e, f = tf.affine
+  back = np.linalg.solve(np.array([[a, b], [d, e]]), (pts - [c, f]).T).T
+  np.testing.assert_allclose(back, faces.FACENET_TEMPLATE, atol=1e-9)
+  assert tf.size == 160 and tf.scale == pytest.approx(1.7)
+  with pytest.raises(ValueError, match='5 x 2 finite template'):
+    faces.arcface_transform(pts, (400, 400), faces.FACENET_TEMPLATE[:4], 160)
+  with pytest.raises(ValueError, match='positive integer crop size'):
+    faces.arcface_transform(pts, (400, 400), faces.FACENET_TEMPLATE, 0)
+
+
+def test_facenet_crop_matches_opencv_and_the_jax_warp(photos):
+  import cv2  # pylint: disable=import-outside-toplevel  (setup.cfg's test extras)
+  # The 160 crop on FaceNet's template, as the README's measurements cut it (warpAffine).
+  errs = []
+  for img, face in photos[:4]:
+    pts, tmpl, size = face.arcface_points, faces.FACENET_TEMPLATE, faces.FACENET_SIZE
+    m, t = faces.similarity_transform(pts, tmpl)
+    ref = cv2.warpAffine(img, np.concatenate([m, t[:, None]], 1), (size, size),
+                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    ours = faces.arcface_crop_reference(img, pts, np.uint8, tmpl, size)
+    assert ours.shape == (160, 160, 3)
+    errs.append(np.abs(ours.astype(int) - ref.astype(int)))
+    tf = faces.arcface_transform(pts, img.shape[:2], tmpl, size)
+    exact = faces.arcface_crop_reference(img, pts, np.float32, tmpl, size)
+    np.testing.assert_allclose(_jax_crop(img, tf), exact, atol=0.01)
+  errs = np.stack(errs)
+  assert errs.max() <= 1 and (errs > 0).mean() < 1e-3
+
+
 def test_crop_reads_black_outside_the_photo(photos):
   img, face = photos[0]
   left, top = int(face.arcface_points[0, 0]), int(face.arcface_points[0, 1]) - 10
