@@ -51,15 +51,41 @@ def split_configs(argv: list[str]) -> tuple[list[tuple[str, list[str]]], list[st
   return configs, rest
 
 
+def configured(args, configs):
+  """{name: Preset} of every --config, checked before any model is loaded (exit 2 on a bad
+  one): the base is --preset with --eps/--steps/--attack/--set, unless a config's first
+  setting is preset=NAME."""
+  from fgsm_jax.protect.presets import PRESETS, with_fields, with_overrides
+  try:
+    base = with_fields(with_overrides(PRESETS[args.preset], eps=args.eps, steps=args.steps,
+                                      attack=args.attack), args.set)
+  except ValueError as e:
+    fail(str(e), 2)
+  presets = {}
+  for name, settings in configs:  # every config checked before any photo is attacked
+    # 'preset=NAME' first picks another base preset (as listed; no --eps/--steps overrides).
+    start = base
+    if settings and settings[0].startswith('preset='):
+      which = settings[0].split('=', 1)[1]
+      if which not in PRESETS:
+        fail(f'--config {name}: unknown preset {which!r}; expected one of {", ".join(PRESETS)}', 2)
+      start, settings = PRESETS[which], settings[1:]
+    try:
+      presets[name] = with_fields(start, settings)
+    except ValueError as e:
+      fail(f'--config {name}: {e}', 2)
+  return presets
+
+
 def main(argv=None) -> int:
   configs, rest = split_configs(list(sys.argv[1:] if argv is None else argv))
   args = privacy_eval.parse_args(rest)
   if not configs:
     configs = [('base', [])]
+  presets = configured(args, configs)
   import numpy as np
   from fgsm_jax import cli, io
   from fgsm_jax.protect import evaluate
-  from fgsm_jax.protect.presets import with_fields
   gallery_photos, probes, _, _, _ = privacy_eval._probes(args)  # pylint: disable=protected-access
   try:
     cli.writable_dir(args.workdir, 'workdir')
@@ -67,12 +93,6 @@ def main(argv=None) -> int:
     fail(str(e), 2)
   judges = args.recognizers
   base, recognizers, models = load_protection(args, judges)
-  presets = {}
-  for name, settings in configs:  # every config checked before any photo is attacked
-    try:
-      presets[name] = with_fields(base, settings)
-    except ValueError as e:
-      fail(f'--config {name}: {e}', 2)
   try:
     galleries = evaluate.build_galleries(gallery_photos, models, judges)
   except ValueError as e:

@@ -17,7 +17,8 @@ EXPERIMENTS = REPO / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
 
 SCRIPTS = ["train_classifier", "fgsm_eval", "attack_sweep", "privacy_eval", "protect_photos",
-           "plot_curves", "roofline", "first_use_timing", "protect_timing", "engine_fingerprint"]
+           "plot_curves", "roofline", "first_use_timing", "protect_timing", "engine_fingerprint",
+           "perceptual_frontier"]
 # Thin scripts: they import fgsm_jax as installed (no sys.path edits) and their main only
 # parses arguments and composes library functions.
 THIN = ["train_classifier", "fgsm_eval", "attack_sweep", "plot_curves", "roofline",
@@ -97,6 +98,12 @@ CASES = [
      "argument --steps: must be >= 1"),
     ("privacy_eval", ["--dataset-dir", "{tmp}", "--workdir", "{tmp}/w", "--seed",
                       "99999999999999999999999"], 2, "argument --seed: must be in"),
+    ("perceptual_frontier", ["--dataset-dir", "{tmp}", "--workdir", "{tmp}/w", "--config",
+                             "a:attack.chroma=2"], 2, "--config a: bad setting"),
+    ("perceptual_frontier", ["--dataset-dir", "{tmp}", "--workdir", "{tmp}/w", "--config",
+                             "a:preset=nope"], 2, "--config a: unknown preset 'nope'"),
+    ("perceptual_frontier", ["--dataset-dir", "{tmp}", "--workdir", "{tmp}/w", "--config",
+                             "a:eps=4", "--config", "a:eps=5"], 2, "--config names must differ"),
     ("privacy_eval", ["--dataset-dir", "{afile}", "--workdir", "{tmp}/w"], 1,
      "{afile}: not a folder"),
     ("plot_curves", ["{tmp}", "--out", "{tmp}/x.png"], 1, "{tmp}/fgsm_eval.json: not found"),
