@@ -18,7 +18,7 @@ sys.path.insert(0, str(EXPERIMENTS))
 
 SCRIPTS = ["train_classifier", "fgsm_eval", "attack_sweep", "privacy_eval", "protect_photos",
            "plot_curves", "roofline", "first_use_timing", "protect_timing", "engine_fingerprint",
-           "perceptual_frontier"]
+           "perceptual_frontier", "plot_frontier"]
 # Thin scripts: they import fgsm_jax as installed (no sys.path edits) and their main only
 # parses arguments and composes library functions.
 THIN = ["train_classifier", "fgsm_eval", "attack_sweep", "plot_curves", "roofline",
@@ -107,6 +107,8 @@ CASES = [
     ("privacy_eval", ["--dataset-dir", "{afile}", "--workdir", "{tmp}/w"], 1,
      "{afile}: not a folder"),
     ("plot_curves", ["{tmp}", "--out", "{tmp}/x.png"], 1, "{tmp}/fgsm_eval.json: not found"),
+    ("plot_frontier", ["{tmp}", "--out", "{tmp}/x.png"], 1,
+     "{tmp}/frontier.json: cannot read a frontier run"),
     ("plot_curves", ["{trained}", "--out", ""], 2, "argument --out: empty path"),
     ("roofline", ["--ceilings", "{afile}"], 2, "{afile}: cannot read ceilings"),
     ("roofline", ["--measure", "--repeats", "0"], 2, "argument --repeats: must be >= 1"),
