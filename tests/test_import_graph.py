@@ -27,7 +27,7 @@ LAYERS = (
     ("sharding",),                          # data-parallel attacks and training
     ("attacks",),
     ("faces",),
-    ("quality",),                           # PSNR / SSIM, which protect reports
+    ("quality", "perceptual"),              # PSNR / SSIM, LPIPS..., which protect reports
     ("protect",),
     ("evaluation", "figures"),
     ("cli",),                               # the scripts' arguments and loaders
