@@ -1,10 +1,10 @@
 """The Flax port of MobileFace against the official TF.js runtime, on real aligned GT crops.
 
 The reference is an independent execution of the same graph file: ``@tensorflow/tfjs``
-(pure-JS CPU backend) in node, running ``tests/models/tfjs_reference.js``. Install it with
-  npm install --prefix .cache/node --no-audit --no-fund --ignore-scripts @tensorflow/tfjs@4.22.0
-(as ``.ci/run`` does). Without node or that install the comparison is skipped, except under
-CI (``CI=true``), where it fails.
+(pure-JS CPU backend) in node, running ``tests/models/tfjs_reference.js``, installed into
+.cache/node by ``scripts/install_references.sh`` (which pins its version; ``scripts/test.sh``
+and ``.ci/run`` call it). Without node or that install the comparison is skipped, except
+under CI (``CI=true``), where it fails.
 
 Crops are made here with a plain numpy/PIL alignment (dlib HOG detector, 68 landmarks,
 least-squares similarity onto the ArcFace template, bilinear, zero outside), at test time
@@ -16,6 +16,7 @@ import copy
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -45,7 +46,9 @@ from fgsm_jax.models.mobileface_files import MobileFaceFilesError, mobileface_di
 from fgsm_jax.models.tfjs_files import read_tfjs_graph
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TFJS_VERSION = "4.22.0"  # Pinned in .ci/run.
+# Pinned where CI and scripts/test.sh install it.
+TFJS_VERSION = re.search(r"^TFJS_VERSION=(\S+)$", (REPO / "scripts" / "install_references.sh")
+                         .read_text(), re.MULTILINE).group(1)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Two photos each of 12 people (24 crops) for the exactness check and verification pairs.
 PEOPLE = range(1, 13)
@@ -110,8 +113,7 @@ def tfjs_node_path() -> pathlib.Path:
   """The node_modules folder holding @tensorflow/tfjs (FGSM_JAX_NODE_MODULES or .cache/node)."""
   modules = pathlib.Path(os.environ.get("FGSM_JAX_NODE_MODULES")
                          or REPO / ".cache" / "node" / "node_modules")
-  how = (f"install it with: npm install --prefix .cache/node --no-audit --no-fund "
-         f"--ignore-scripts @tensorflow/tfjs@{TFJS_VERSION}")
+  how = "install it with: bash scripts/install_references.sh .venv/bin/python"
   if shutil.which("node") is None:
     _skip_or_fail("node not on PATH (the TF.js reference runs in node); " + how)
   pkg = modules / "@tensorflow" / "tfjs" / "package.json"
