@@ -1,11 +1,11 @@
 """--cpu-processes: fgsm_jax's attack run by worker processes, one per CPU core.
 
-Each worker (``python -m fgsm_jax.benchmarks.workers RANK COUNT PORT DIR``) pins itself to a
-core (``processes.pin_process_to_core``, before JAX starts, so XLA:CPU runs each program on
-one thread), joins the others with ``jax.distributed.initialize`` on 127.0.0.1 (the
-multi-host code path on one host), reads the job (DIR/job.json: attack, model, dtype, batch,
-steps, eps, num_classes, seed) and the inputs (DIR/images.npy, targets.npy), takes its rows
-of the batch and compiles the data-parallel attack (``throughput.JaxRunner``). It prints
+Each worker (``python -m fgsm_jax.benchmarks.workers RANK COUNT PORT DIR``) reads and checks
+the job (DIR/job.json: attack, model, dtype, batch, steps, eps, num_classes, seed), pins
+itself to a core (``processes.pin_process_to_core``, before JAX starts, so XLA:CPU runs each
+program on one thread), joins the others with ``jax.distributed.initialize`` on 127.0.0.1
+(the multi-host code path on one host), reads the inputs (DIR/images.npy, targets.npy), takes
+its rows of the batch and compiles the data-parallel attack (``throughput.JaxRunner``). It prints
 'ready COMPILE_S', then answers one line per command on its stdin: 'run' (one call, to
 completion: 'done'), 'save' (writes DIR/adversarial_RANK.npy: 'saved'), 'quit'. Its stderr
 goes to DIR/worker_RANK.log, whose last line is shown if it fails. The parent's side is
@@ -25,18 +25,19 @@ from fgsm_jax.benchmarks.throughput import JaxRunner, build_workload
 
 def worker_main(rank: int, count: int, port: int, where: str) -> int:
   """Worker ``rank`` of ``count``: see the module docstring."""
+  where = pathlib.Path(where)
+  job = json.loads((where / "job.json").read_text())
+  batch = job["batch"]
+  # The parent's options were checked by its parser; a job written otherwise is checked here,
+  # before this process pins itself or joins the others.
+  if job["num_classes"] < 2 or batch % count or not 0 < job["eps"] <= 1 or job["steps"] < 1:
+    print(f"error: bad job {job} for {count} workers", file=sys.stderr)
+    return 2
   from fgsm_jax import processes
   processes.pin_process_to_core(rank)   # before JAX starts: one XLA:CPU thread
   import jax
   jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=count,
                              process_id=rank)
-  where = pathlib.Path(where)
-  job = json.loads((where / "job.json").read_text())
-  batch = job["batch"]
-  # The parent's options were checked by its parser; a job written otherwise is checked here.
-  if job["num_classes"] < 2 or batch % count or not 0 < job["eps"] <= 1 or job["steps"] < 1:
-    print(f"error: bad job {job} for {count} workers", file=sys.stderr)
-    return 2
   work = build_workload(job["model"], job["dtype"], job["num_classes"], job["seed"])
   rows = slice(rank * batch // count, (rank + 1) * batch // count)
   # JaxRunner's data-parallel form, given this process's rows: under jax.distributed

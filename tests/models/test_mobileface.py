@@ -148,6 +148,7 @@ def run_tfjs(node_modules: pathlib.Path, model_json: pathlib.Path, pixels: np.nd
 # Tests.
 
 
+@pytest.mark.slow
 def test_port_matches_tfjs_on_real_gt_crops(params, model_json, tfjs_node_path, gt_crops,
                                             tmp_path):
   crops, _ = gt_crops
@@ -162,6 +163,7 @@ def test_port_matches_tfjs_on_real_gt_crops(params, model_json, tfjs_node_path, 
   assert float(np.std(ref)) > 0.1
 
 
+@pytest.mark.slow
 def test_verification_on_gt_pairs(params, gt_crops):
   """Same-person pairs of the 12 people fall under the threshold, nearly all impostors above."""
   crops, who = gt_crops
@@ -177,6 +179,7 @@ def test_verification_on_gt_pairs(params, gt_crops):
   assert np.mean(impostor >= MOBILEFACE_THRESHOLD) >= 0.97, np.sort(impostor)[:5]
 
 
+@pytest.mark.slow
 def test_input_convention_is_unit_range(params):
   """The module takes [0, 1] and scales by 255 itself: x/255 in = the graph on 0..255 pixels."""
   rng = np.random.default_rng(0)
@@ -190,6 +193,7 @@ def test_input_convention_is_unit_range(params):
     MobileFace().apply({"params": params}, jnp.zeros((1, 112, 112, 3), jnp.uint8))
 
 
+@pytest.mark.slow
 def test_input_gradient_finite_and_nonzero(params):
   """Attacks differentiate the descriptor distance w.r.t. the crop."""
   x = jnp.full((1, CROP_SIZE, CROP_SIZE, 3), 0.5)
@@ -222,6 +226,7 @@ def test_params_reject_a_different_graph(model_json):
     mobileface_params(type(graph)(nodes=graph.nodes, weights=weights, signature={}))
 
 
+@pytest.mark.slow
 def test_rank1_on_gt_gallery_01_05_probe_06(params, gt_dir):
   """Identification of all 50 GT people: photo 06 against a gallery of photos 01-05."""
   crops, who, shot = gt_arcface_crops(gt_dir, range(1, 51), range(1, 7))

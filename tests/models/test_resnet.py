@@ -10,6 +10,9 @@ import pytest
 from fgsm_jax import train
 from fgsm_jax.models import CLASSIFIERS, ApplyFn, ResNet, build_classifier, fast_resnet
 
+# Slow, left out of scripts/test.sh --quick: compiles and trains ResNets.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module", autouse=True)
 def fast_xla_compiles():
