@@ -13,7 +13,8 @@ import argparse
 import sys
 
 from fgsm_jax import cli
-from fgsm_jax.cli import eps_key, eps_list_255, fail
+from fgsm_jax.cli import eps_list_255, fail
+from fgsm_jax.io import eps_key
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -112,11 +112,6 @@ def eps_list_255(text: str) -> list[float]:
   return number_list(0, 255, name="eps")(text)
 
 
-def eps_key(eps_255: float) -> str:
-  """JSON key of an eps on the 0-255 scale: '5' for 5.0, '0.5' for 0.5."""
-  return f"{eps_255:g}"
-
-
 def recognizer_list(text: str) -> tuple[str, ...]:
   """Parses 'dlib,mobileface' (names of `fgsm_jax.protect.recognizer.RECOGNIZERS`)."""
   from fgsm_jax.protect.recognizer import RECOGNIZERS  # pylint: disable=import-outside-toplevel

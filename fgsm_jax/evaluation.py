@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fgsm_jax import io
-from fgsm_jax.cli import eps_key
+from fgsm_jax.io import eps_key
 from fgsm_jax.data.pipeline import batches
 
 # attack(images N x H x W x C, labels N) -> adversarial images; a closure over model and eps.

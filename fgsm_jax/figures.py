@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fgsm_jax import io  # noqa: E402
-from fgsm_jax.cli import eps_key  # noqa: E402
+from fgsm_jax.io import eps_key  # noqa: E402
 
 
 def plot_accuracy_vs_eps(curves: Mapping[str, Mapping[float, float]], path: str | os.PathLike,

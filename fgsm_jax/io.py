@@ -52,6 +52,11 @@ def _sorted_keys(obj: Any) -> Any:
   return obj
 
 
+def eps_key(eps_255: float) -> str:
+  """JSON key of an eps on the 0-255 scale: '5' for 5.0, '0.5' for 0.5."""
+  return f"{eps_255:g}"
+
+
 def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> pathlib.Path:
   """Writes ``obj`` as indented JSON, atomically; keys sorted, numeric ones by value
   (``sort_keys=False``: in the dicts' own order)."""

@@ -41,6 +41,7 @@ def _child(cache: pathlib.Path) -> dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_second_process_loads_every_program_from_the_cache(tmp_path):
   cache = tmp_path / 'jax'
   first = _child(cache)
@@ -83,6 +84,7 @@ def test_flags_choose_the_folder_or_turn_it_off(tmp_path, monkeypatch):
     p.parse_args(['--no-compile-cache', '--compile-cache', str(tmp_path)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('script', ['protect_photos.py', 'privacy_eval.py'])
 def test_scripts_report_an_unusable_cache_folder_in_one_line(script, tmp_path):
   afile = tmp_path / 'afile'
@@ -139,6 +141,7 @@ def _export_child(cache: pathlib.Path, powers: str, post: str = 'none') -> dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_second_process_loads_the_traced_program_instead_of_tracing(tmp_path):
   cache = tmp_path / 'jax'
   first = _export_child(cache, '2,2,3')
@@ -155,6 +158,7 @@ def test_a_second_process_loads_the_traced_program_instead_of_tracing(tmp_path):
   assert _export_child(cache, '2,3')['traces'] == 0
 
 
+@pytest.mark.slow
 def test_a_closure_has_no_stable_key_so_it_is_traced_and_warned(tmp_path):
   res = _export_child(tmp_path / 'jax', '2', 'closure')
   assert res['traces'] == 1 and res['same']

@@ -26,6 +26,10 @@ from fgsm_jax import processes, sharding, train
 from fgsm_jax.attacks import fgsm, pgd
 from fgsm_jax.models import ApplyFn, fast_original_cnn
 
+# Slow, left out of scripts/test.sh --quick: subprocesses (8 CPU devices, one pinned process
+# per core).
+pytestmark = pytest.mark.slow
+
 CHILD = os.environ.get("FGSM_JAX_SHARDING_CHILD") == "1"
 DEVICES = 8
 needs_8 = pytest.mark.skipif(

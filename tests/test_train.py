@@ -22,6 +22,7 @@ def _tiny_data(n=12, size=32, seed=0):
   return images, labels
 
 
+@pytest.mark.slow
 def test_train_step_lowers_loss_on_a_tiny_batch():
   images, labels = _tiny_data()
   state = train.create_train_state(jax.random.key(0), CONFIG)
@@ -33,6 +34,7 @@ def test_train_step_lowers_loss_on_a_tiny_batch():
   assert float(after) < float(before)
 
 
+@pytest.mark.slow
 def test_padding_is_masked_out_of_the_metrics():
   images, labels = _tiny_data(n=5)
   state = train.create_train_state(jax.random.key(0), CONFIG)
@@ -46,6 +48,7 @@ def test_padding_is_masked_out_of_the_metrics():
   assert float(padded["count"]) == 1.0
 
 
+@pytest.mark.slow
 def test_training_is_reproducible_from_the_seed():
   images, labels = _tiny_data()
   a, _ = train.train(CONFIG, images, labels, log=lambda _: None)
@@ -57,6 +60,7 @@ def test_training_is_reproducible_from_the_seed():
   assert not jnp.array_equal(a.params["Dense_1"]["kernel"], c.params["Dense_1"]["kernel"])
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip(tmp_path):
   images, labels = _tiny_data()
   state, _ = train.train(CONFIG, images, labels, log=lambda _: None)
@@ -79,6 +83,7 @@ def test_unknown_model_is_a_clear_error():
     train.create_train_state(jax.random.key(0), train.TrainConfig(model="nope"))
 
 
+@pytest.mark.slow
 def test_augmentation_is_keyed_and_keeps_shape_and_range():
   images, _ = _tiny_data(n=4)
   a = train.augment_images(jax.random.key(0), jnp.asarray(images), True, 4, 0.2)
@@ -103,6 +108,7 @@ def _one_more_step_changes(state, images, labels) -> float:
   return _largest_change(before, after.params)
 
 
+@pytest.mark.slow
 def test_cosine_schedule_flips_and_shifts_are_applied():
   images, labels = _tiny_data()
 

@@ -9,8 +9,10 @@ import jax.numpy as jnp
 from fgsm_jax.attacks.losses import LossFn
 
 Params = Any
-# apply_fn(params, images N x H x W x C) -> outputs N x ... (logits or descriptors).
-ApplyFn = Callable[[Params, jnp.ndarray], jnp.ndarray]
+# What every attack takes as its model: any callable apply_fn(params, images N x H x W x C)
+# -> outputs N x ... (logits or descriptors), hashable as a static jit argument.
+# ``fgsm_jax.models.ApplyFn`` builds one from a Flax module; tests pass small dataclasses.
+ApplyFnLike = Callable[[Params, jnp.ndarray], jnp.ndarray]
 
 
 def check_images(images: jnp.ndarray) -> None:
@@ -21,7 +23,7 @@ def check_images(images: jnp.ndarray) -> None:
     raise ValueError(f"expected floating images in [0, 1], got dtype {images.dtype}")
 
 
-def batch_loss(apply_fn: ApplyFn, params: Params, images: jnp.ndarray, targets: jnp.ndarray,
+def batch_loss(apply_fn: ApplyFnLike, params: Params, images: jnp.ndarray, targets: jnp.ndarray,
                loss_fn: LossFn) -> jnp.ndarray:
   """Per-example loss (N,) of the model's outputs on ``images`` against ``targets``."""
   return loss_fn(apply_fn(params, images), targets)
@@ -81,7 +83,7 @@ def chunked_on_cpu(fn: Callable[..., Any], chunk: int | None, *batched: Any) -> 
       *batched, cpu=lambda *b: map_batch_chunks(fn, chunk, *b), default=fn)
 
 
-def input_gradient(apply_fn: ApplyFn, params: Params, images: jnp.ndarray,
+def input_gradient(apply_fn: ApplyFnLike, params: Params, images: jnp.ndarray,
                    targets: jnp.ndarray, loss_fn: LossFn, *,
                    per_example: bool = True) -> jnp.ndarray:
   """Gradient of each example's loss with respect to its own input, N x H x W x C.

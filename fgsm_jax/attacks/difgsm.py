@@ -14,7 +14,7 @@ from fgsm_jax.attacks import core, iterative
 from fgsm_jax.attacks.transforms import ResizePad
 
 
-def difgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
+def difgsm(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
            labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
            steps: int = 10, step_size: float | jnp.ndarray | None = None,
            decay: float | None = None, prob: float = 0.5, min_scale: float = 0.9,

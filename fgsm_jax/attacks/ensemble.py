@@ -87,7 +87,7 @@ class EnsembleLoss:
     return sum(w * fn(o, t) for w, fn, o, t in zip(self.weights, self.loss_fns, outputs, parts))
 
 
-def ensemble(members: Sequence[tuple[core.ApplyFn, Any]],
+def ensemble(members: Sequence[tuple[core.ApplyFnLike, Any]],
              weights: Sequence[float] | None = None, *, fuse: str = "logits",
              loss_fn: LossFn | Sequence[LossFn] = cross_entropy
              ) -> tuple[Any, tuple, LossFn]:

@@ -14,7 +14,7 @@ from fgsm_jax.attacks import core, iterative
 from fgsm_jax.attacks import transforms as transforms_lib
 
 
-def eot_pgd(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
+def eot_pgd(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
             labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
             transform: transforms_lib.Transform = transforms_lib.default_eot(),
             samples: int = 4, steps: int = 10, step_size: float | jnp.ndarray | None = None,

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from fgsm_jax.attacks import core, iterative
 
 
-def ifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
+def ifgsm(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
           labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
           steps: int = 10, step_size: float | jnp.ndarray | None = None, norm: str = "linf",
           **options: Any) -> jnp.ndarray:

@@ -282,7 +282,7 @@ def update_loop(gradient_fn: GradientFn, images: jnp.ndarray, eps: float | jnp.n
 
 
 @validate.jit_attack(static_argnames=("apply_fn", "config"))
-def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
+def iterative_attack(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
                      labels: jnp.ndarray, eps: float | jnp.ndarray, *,
                      key: jax.Array | None = None,
                      step_size: float | jnp.ndarray | None = None,
@@ -341,7 +341,7 @@ def iterative_attack(apply_fn: core.ApplyFn, params: core.Params, images: jnp.nd
                      is_done=is_done)
 
 
-def run(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray, labels: jnp.ndarray,
+def run(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray, labels: jnp.ndarray,
         eps: float | jnp.ndarray, *, key: jax.Array | None = None,
         step_size: float | jnp.ndarray | None = None, **options: Any) -> jnp.ndarray:
   """``iterative_attack`` with ``Config(**options)``: what the attack modules call."""

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from fgsm_jax.attacks import core, iterative
 
 
-def nifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
+def nifgsm(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
            labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
            steps: int = 10, step_size: float | jnp.ndarray | None = None, decay: float = 1.0,
            **options: Any) -> jnp.ndarray:

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from fgsm_jax.attacks import core, iterative
 
 
-def pgd(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray, labels: jnp.ndarray,
+def pgd(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray, labels: jnp.ndarray,
         eps: float | jnp.ndarray, *, key: jax.Array | None = None, steps: int = 10,
         step_size: float | jnp.ndarray | None = None, norm: str = "linf",
         random_init: bool = True, **options: Any) -> jnp.ndarray:
@@ -52,7 +52,7 @@ def pgd(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray, labels
                        steps=steps, norm=norm, random_init=random_init, **options)
 
 
-def pgd_l2(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
+def pgd_l2(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
            labels: jnp.ndarray, eps: float | jnp.ndarray, **kwargs: Any) -> jnp.ndarray:
   """PGD with ``norm='l2'``: eps is each image's L2 radius (pixel units); see ``pgd``."""
   return pgd(apply_fn, params, images, labels, eps, norm="l2", **kwargs)

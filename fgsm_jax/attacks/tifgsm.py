@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from fgsm_jax.attacks import core, iterative
 
 
-def tifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
+def tifgsm(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
            labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
            steps: int = 10, step_size: float | jnp.ndarray | None = None,
            decay: float | None = None, kernel_size: int = 7, kernel_sigma: float | None = None,

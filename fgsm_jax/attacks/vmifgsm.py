@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from fgsm_jax.attacks import core, iterative
 
 
-def vmifgsm(apply_fn: core.ApplyFn, params: core.Params, images: jnp.ndarray,
+def vmifgsm(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
             labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
             steps: int = 10, step_size: float | jnp.ndarray | None = None,
             decay: float = 1.0, samples: int = 20, beta: float = 1.5, nesterov: bool = False,

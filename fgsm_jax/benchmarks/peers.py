@@ -10,9 +10,9 @@ Peers (``PEERS``):
   Sequential model of the same architecture (the notebook computed one image at a time; here
   the whole batch goes through one tape, which is faster, so the comparison favours TF).
 * ``tf-function``: the same step wrapped in ``tf.function`` (graph mode, traced once).
-* ``torch``: torchattacks' ``FGSM`` / ``PGD`` (version 3.5.1) on a ``torch.nn.Module`` of the
-  same architecture. torchattacks declares a dependency on torchvision but its FGSM/PGD do
-  not import it, so it is installed with ``pip install --no-deps torchattacks==3.5.1``; when
+* ``torch``: torchattacks' ``FGSM`` / ``PGD`` on a ``torch.nn.Module`` of the same
+  architecture. torchattacks declares a dependency on torchvision but its FGSM/PGD do not
+  import it, so ``scripts/install_references.sh`` installs it (pinned) with ``--no-deps``; when
   it is not importable, ``torch_attack`` uses a hand-written copy of the same update
   (``_HandFGSM`` / ``_HandPGD``: cross-entropy averaged over the batch, ``x + eps sign(g)``
   clamped to [0, 1]; PGD projects ``x + alpha sign(g)`` onto the eps-ball and [0, 1]), and

@@ -94,9 +94,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
+import pathlib
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -300,6 +306,80 @@ class PeerRunner:
     return self.peer.run(self.inputs)
 
 
+class ProcessRunner:
+  """fgsm_jax's attack run by ``count`` worker processes (``python -m
+  fgsm_jax.benchmarks.workers``; the protocol is that module's docstring)."""
+  framework = "fgsm_jax"
+
+  def __init__(self, attack: str, model: str, dtype: str, batch: int, count: int,
+               args: argparse.Namespace, images: np.ndarray, targets: np.ndarray):
+    self.devices = count
+    self.temp_bytes = self.flops_per_image = self.bytes_accessed_per_image = None
+    self.implementation = (f"fgsm_jax ({model}, {dtype}, {count} processes, one per core, "
+                           f"jax.distributed)")
+    self.dir = pathlib.Path(tempfile.mkdtemp(prefix="fgsm_jax_workers_"))
+    self.procs: list[subprocess.Popen] = []
+    try:
+      np.save(self.dir / "images.npy", images)
+      np.save(self.dir / "targets.npy", targets)
+      job = dict(attack=attack, model=model, dtype=dtype, batch=batch, steps=args.steps,
+                 eps=args.eps, num_classes=args.num_classes, seed=args.seed)
+      (self.dir / "job.json").write_text(json.dumps(job))
+      from fgsm_jax import processes
+      port = processes.free_local_port()
+      for rank in range(count):
+        with open(self.dir / f"worker_{rank}.log", "w") as log:
+          self.procs.append(subprocess.Popen(
+              [sys.executable, "-m", "fgsm_jax.benchmarks.workers", str(rank), str(count),
+               str(port), str(self.dir)],
+              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+              bufsize=1))
+      self.compile_s = max(float(reply.split()[1]) for reply in self._expect("ready"))
+    except BaseException:
+      self.close()
+      raise
+
+  def _send(self, command: str):
+    for proc in self.procs:
+      proc.stdin.write(command + "\n")
+      proc.stdin.flush()
+
+  def _expect(self, word: str) -> list[str]:
+    replies = []
+    for rank, proc in enumerate(self.procs):
+      line = proc.stdout.readline()
+      if not line.startswith(word):
+        log = (self.dir / f"worker_{rank}.log").read_text(errors="replace").strip()
+        last = log.splitlines()[-1] if log else "(no output)"
+        raise RuntimeError(f"worker {rank} of {len(self.procs)} answered {line.strip()!r} "
+                           f"instead of {word!r}; its last log line: {last}")
+      replies.append(line)
+    return replies
+
+  def call(self):
+    self._send("run")
+    self._expect("done")
+
+  def result(self) -> np.ndarray:
+    self._send("save")
+    self._expect("saved")
+    return np.concatenate([np.load(self.dir / f"adversarial_{rank}.npy")
+                           for rank in range(len(self.procs))])
+
+  def close(self):
+    for proc in self.procs:
+      try:
+        if proc.poll() is None:
+          proc.stdin.write("quit\n")
+          proc.stdin.flush()
+        proc.wait(timeout=60)
+      except (OSError, subprocess.TimeoutExpired):
+        proc.kill()
+        proc.wait()
+    self.procs = []
+    shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def time_interleaved(runners: list, warmup: int, repeats: int) -> list[list[float]]:
   """Per runner, ``repeats`` wall times (s) of one call, in rounds of one call per runner."""
   for _ in range(warmup):
@@ -338,7 +418,6 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[l
           targets = work.make_targets(rng, batch)
           try:
             if args.cpu_processes > 1:
-              from fgsm_jax.benchmarks.workers import ProcessRunner
               ours = ProcessRunner(attack, model, dtype, batch, args.cpu_processes, args,
                                    images, targets)
             else:

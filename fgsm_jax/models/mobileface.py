@@ -18,7 +18,9 @@ graph as ``max(x, 0) + gamma * min(x, 0)``):
 
 Faces are compared by the cosine distance of the L2-normalised descriptors; below
 ``MOBILEFACE_THRESHOLD`` they are called one person. The input crop is the 112 x 112
-ArcFace-template alignment (see ``ARCFACE_TEMPLATE_112``).
+ArcFace-template alignment: a least-squares similarity transform of five points (from dlib's
+68 landmarks: mean of 36-41, mean of 42-47, 30, 48, 54) onto the template
+(``fgsm_jax.faces.arcface``, a later layer, which cuts the crop).
 
 Pure functions: ``params = mobileface_params(read_tfjs_graph(json))`` (or
 ``load_mobileface()``, which also finds the files), ``mobileface_apply(params, crops)``.
@@ -37,7 +39,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fgsm_jax.faces.arcface import ARCFACE_TEMPLATE
 from fgsm_jax.models.mobileface_files import mobileface_dir
 from fgsm_jax.models.tfjs_files import TfjsGraph, TfjsModelError, read_tfjs_graph
 
@@ -49,9 +50,6 @@ OUTPUT_NODE = "batchnorm0/add_1"
 # ArcFace-template crop): the distance at which 1% of impostor pairs fall below it; 97.0%
 # of genuine pairs do (../shared/models/README.md).
 MOBILEFACE_THRESHOLD = 0.633
-# MobileFace crops are a least-squares similarity transform of five points (from dlib's 68
-# landmarks: mean of 36-41, mean of 42-47, 30, 48, 54) onto the ArcFace 112 x 112 template.
-ARCFACE_TEMPLATE_112 = ARCFACE_TEMPLATE.astype(np.float32)
 
 STAGE_CHANNELS = (32, 32, 64, 128)
 

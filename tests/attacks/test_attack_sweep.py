@@ -55,6 +55,7 @@ def checkpoints(tmp_path_factory):
   return paths
 
 
+@pytest.mark.slow
 def test_sweep_end_to_end(checkpoints, tmp_path, capsys):
   out = tmp_path / "out"
   argv = ["--workdir", str(out), "--checkpoint", str(checkpoints["a"]),
@@ -117,6 +118,7 @@ def test_missing_checkpoint_is_one_line(tmp_path, capsys):
   assert len(err) == 1 and "config.json" in err[0]
 
 
+@pytest.mark.slow
 def test_help_runs_as_a_script():
   done = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True,
                         text=True, timeout=120)

@@ -57,6 +57,7 @@ def distances(adv, images=IMAGES):
   return np.abs(d).reshape(len(d), -1).max(1), np.sqrt((d ** 2).reshape(len(d), -1).sum(1))
 
 
+@pytest.mark.slow
 def test_randomised_list_is_complete():
   # Every attack that uses the key is listed, so the key tests below cover it.
   for name in NAMES:
@@ -64,6 +65,7 @@ def test_randomised_list_is_complete():
     assert (name in RANDOMISED) == (not np.array_equal(a, b)), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("targeted", [False, True])
 @pytest.mark.parametrize("name", NAMES)
 def test_within_budget_and_unit_range(name, targeted):
@@ -114,6 +116,7 @@ def test_raw_uint32_keys_give_the_draws_of_the_typed_key():
   np.testing.assert_array_equal(run("pgd"), run("pgd", key=jax.random.key_data(KEY)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_batched_equals_per_example(name):
   # One key is split into one key per example; example i alone with its key must give the
@@ -138,6 +141,7 @@ TRANSFORMED = {
 
 
 # Eager execution compiles every primitive separately, the PRNG's hashing most slowly.
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in NAMES if n not in TRANSFORMED and n != "difgsm"])
 def test_jitted_equals_eager(name):
   short = {k: min(v, 2) for k, v in OVERRIDES[name].items() if k in ("steps", "samples")}
@@ -147,6 +151,7 @@ def test_jitted_equals_eager(name):
   np.testing.assert_allclose(jitted, eager, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TRANSFORMED))
 def test_jitted_equals_the_python_engine(name):
   short = {k: min(v, 2) for k, v in OVERRIDES[name].items() if k in ("steps", "samples")}

@@ -41,6 +41,7 @@ def test_map_batch_chunks_equals_one_call(n, chunk):
     core.map_batch_chunks(fn, 0, tree, scale)
 
 
+@pytest.mark.slow
 def test_chunked_input_gradient_and_fgsm_equal_per_example_results():
   # 19 examples: two full chunks of 8 and a padded one.
   n = 19

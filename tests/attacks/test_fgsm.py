@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fgsm_jax.attacks import cross_entropy, fgsm
+from fgsm_jax.attacks import ATTACKS, cross_entropy, fgsm
 from conftest import Linear, TinyCNN, cnn_params, linear_params, tiny_images
 
 EPS = 0.03
@@ -91,3 +91,30 @@ def test_rejects_non_image_input():
   with pytest.raises(ValueError, match="floating"):
     fgsm(Linear(), linear_params(), jnp.zeros((1, 8, 8, 3), jnp.uint8),
          jnp.zeros((1,), jnp.int32), EPS)
+
+
+NAN_CALLS = {   # every way a caller reaches fgsm with one NaN pixel in image 1 of 3
+    "direct": lambda x, **kw: fgsm(Linear(), linear_params(), x, jnp.array([0, 1, 2]), EPS,
+                                   **kw),
+    "numpy images": lambda x, **kw: fgsm(Linear(), linear_params(), np.asarray(x),
+                                         np.array([0, 1, 2]), EPS, **kw),
+    "per-image eps": lambda x, **kw: fgsm(Linear(), linear_params(), x, jnp.array([0, 1, 2]),
+                                          jnp.array([EPS, EPS, 0.0]), **kw),
+    "per-pixel eps": lambda x, **kw: fgsm(Linear(), linear_params(), x, jnp.array([0, 1, 2]),
+                                          jnp.full(x.shape, EPS), **kw),
+    "the ATTACKS table": lambda x, **kw: ATTACKS["fgsm"](Linear(), linear_params(), x,
+                                                          jnp.array([0, 1, 2]), EPS, **kw),
+}
+
+
+@pytest.mark.parametrize("options", [{}, {"targeted": True}, {"per_example": False}],
+                         ids=["untargeted", "targeted", "summed"])
+@pytest.mark.parametrize("how", sorted(NAN_CALLS))
+def test_refuses_nan_pixels(how, options):
+  # A NaN pixel would otherwise come back NaN in the "adversarial" image, unreported.
+  x = tiny_images().at[1, 4, 5, 2].set(jnp.nan)
+  with pytest.raises(ValueError, match="NaN pixels") as info:
+    NAN_CALLS[how](x, **options)
+  assert "\n" not in str(info.value)
+  with jax.disable_jit(), pytest.raises(ValueError, match="NaN pixels"):
+    NAN_CALLS[how](x, **options)

@@ -87,6 +87,7 @@ def test_targeted_early_stopping_and_all_done_at_start():
   np.testing.assert_array_equal(done, X)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attack", ["pgd", "mifgsm"])
 def test_dodging_and_impersonation_on_an_embedding(attack):
   # Each face's reference descriptor comes from another photo of the same person (here the

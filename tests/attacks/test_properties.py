@@ -21,6 +21,7 @@ SHAPES = st.tuples(st.integers(1, 3), st.sampled_from([4, 6]), st.sampled_from([
 
 # Every attack of the registry, each with its own few drawn examples (sampling the name
 # among 8 examples left some attacks untried).
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 @settings(max_examples=3, deadline=None, derandomize=True, database=None)
 @given(shape=SHAPES, eps=st.floats(0.0, 0.1, allow_subnormal=False), steps=st.integers(1, 3),

@@ -28,6 +28,7 @@ def smooth_image(h=24, w=32, seed=0):
   return (np.clip(img, 0, 1) * 255).round().astype(np.float32) / 255
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transform", RANDOM, ids=lambda t: type(t).__name__)
 def test_shape_range_and_keys(transform):
   x = jnp.asarray(smooth_image())
@@ -124,6 +125,7 @@ def test_quality_tables_follow_libjpeg_scaling():
   assert np.asarray(T.quality_tables(10))[0, 0, 0] == 80     # 5000 / 10 % of 16
 
 
+@pytest.mark.slow
 def test_eot_pgd_with_the_default_distribution_raises_the_expected_loss():
   apply_fn, params = Linear(), linear_params()
   x, labels = tiny_images(), jnp.array([0, 1, 2])

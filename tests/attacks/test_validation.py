@@ -54,6 +54,7 @@ def test_iterative_engine_rejects(case):
                      config=Config(steps=1))
 
 
+@pytest.mark.slow
 def test_good_inputs_pass_including_the_range_ends():
   images = IMAGES.at[0].set(0.0).at[1].set(1.0)   # exactly 0 and 1 are valid pixels
   for name in ATTACKS:

@@ -8,7 +8,11 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import pytest
+
+from fgsm_jax import processes
+from fgsm_jax.benchmarks import workers
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "experiments" / "benchmark_fgsm.py"
@@ -29,6 +33,7 @@ FIELDS = {"attack": str, "model": str, "batch_size": int, "dtype": str,
           "framework": str, "implementation": str, "times_s": list}
 
 
+@pytest.mark.slow
 def test_runs_end_to_end_and_writes_the_records(tmp_path, capsys):
   out = tmp_path / "sub" / "bench.json"
   rc = bench.main(["--attacks", "fgsm,pgd", "--steps", "1", "--batch-sizes", "2",
@@ -50,6 +55,7 @@ def test_runs_end_to_end_and_writes_the_records(tmp_path, capsys):
   assert "img/s" in printed and f"wrote 4 records to {out}" in printed
 
 
+@pytest.mark.slow
 def test_peers_are_checked_and_timed_as_ratios(tmp_path):
   pytest.importorskip("tensorflow")
   out = tmp_path / "bench.json"
@@ -66,6 +72,7 @@ def test_peers_are_checked_and_timed_as_ratios(tmp_path):
     assert r["ratio"] == pytest.approx(records[0]["images_per_s"] / r["images_per_s"])
 
 
+@pytest.mark.slow
 def test_dlib_pgd_has_a_torch_peer_on_the_same_weights(tmp_path):
   pytest.importorskip("torch")
   out = tmp_path / "dlib.json"
@@ -82,6 +89,7 @@ def test_dlib_pgd_has_a_torch_peer_on_the_same_weights(tmp_path):
                                              / torch_rec["images_per_s"])
 
 
+@pytest.mark.slow
 def test_diverged_iterative_peers_are_checked_on_their_first_steps(tmp_path, monkeypatch):
   # Pretend the full-length runs diverged (as PGD-20 on the dlib ResNet does): the peer is
   # then judged by rerunning both attacks for CHECK_STEPS steps, which really agree.
@@ -136,6 +144,7 @@ def test_bad_flags_are_usage_errors(flags, message, capsys):
   assert "usage:" in err and message in err
 
 
+@pytest.mark.slow
 def test_help_and_a_bad_flag_from_the_command_line():
   help_run = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True,
                             text=True, timeout=300)
@@ -146,6 +155,7 @@ def test_help_and_a_bad_flag_from_the_command_line():
   assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_cpu_devices_shard_the_attack_over_that_many_devices(tmp_path):
   # A fresh process: the CPU backend is split before JAX starts.
   out = tmp_path / "sharded.json"
@@ -161,6 +171,7 @@ def test_cpu_devices_shard_the_attack_over_that_many_devices(tmp_path):
   assert record["flops_per_image"] is None   # one device's program: not per image
 
 
+@pytest.mark.slow
 def test_cpu_processes_split_the_attack_between_worker_processes(tmp_path):
   # The workers' gathered images must match the torch peer's before it is timed.
   pytest.importorskip("torch")
@@ -180,6 +191,7 @@ def test_cpu_processes_split_the_attack_between_worker_processes(tmp_path):
   assert peer["match"]["frac_pixels_differ"] <= 1e-3
 
 
+@pytest.mark.slow
 def test_a_failing_worker_is_a_one_line_skip(capsys):
   args = bench.parse_args(["--cpu-processes", "2", "--batch-sizes", "2", "--models", "cnn"])
   args.num_classes = 1   # the workers' own argument check rejects it and they exit
@@ -190,6 +202,22 @@ def test_a_failing_worker_is_a_one_line_skip(capsys):
   assert len(skip) == 1 and "RuntimeError: worker 0 of 2" in skip[0], printed
 
 
+def test_a_worker_checks_its_job_before_pinning_itself_or_joining(tmp_path, monkeypatch,
+                                                                   capsys):
+  # In process: a bad job must end the worker before it touches the process (pinning it to
+  # a core) or the network (jax.distributed); both are replaced here by failures.
+  def must_not_run(*args, **kwargs):
+    raise AssertionError("the worker went on with a bad job")
+  monkeypatch.setattr(processes, "pin_process_to_core", must_not_run)
+  monkeypatch.setattr(jax.distributed, "initialize", must_not_run)
+  job = dict(attack="fgsm", model="cnn", dtype="float32", batch=3, steps=1, eps=0.02,
+             num_classes=5, seed=0)   # a batch of 3 does not split between 2 workers
+  (tmp_path / "job.json").write_text(json.dumps(job))
+  assert workers.worker_main(0, 2, 1, str(tmp_path)) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("error: bad job") and "for 2 workers" in err and "\n" not in err
+
+
 def test_cpu_devices_after_jax_started_is_a_one_line_error(capsys):
   import jax
   jax.numpy.zeros(1).block_until_ready()   # the CPU backend has started
@@ -198,6 +226,7 @@ def test_cpu_devices_after_jax_started_is_a_one_line_error(capsys):
   assert err.startswith("error: --cpu-devices 2:") and "before any JAX computation" in err
 
 
+@pytest.mark.slow
 def test_fused_cnn_strict_precision_and_xla_costs_are_recorded(tmp_path):
   out = tmp_path / "fused.json"
   try:

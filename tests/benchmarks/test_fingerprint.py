@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from fgsm_jax.benchmarks import fingerprint
 
 
+@pytest.mark.slow
 def test_the_same_attack_twice_is_one_fingerprint_and_another_attack_is_not():
   pgd = fingerprint.program_fingerprint('pgd', batch=2)
   assert pgd == fingerprint.program_fingerprint('pgd', batch=2)

@@ -29,6 +29,7 @@ def test_feature_map_size():
   assert peers.feature_map_size(160) == 8 and peers.feature_map_size(SIZE) == 2
 
 
+@pytest.mark.slow
 def test_tf_model_has_the_same_logits_and_fgsm(setup):
   apply_fn, params, images, labels = setup
   model = peers.tf_model(params, CLASSES, SIZE)
@@ -42,6 +43,7 @@ def test_tf_model_has_the_same_logits_and_fgsm(setup):
     assert match["frac_pixels_differ"] <= 1e-3, match
 
 
+@pytest.mark.slow
 def test_torch_model_has_the_same_logits_and_attacks(setup):
   torch = pytest.importorskip("torch")
   apply_fn, params, images, labels = setup
@@ -60,6 +62,7 @@ def test_torch_model_has_the_same_logits_and_attacks(setup):
     assert match["frac_pixels_differ"] <= 1e-3, (attack, match)
 
 
+@pytest.mark.slow
 def test_hand_written_torch_attacks_equal_torchattacks(setup):
   torch = pytest.importorskip("torch")
   pytest.importorskip("torchattacks")
@@ -126,6 +129,7 @@ def _nchw(images):
   return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weights", ["flax-init", "dlib"])
 def test_torch_dlib_model_has_the_same_descriptors(weights, chips):
   torch = pytest.importorskip("torch")
@@ -145,6 +149,7 @@ def test_torch_dlib_model_has_the_same_descriptors(weights, chips):
     model(_nchw(images[:, :100]))
 
 
+@pytest.mark.slow
 def test_dodging_logits_gradient_is_a_positive_multiple_of_the_dodging_gradient(chips):
   torch = pytest.importorskip("torch")
   images, refs = chips
@@ -164,6 +169,7 @@ def test_dodging_logits_gradient_is_a_positive_multiple_of_the_dodging_gradient(
     peers.dodging_logits(model)(x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attack", ["fgsm", "pgd"])
 def test_torch_dodging_attacks_give_fgsm_jaxs_adversarial_chips(attack, chips):
   pytest.importorskip("torch")
@@ -191,6 +197,7 @@ def test_torch_dodging_attacks_give_fgsm_jaxs_adversarial_chips(attack, chips):
   assert match["frac_pixels_differ"] <= 1e-3, match
 
 
+@pytest.mark.slow
 def test_hand_written_dodging_pgd_equals_torchattacks(chips):
   torch = pytest.importorskip("torch")
   pytest.importorskip("torchattacks")
@@ -205,6 +212,7 @@ def test_hand_written_dodging_pgd_equals_torchattacks(chips):
                                 library(x, y).numpy())
 
 
+@pytest.mark.slow
 def test_dodging_peer_wants_reference_descriptors(chips):
   pytest.importorskip("torch")
   images, _ = chips

@@ -55,6 +55,7 @@ def test_roofline_rows_take_the_lower_ceiling_and_scale_with_steps():
   assert row["attainable_images_per_s"] == pytest.approx(1e12 / f32["flops_per_image"])
 
 
+@pytest.mark.slow
 def test_measure_then_report_from_the_command_line(tmp_path):
   ceilings = tmp_path / "ceilings.json"
   bench = tmp_path / "bench.json"
@@ -76,6 +77,7 @@ def test_measure_then_report_from_the_command_line(tmp_path):
   assert "batch     8:         500 img/s" in report.stdout and "roofline" in report.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags,message", [
     ([], "exactly one of --measure and --ceilings"),
     (["--ceilings", "/nonexistent/c.json"], "/nonexistent/c.json: cannot read ceilings"),

@@ -164,6 +164,7 @@ def _link_people(source, dest, people):
       (dest / person / photo.name).symlink_to(photo)
 
 
+@pytest.mark.slow
 def test_real_gt_two_people(gt_dir, tmp_path):
   _link_people(gt_dir, tmp_path / 'man', ['s01', 's02'])
   builder = _build(gt_faces.GtFaces, tmp_path / 'man', tmp_path / 'tfds')  # Default config.

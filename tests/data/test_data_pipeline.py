@@ -125,6 +125,7 @@ def test_batches_reject_bad_shapes():
     next(batches(images, labels, 0, rng=None))
 
 
+@pytest.mark.slow
 def test_import_is_light():
   code = ('import sys, fgsm_jax.data; '
           'heavy = [m for m in ("tensorflow", "tensorflow_datasets", "dlib") if m in sys.modules]; '
@@ -132,6 +133,7 @@ def test_import_is_light():
   subprocess.run([sys.executable, '-c', code], check=True, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_tensorflow_imported_by_the_data_pipeline_prints_nothing(tmp_path):
   # "oneDNN custom operations are on ..." and absl's notice came out on stderr despite
   # TF_CPP_MIN_LOG_LEVEL=2; a fresh process that builds a builder must print nothing.

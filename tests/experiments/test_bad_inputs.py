@@ -165,6 +165,7 @@ def test_fgsm_eval_checks_the_workdir_is_writable_before_evaluating(scripts, tmp
   assert err == [f"error: {trained}: cannot write the workdir (Permission denied)"]
 
 
+@pytest.mark.slow
 def test_train_classifier_bad_workdir_exits_at_once_as_a_script(tmp_path, afile):
   """The run that trained, printed orbax tracebacks and never exited: now refused first."""
   done = subprocess.run([sys.executable, str(EXPERIMENTS / "train_classifier.py"),

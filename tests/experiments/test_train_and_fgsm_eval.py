@@ -45,6 +45,7 @@ def trained(fake_orl, tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow
 def test_train_classifier_writes_metrics_and_checkpoint(trained):
   metrics = json.loads((trained / "metrics.json").read_text())
   assert set(metrics) >= {"test_accuracy", "train_accuracy", "config"}
@@ -55,6 +56,7 @@ def test_train_classifier_writes_metrics_and_checkpoint(trained):
   assert (trained / "checkpoint").is_dir() and (trained / "config.json").is_file()
 
 
+@pytest.mark.slow
 def test_fgsm_eval_writes_accuracy_per_eps_and_figures(trained):
   assert fgsm_eval.main(["--workdir", str(trained), "--eps", "0,2,16,48",
                          "--figure-eps", "16", "--figure-examples", "2"]) == 0
@@ -91,6 +93,7 @@ def test_train_classifier_unknown_dataset_is_a_usage_error(tmp_path, capsys):
   assert "invalid choice: 'mnist'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_missing_dataset_is_one_line_without_traceback(tmp_path):
   proc = subprocess.run(
       [sys.executable, str(REPO / "experiments" / "train_classifier.py"), "--dataset", "orl",

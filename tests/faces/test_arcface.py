@@ -67,6 +67,7 @@ def test_five_points_from_68_landmarks():
     faces.arcface_points(lm[:5])
 
 
+@pytest.mark.slow
 def test_68_landmarks_are_dlibs_and_give_plausible_points(photos):
   img, face = photos[0]
   from fgsm_jax.models.dlib_files import dlib_models_dir  # pylint: disable=import-outside-toplevel
@@ -101,6 +102,7 @@ def test_transform_is_the_least_squares_similarity(photos):
     assert face.arcface.scale == pytest.approx(1 / np.hypot(s, r))
 
 
+@pytest.mark.slow
 def test_crop_matches_pil_affine(photos):
   # Measured on these 8 faces: JAX (float32) vs PIL max 0.0029, mean 6.5e-5 grey levels;
   # the NumPy reference vs PIL agrees to PIL's float32 storage. Bound: 3x the measured max
@@ -203,6 +205,7 @@ def _footprint(tf: faces.ArcFaceTransform) -> np.ndarray:
   return mask
 
 
+@pytest.mark.slow
 def test_window_crop_equals_whole_photo_crop(photos):
   for img, face in photos[:4]:
     tf = face.arcface
@@ -246,6 +249,7 @@ def test_a_padded_window_at_the_photos_bottom_right_still_reads_black_beyond_it(
   np.testing.assert_allclose(crop, ref, atol=1e-2)
 
 
+@pytest.mark.slow
 def test_gradient_is_finite_and_exactly_on_the_footprint(photos):
   img, face = photos[1]
   tf = face.arcface
@@ -266,6 +270,7 @@ def _scaled(img: np.ndarray, face: faces.Face, scale: float):
   return big, faces.arcface_transform(face.arcface_points * scale, big.shape[:2])
 
 
+@pytest.mark.slow
 def test_pyramid_gives_a_dense_gradient_and_the_exact_crop_for_a_large_face(photos):
   img, face = photos[0]
   big, tf = _scaled(img, face, 4.0)
@@ -319,6 +324,7 @@ def test_pyramid_gives_a_dense_gradient_and_the_exact_crop_for_a_large_face(phot
   assert not (dense & ~box).any()
 
 
+@pytest.mark.slow
 def test_jitter_shared_with_the_dlib_chip(photos):
   from fgsm_jax.protect import warp  # pylint: disable=import-outside-toplevel
   img, face = photos[0]

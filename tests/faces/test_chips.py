@@ -57,6 +57,7 @@ def test_similarity_transform_recovers_a_known_one():
   np.testing.assert_allclose(got_t, shift, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_chip_geometry_matches_dlib(photos):
   for img, face in photos[:5]:
     details = dlib.get_face_chip_details(faces.dlib_shape(face), 150, 0.25)
@@ -75,6 +76,7 @@ def test_chip_pixels_match_dlib(photos):
   assert np.mean(errors) < 0.005
 
 
+@pytest.mark.slow
 def test_chip_pixels_match_dlib_through_the_pyramid(photos):
   # 2.5x and 5x faces: dlib shrinks the crop through 1 and 2 pyramid_down<2> levels.
   for scale, levels in ((2.5, 1), (5.0, 2)):
@@ -113,6 +115,7 @@ def test_batch_and_shape_checks(photos):
     faces.extract_chip(x[..., 0], face.chip)
 
 
+@pytest.mark.slow
 def test_descriptor_matches_dlib(photos):
   from fgsm_jax.models import dlib_files, dlib_resnet as resnet
   rec = dlib.face_recognition_model_v1(str(dlib_files.dlib_model_paths().resnet))
@@ -128,6 +131,7 @@ def test_descriptor_matches_dlib(photos):
   assert dist.max() < 1e-3, dist
 
 
+@pytest.mark.slow
 def test_gradient_reaches_a_dense_area_for_a_large_face(photos):
   img, face = _scaled(photos, 2.5)
   tf = face.chip

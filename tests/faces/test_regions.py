@@ -22,6 +22,7 @@ def photo_and_box(draw):
 
 
 # Derandomised: the same examples every run, so CI is stable.
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, derandomize=True, database=None)
 @given(photo_and_box())
 def test_region_window_and_mask(case):

@@ -13,6 +13,10 @@ import pytest
 from fgsm_jax.attacks import cross_entropy, fgsm
 from fgsm_jax.models import ApplyFn, OriginalCNN, fast_original_cnn
 
+# Slow, left out of scripts/test.sh --quick: compiles the CNN's plain and fused forms (and
+# bfloat16) at full size.
+pytestmark = pytest.mark.slow
+
 
 def test_original_cnn_params_are_those_of_nn_conv_and_impls_agree():
   class PlainCNN(nn.Module):   # the formulation OriginalCNN had before the fused blocks

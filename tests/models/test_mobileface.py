@@ -1,10 +1,10 @@
 """The Flax port of MobileFace against the official TF.js runtime, on real aligned GT crops.
 
 The reference is an independent execution of the same graph file: ``@tensorflow/tfjs``
-(pure-JS CPU backend) in node, running ``tests/models/tfjs_reference.js``. Install it with
-  npm install --prefix .cache/node --no-audit --no-fund --ignore-scripts @tensorflow/tfjs@4.22.0
-(as ``.ci/run`` does). Without node or that install the comparison is skipped, except under
-CI (``CI=true``), where it fails.
+(pure-JS CPU backend) in node, running ``tests/models/tfjs_reference.js``, installed into
+.cache/node by ``scripts/install_references.sh`` (which pins its version; ``scripts/test.sh``
+and ``.ci/run`` call it). Without node or that install the comparison is skipped, except
+under CI (``CI=true``), where it fails.
 
 Crops are made with a plain numpy/PIL alignment (tests/models/conftest.py: dlib HOG
 detector, 68 landmarks, least-squares similarity onto the ArcFace template, bilinear, zero
@@ -17,6 +17,7 @@ import copy
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -43,7 +44,9 @@ from fgsm_jax.models.tfjs_files import read_tfjs_graph
 from tests.models.conftest import gt_arcface_crops
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TFJS_VERSION = "4.22.0"  # Pinned in .ci/run.
+# Pinned where CI and scripts/test.sh install it.
+TFJS_VERSION = re.search(r"^TFJS_VERSION=(\S+)$", (REPO / "scripts" / "install_references.sh")
+                         .read_text(), re.MULTILINE).group(1)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Two photos each of 12 people (24 crops) for the exactness check and verification pairs.
 PEOPLE = range(1, 13)
@@ -83,8 +86,7 @@ def tfjs_node_path() -> pathlib.Path:
   """The node_modules folder holding @tensorflow/tfjs (FGSM_JAX_NODE_MODULES or .cache/node)."""
   modules = pathlib.Path(os.environ.get("FGSM_JAX_NODE_MODULES")
                          or REPO / ".cache" / "node" / "node_modules")
-  how = (f"install it with: npm install --prefix .cache/node --no-audit --no-fund "
-         f"--ignore-scripts @tensorflow/tfjs@{TFJS_VERSION}")
+  how = "install it with: bash scripts/install_references.sh .venv/bin/python"
   if shutil.which("node") is None:
     _skip_or_fail("node not on PATH (the TF.js reference runs in node); " + how)
   pkg = modules / "@tensorflow" / "tfjs" / "package.json"
@@ -119,6 +121,7 @@ def run_tfjs(node_modules: pathlib.Path, model_json: pathlib.Path, pixels: np.nd
 # Tests.
 
 
+@pytest.mark.slow
 def test_port_matches_tfjs_on_real_gt_crops(params, model_json, tfjs_node_path, gt_crops,
                                             tmp_path):
   crops, _ = gt_crops
@@ -133,6 +136,7 @@ def test_port_matches_tfjs_on_real_gt_crops(params, model_json, tfjs_node_path, 
   assert float(np.std(ref)) > 0.1
 
 
+@pytest.mark.slow
 def test_verification_on_gt_pairs(params, gt_crops):
   """Same-person pairs of the 12 people fall under the threshold, nearly all impostors above."""
   crops, who = gt_crops
@@ -148,6 +152,7 @@ def test_verification_on_gt_pairs(params, gt_crops):
   assert np.mean(impostor >= MOBILEFACE_THRESHOLD) >= 0.97, np.sort(impostor)[:5]
 
 
+@pytest.mark.slow
 def test_input_convention_is_unit_range(params):
   """The module takes [0, 1] and scales by 255 itself: x/255 in = the graph on 0..255 pixels."""
   rng = np.random.default_rng(0)
@@ -161,6 +166,7 @@ def test_input_convention_is_unit_range(params):
     MobileFace().apply({"params": params}, jnp.zeros((1, 112, 112, 3), jnp.uint8))
 
 
+@pytest.mark.slow
 def test_input_gradient_finite_and_nonzero(params):
   """Attacks differentiate the descriptor distance w.r.t. the crop."""
   x = jnp.full((1, CROP_SIZE, CROP_SIZE, 3), 0.5)
@@ -193,6 +199,7 @@ def test_params_reject_a_different_graph(model_json):
     mobileface_params(type(graph)(nodes=graph.nodes, weights=weights, signature={}))
 
 
+@pytest.mark.slow
 def test_rank1_on_gt_gallery_01_05_probe_06(params, gt_dir):
   """Identification of all 50 GT people: photo 06 against a gallery of photos 01-05."""
   crops, who, shot = gt_arcface_crops(gt_dir, range(1, 51), range(1, 7))

@@ -17,6 +17,9 @@ from fgsm_jax.attacks import cross_entropy, dodging, fgsm, mifgsm, pgd
 from fgsm_jax.models import ApplyFn, fast_original_cnn
 from fgsm_jax.models.dlib_resnet import fast_dlib_resnet, load_dlib_resnet
 
+# Slow, left out of scripts/test.sh --quick: attacks compiled on the real CNN and dlib's ResNet.
+pytestmark = pytest.mark.slow
+
 EPS = 4 / 255
 KEY = jax.random.key(3)
 # Short attacks (2 steps): eager execution runs every operation separately.

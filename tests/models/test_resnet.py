@@ -42,6 +42,7 @@ def test_registered_and_shapes():
     model.apply({"params": params}, jnp.zeros((2, 160, 160)))
 
 
+@pytest.mark.slow
 def test_examples_do_not_interact_and_training_works(tmp_path):
   images, labels = _tiny_data()
   config = train.TrainConfig(model="resnet", num_classes=3, image_size=32, epochs=3,
@@ -61,6 +62,7 @@ def test_examples_do_not_interact_and_training_works(tmp_path):
   np.testing.assert_array_equal(loaded_fn(params, images[:4]), batched)
 
 
+@pytest.mark.slow
 def test_plain_and_fast_convolutions_share_params_values_and_gradients():
   # ResNet() is built with nn.Conv, fast_resnet with ops.Conv: the same parameter tree (a
   # checkpoint of one loads into the other), outputs and all gradients.

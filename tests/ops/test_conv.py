@@ -79,6 +79,7 @@ def test_param_tree_identical_to_nn_conv(use_bias, conv):
     np.testing.assert_array_equal(a, b)   # same initialisers, same keys
 
 
+@pytest.mark.slow
 def test_input_gradient_inside_fori_loop_equals_outside():
   # The loop is what the custom VJP is for; its result must not depend on where it runs.
   kernel = jax.random.normal(jax.random.key(0), (3, 3, 3, 8))

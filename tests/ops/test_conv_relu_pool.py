@@ -28,6 +28,7 @@ CASES = [((2, 16, 16, 3), 8, 2), ((2, 26, 26, 16), 32, 3), ((1, 11, 13, 4), 5, 3
          ((3, 9, 7, 2), 4, 2), ((2, 8, 8, 3), 4, 1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("for_cpu", [True, False], ids=["cpu-forms", "gpu-forms"])
 @pytest.mark.parametrize("shape,out,pool", CASES)
 def test_value_and_gradients_equal_the_reference(shape, out, pool, for_cpu):
@@ -47,6 +48,7 @@ def test_value_and_gradients_equal_the_reference(shape, out, pool, for_cpu):
                                err_msg=name)
 
 
+@pytest.mark.slow
 def test_reference_is_keras_conv_relu_maxpool_in_numpy():
   x, w, b = _inputs((1, 6, 6, 2), 3)
   xn, wn, bn = (np.asarray(a, np.float64) for a in (x, w, b))
@@ -61,6 +63,7 @@ def test_reference_is_keras_conv_relu_maxpool_in_numpy():
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_tied_maxima_route_the_gradient_to_the_first():
   # A constant image and a kernel summing its window: every value of each 2x2 window's
   # interior ties; the first position of each window (top-left) gets the whole gradient.
@@ -94,6 +97,7 @@ def test_bad_arguments_raise(kwargs, match):
     fused.conv_relu_maxpool(x, w[:, :, :2], b, 2)
 
 
+@pytest.mark.slow
 def test_the_fast_block_has_nn_conv_params_and_equals_the_plain_block():
   # The module forms: FusedConvReluPool against the plain nn.Conv -> relu -> max_pool block.
   x = jax.random.uniform(jax.random.key(1), (2, 13, 12, 3))
@@ -113,6 +117,7 @@ def test_the_fast_block_has_nn_conv_params_and_equals_the_plain_block():
     fused.FusedConvReluPool(5, (3, 3), strides=2, pool=2).init(jax.random.key(0), x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("widen", [True, False])
 def test_widening_narrow_convolutions_changes_no_value(widen):
   x, w, b = _inputs((2, 12, 12, 8), 16)

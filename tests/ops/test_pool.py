@@ -11,6 +11,7 @@ from fgsm_jax.ops import layout
 from fgsm_jax.ops.pool import max_pool, max_pool_reference
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape,size,stride", [((2, 9, 9, 3), 3, 2), ((1, 10, 7, 2), 3, 2),
                                                ((2, 8, 8, 4), 2, 2), ((1, 7, 9, 1), 3, 3)])
 def test_value_and_gradient_equal_nn_max_pool(shape, size, stride):
@@ -22,6 +23,7 @@ def test_value_and_gradient_equal_nn_max_pool(shape, size, stride):
   np.testing.assert_allclose(pull(g)[0], pull_ref(g)[0], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_tied_window_sends_the_gradient_to_its_first_maximum():
   x = jnp.ones((1, 3, 3, 1))
   dx = jax.grad(lambda z: max_pool(z, 3, 2).sum())(x)
@@ -37,6 +39,7 @@ def test_first_argmax_is_the_first_of_equal_maxima():
   np.testing.assert_array_equal(idx, [1, 0, 0])
 
 
+@pytest.mark.slow
 def test_space_to_depth_round_trips():
   x = jax.random.normal(jax.random.key(0), (2, 6, 4, 3))
   s = layout.space_to_depth(x)

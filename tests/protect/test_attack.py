@@ -28,6 +28,7 @@ def _run(fw, steps, key=0):
   return adv, d[0]
 
 
+@pytest.mark.slow
 def test_attack_stays_in_budget_on_8_bits_and_moves_the_descriptor(face_window):
   fw = face_window
   clean, d0 = _run(fw, 0)
@@ -57,6 +58,7 @@ def test_the_step_count_is_traced_and_the_key_decides(face_window):
   assert attack._run._cache_size() - before <= 1
 
 
+@pytest.mark.slow
 def test_resize_half_back_matches_pil():
   rng = np.random.default_rng(0)
   img = rng.integers(0, 256, (48, 64, 3)).astype(np.uint8)
@@ -73,6 +75,7 @@ def test_config_is_checked():
     attack.AttackConfig(ti_kernel=4)
 
 
+@pytest.mark.slow
 def test_padding_to_a_compile_bucket_leaves_the_result_unchanged(face_window):
   # photo.py pads every window (edge pixels, budget 0) to a bucket side and passes its own
   # area as ``scope``; with gradient-scaled steps (soft) the step sizes depend on the mean
@@ -99,6 +102,7 @@ def test_padding_to_a_compile_bucket_leaves_the_result_unchanged(face_window):
   assert np.array_equal(levels(b)[h:], levels(window)[h:])  # padding untouched
 
 
+@pytest.mark.slow
 def test_hull_views_do_what_they_name():
   rng = np.random.default_rng(0)
   crops = jnp.asarray(rng.uniform(size=(2, 16, 16, 3)), jnp.float32)
@@ -125,6 +129,7 @@ def test_distance_to_several_references_is_to_the_nearest():
   np.testing.assert_allclose(cos, [1 - np.sqrt(0.5)], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_hull_enters_the_loss_and_the_reported_distance_stays_the_clean_ones(face_window):
   fw = face_window
 
@@ -143,6 +148,7 @@ def test_the_hull_enters_the_loss_and_the_reported_distance_stays_the_clean_ones
   np.testing.assert_allclose(float(d[0]), float(want), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_window_ssim_sum_is_quality_ssim_map_summed():
   rng = np.random.default_rng(0)
   a = rng.integers(0, 256, (40, 52, 3)).astype(np.float64)
@@ -155,6 +161,7 @@ def test_window_ssim_sum_is_quality_ssim_map_summed():
   np.testing.assert_allclose(np.asarray(jax.grad(attack.window_ssim_sum)(x0, x0)), 0, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_the_ssim_term_keeps_the_window_nearer_the_clean_one_in_ssim(face_window):
   fw = face_window
 
@@ -175,6 +182,7 @@ def test_the_ssim_term_keeps_the_window_nearer_the_clean_one_in_ssim(face_window
     attack.AttackConfig(ssim_weight=-1.0)
 
 
+@pytest.mark.slow
 def test_the_ssim_gradient_by_hand_is_jax_grad_of_the_ssim_sum():
   rng = np.random.default_rng(1)
   x0 = jnp.asarray(rng.random((70, 90, 3)), jnp.float32)

@@ -45,6 +45,7 @@ def test_dlib_descriptor_from_box_and_landmarks_is_dlibs_own(rgb):
   np.testing.assert_array_equal(face.descriptor, own.astype(np.float32))
 
 
+@pytest.mark.slow
 def test_cheapest_judge_first_changes_nothing(rgb):
   recs = photo.load_recognizers(BOTH)
   models = recognizer.load_real_dlib()

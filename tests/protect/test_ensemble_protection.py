@@ -12,6 +12,9 @@ from fgsm_jax import quality
 from fgsm_jax.data import images
 from fgsm_jax.protect import attack, photo, presets, recognizer
 
+# Slow, left out of scripts/test.sh --quick: protection runs on real photos with both recognizers.
+pytestmark = pytest.mark.slow
+
 BOTH = ('dlib', 'mobileface')
 CONFIG = attack.AttackConfig(step=0.3, eot_samples=1, jitter_px=0.0, jitter_deg=0.0,
                              jitter_scale=0.0)

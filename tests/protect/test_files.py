@@ -35,6 +35,7 @@ def seen(monkeypatch):
   return calls
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['RGB', 'L'])
 def test_the_last_check_describes_the_pixels_of_the_written_file(gt_dir, tmp_path, seen,
                                                                  recognizers, mode):

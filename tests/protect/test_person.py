@@ -48,6 +48,7 @@ def _attack(fw, refs):
                                config=attack.AttackConfig(step=0.3, eot_samples=1))
 
 
+@pytest.mark.slow
 def test_repeated_rows_change_nothing_and_another_photo_changes_the_steps(face_window):
   fw = face_window
   alone, d_alone = _attack(fw, fw['ref'])

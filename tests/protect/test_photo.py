@@ -27,6 +27,7 @@ def _protect(rgb, params, preset=QUICK, key=0):
                              recognizers=[photo.Recognizer('dlib', dlib_resnet_apply, params)])
 
 
+@pytest.mark.slow
 def test_pixels_outside_the_feathered_regions_are_unchanged(gt_dir, params):
   rgb = images.load_rgb(gt_dir / 's10' / '02.jpg')
   protected, results = _protect(rgb, params)
@@ -80,6 +81,7 @@ def test_same_key_same_result(gt_dir, params):
   np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_windows_of_one_bucket_share_one_compiled_attack(gt_dir, params):
   # GT's face windows run 240-432 px (s02: 288, s04: 352, s01: 432): 288 and 352 are padded
   # to the 384 bucket, 432 to 512, so three sizes compile the attack loop twice (before the

@@ -32,6 +32,7 @@ def _dataset(gt_dir, root: pathlib.Path, people=('s01', 's02'), n=6) -> pathlib.
   return root
 
 
+@pytest.mark.slow
 def test_privacy_eval_writes_the_figures(cli, gt_dir, tmp_path, capsys):
   data = _dataset(gt_dir, tmp_path / 'data')
   # An untrained GT classifier: exercises the transfer path (its accuracy is chance).
@@ -95,6 +96,7 @@ def test_missing_dataset_is_one_line(cli, tmp_path, capsys):
   assert len(err.splitlines()) == 1 and 'does not exist' in err
 
 
+@pytest.mark.slow
 def test_person_photos_come_after_the_probes_and_reach_the_attack(cli, gt_dir, tmp_path,
                                                                    monkeypatch):
   from fgsm_jax.protect import files

@@ -60,6 +60,7 @@ def cli():
   return module
 
 
+@pytest.mark.slow
 def test_batch_of_bad_and_unusual_inputs(gt_dir, tmp_path):
   src = gt_dir / 's09' / '05.jpg'
   photo = Image.open(src).convert('RGB')
@@ -122,6 +123,7 @@ def test_batch_of_bad_and_unusual_inputs(gt_dir, tmp_path):
   assert '0 protected and written, 1 failed' in again.stdout
 
 
+@pytest.mark.slow
 def test_unverified_result_is_not_written_under_the_protected_name(cli, gt_dir, tmp_path,
                                                                      capsys):
   src = gt_dir / 's09' / '05.jpg'
@@ -148,6 +150,7 @@ def test_unverified_result_is_not_written_under_the_protected_name(cli, gt_dir, 
   assert 'NOT protected' in captured.out and '1 NOT protected' in captured.out
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_without_traceback_or_file(gt_dir, tmp_path):
   out_dir = tmp_path / 'out'
   out_dir.mkdir()

@@ -95,6 +95,7 @@ def test_bad_inputs_get_one_line_each_and_the_batch_goes_on(cli, gt_dir, tmp_pat
   assert f'{good} -> ' in captured.out
 
 
+@pytest.mark.slow
 def test_default_preset_protects_real_photos_and_exits_0(cli, gt_dir, tmp_path, capsys):
   # The default: every recognizer the project has, attacked together and each judging.
   photos = [gt_dir / 's09' / '05.jpg', gt_dir / 's30' / '11.jpg']
@@ -117,6 +118,7 @@ def test_default_preset_protects_real_photos_and_exits_0(cli, gt_dir, tmp_path, 
       assert d == pytest.approx(printed[n][k], abs=1e-3), n
 
 
+@pytest.mark.slow
 def test_exit_status_1_when_a_face_stays_recognised(cli, gt_dir, tmp_path, capsys):
   rc = cli([str(gt_dir / 's09' / '05.jpg'), '--out-dir', str(tmp_path), '--preset', 'fast',
             '--eps', '0.4', '--steps', '1'])
@@ -133,6 +135,7 @@ def test_bad_flags_exit_2(cli, tmp_path):
   assert e.value.code == 2
 
 
+@pytest.mark.slow
 def test_same_person_uses_the_other_photos(cli, gt_dir, tmp_path, capsys):
   photos = [gt_dir / 's05' / '03.jpg', gt_dir / 's05' / '04.jpg']
   grey = tmp_path / 'grey.png'

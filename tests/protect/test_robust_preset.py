@@ -16,6 +16,10 @@ from fgsm_jax.data import images
 from fgsm_jax.models.dlib_resnet import dlib_resnet_apply, load_dlib_resnet
 from fgsm_jax.protect import attack, files, photo, presets, recognizer, warp
 
+# Slow, left out of scripts/test.sh --quick: the robust preset's attack, compiled and run on
+# real photos.
+pytestmark = pytest.mark.slow
+
 PHOTO = ("s07", "04.jpg")
 
 

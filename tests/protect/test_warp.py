@@ -27,6 +27,7 @@ def _window_and_chip(rgb, face):
   return region, jnp.asarray(window, jnp.float32), geom
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('scale', [1.0, 2.5])
 def test_window_chip_equals_the_whole_photo_chip(gt_photo, scale):
   rgb, face = gt_photo
