@@ -13,7 +13,8 @@ Modules:
   warp        dlib's face chip from a window of the photo, geometry as traced data.
   attack      the jitted per-face attack on an ensemble (`Surrogate`: a spec with its weight,
               each through its own crop; 8-bit aware, momentum, EOT views, per-pixel budgets).
-  photo       every face of a photo: feathered windows, rounds of re-alignment, the judges.
+  photo       every face of a photo: feathered windows, rounds (attack, check, decide) over a
+              frozen per-face state, the judges.
   presets     named settings (fast, default, robust, transfer) and overrides (--set).
   files       file in, metadata-free PNG out, written once when verified, one-line errors.
   evaluate    per-recognizer galleries, identification, white-box / leave-one-out summaries.
