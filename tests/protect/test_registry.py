@@ -22,7 +22,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_every_spec_is_complete_and_consistent():
-  assert {'dlib', 'mobileface'} <= set(registry.NAMES)
+  assert {'dlib', 'mobileface', 'facenet'} <= set(registry.NAMES)
   assert set(registry.DEFAULT) <= set(registry.NAMES)
   assert recognizer.RECOGNIZERS == registry.DEFAULT  # --recognizers' default: unchanged
   for name, spec in registry.SPECS.items():
@@ -39,6 +39,7 @@ def test_every_spec_is_complete_and_consistent():
     hash(spec)  # static: part of the attack's compile key
   assert registry.SPECS['dlib'].judge == 'real_dlib'
   assert registry.SPECS['mobileface'].alignment == registry.ARCFACE_112
+  assert registry.SPECS['facenet'].alignment.size == 160
   assert recognizer.THRESHOLDS == {n: s.threshold for n, s in registry.SPECS.items()}
 
 
