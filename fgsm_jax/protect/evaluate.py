@@ -156,16 +156,26 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
   return out
 
 
+PROTOCOLS = ('whitebox', 'leave-one-out', 'one-to-one', 'both', 'all')
+
+
 def attack_sets(names: Sequence[str], protocol: str) -> list[tuple[str, ...]]:
-  """The recognizer sets to attack with: 'whitebox' (all of ``names``), 'leave-one-out'
-  (all but R, for each R; each R then judges an attack that never saw it), or 'both'."""
+  """The recognizer sets to attack with, each judged by every one of ``names``:
+  'whitebox' (all of ``names`` at once); 'leave-one-out' (all but R, for each R: R then
+  judges an attack that never saw it); 'one-to-one' (each R alone: the others judge an
+  attack on R alone, the matrix of transfer between pairs); 'both' (whitebox and
+  leave-one-out); 'all' (the three). A set that two protocols share is attacked once."""
   names = registry.check_names(names)
-  if protocol not in ('whitebox', 'leave-one-out', 'both'):
-    raise ValueError(f"protocol must be 'whitebox', 'leave-one-out' or 'both', got {protocol!r}")
-  sets = [names] if protocol in ('whitebox', 'both') else []
-  if protocol in ('leave-one-out', 'both') and len(names) > 1:
+  if protocol not in PROTOCOLS:
+    raise ValueError(f'protocol must be one of {", ".join(PROTOCOLS)}, got {protocol!r}')
+  sets = []
+  if protocol in ('whitebox', 'both', 'all'):
+    sets.append(names)
+  if protocol in ('leave-one-out', 'both', 'all') and len(names) > 1:
     sets += [tuple(n for n in names if n != left) for left in names]
-  return sets
+  if protocol in ('one-to-one', 'all'):
+    sets += [(n,) for n in names]
+  return list(dict.fromkeys(sets))
 
 
 def judge_protected(original: np.ndarray, protected: np.ndarray,
