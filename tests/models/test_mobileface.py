@@ -6,9 +6,10 @@ The reference is an independent execution of the same graph file: ``@tensorflow/
 (as ``.ci/run`` does). Without node or that install the comparison is skipped, except under
 CI (``CI=true``), where it fails.
 
-Crops are made here with a plain numpy/PIL alignment (dlib HOG detector, 68 landmarks,
-least-squares similarity onto the ArcFace template, bilinear, zero outside), at test time
-only: they are crops of real people and are never written to the repository.
+Crops are made with a plain numpy/PIL alignment (tests/models/conftest.py: dlib HOG
+detector, 68 landmarks, least-squares similarity onto the ArcFace template, bilinear, zero
+outside), at test time only: they are crops of real people and are never written to the
+repository.
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from PIL import Image
 
 from fgsm_jax.models.mobileface import (
     CROP_SIZE,
@@ -38,11 +38,9 @@ from fgsm_jax.models.mobileface import (
     mobileface_apply,
     mobileface_params,
 )
-from fgsm_jax.data.detect import box_of_rect, hog_detector
-from fgsm_jax.faces.arcface import arcface_crop_reference, arcface_points
-from fgsm_jax.faces.detect import landmarks_68, load_landmarks_68
 from fgsm_jax.models.mobileface_files import MobileFaceFilesError, mobileface_dir, npm_pack
 from fgsm_jax.models.tfjs_files import read_tfjs_graph
+from tests.models.conftest import gt_arcface_crops
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TFJS_VERSION = "4.22.0"  # Pinned in .ci/run.
@@ -59,31 +57,6 @@ def _skip_or_fail(reason: str) -> None:
   if IN_CI:
     pytest.fail(reason + "; CI requires it")
   pytest.skip(reason)
-
-
-# ---------------------------------------------------------------------------------------
-# GT crops, aligned by the package's NumPy reference (tests/faces/test_arcface.py checks it
-# against PIL and OpenCV); what is tested here is the network, on real aligned faces.
-
-
-def gt_arcface_crops(gt_dir: pathlib.Path, people, shots) -> tuple[np.ndarray, np.ndarray,
-                                                                    np.ndarray]:
-  """Crops of the largest HOG face of each GT photo: (uint8 N x 112 x 112 x 3, person, shot)."""
-  detector, predictor = hog_detector(), load_landmarks_68()
-  crops, who, which = [], [], []
-  for person in people:
-    for shot in shots:
-      rgb = np.asarray(Image.open(gt_dir / f"s{person:02d}" / f"{shot:02d}.jpg").convert("RGB"))
-      # As the project's judge: the photo at its size, twice the size only when nothing is found.
-      faces = detector(rgb, 0) or detector(rgb, 1)
-      if not faces:
-        continue
-      box = max(faces, key=lambda r: r.width() * r.height())
-      pts = landmarks_68(rgb, box_of_rect(box), predictor)
-      crops.append(arcface_crop_reference(rgb, arcface_points(pts), np.uint8))
-      who.append(person)
-      which.append(shot)
-  return np.stack(crops), np.array(who), np.array(which)
 
 
 # ---------------------------------------------------------------------------------------

