@@ -187,6 +187,15 @@ SPECS: dict[str, RecognizerSpec] = {s.name: s for s in (
         feature_layer='block11', check_ms=20.0,  # 14 x 14 x 128
         reference='tf.lite.Interpreter of TensorFlow 2.21 (tests/models/test_mobilefacenet.py)',
         errors=(mobilefacenet.MobileFaceNetModelError, mobilefacenet.MobileFaceNetFilesError)),
+    # mfn512: a MobileFaceNet-type network (ONNX of the npm package
+    # faceplugin-face-recognition-js@0.0.1), 512-D.
+    RecognizerSpec(
+        name='mfn512', apply_fn=mobilefacenet.mfn512_apply,
+        load_params=mobilefacenet.load_mfn512, alignment=ARCFACE_112, metric='cosine',
+        threshold=mobilefacenet.MFN512_THRESHOLD, dim=mobilefacenet.MFN512.descriptor_dim,
+        feature_layer='block11', check_ms=20.0,  # 14 x 14 x 128
+        reference='onnxruntime 1.32.0 (tests/models/test_mobilefacenet.py)',
+        errors=(mobilefacenet.MobileFaceNetModelError, mobilefacenet.MobileFaceNetFilesError)),
 )}
 NAMES = tuple(SPECS)
 # The ensemble attacked and judged when --recognizers is not given.

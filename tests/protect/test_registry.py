@@ -22,7 +22,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_every_spec_is_complete_and_consistent():
-  assert {'dlib', 'mobileface', 'facenet'} <= set(registry.NAMES)
+  assert {'dlib', 'mobileface', 'facenet', 'mobilefacenet', 'mfn512'} <= set(registry.NAMES)
   assert set(registry.DEFAULT) <= set(registry.NAMES)
   assert recognizer.RECOGNIZERS == registry.DEFAULT  # --recognizers' default: unchanged
   for name, spec in registry.SPECS.items():
