@@ -16,8 +16,8 @@ own alignment), and each of them checks every face on the PNG as it will be save
 dlib (HOG detector, 5-point landmarks, face_recognition_model_v1; Euclidean distance,
 same person under 0.6) and MobileFace (dlib's 68 landmarks, the ArcFace 112 x 112 crop;
 cosine distance, same person under 0.633) by default, or any other recognizer
-fgsm_jax/protect/registry.py registers (FaceNet: its 160 x 160 crop, cosine distance under
-0.4148). The distance between each face's descriptor
+fgsm_jax/protect/registry.py registers (FaceNet on its 160 x 160 crop, MobileFaceNet and
+mfn512 on the ArcFace crop; cosine distances). The distance between each face's descriptor
 and the clean photo's is printed per recognizer; the face is protected when every one of
 them is past its threshold. A face dlib no longer finds at all counts as protected too.
 
