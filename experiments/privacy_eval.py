@@ -6,25 +6,33 @@
       --photos-per-person 2 --preset transfer --protocol both --classifier runs/gt_cnn
 
 DIR holds one folder per identity (GT, ORL, LFW layouts). Per identity (natural order), the
-first --gallery photos are the clean gallery of each recognizer of --recognizers (real
-dlib: HOG detector, 5-point landmarks, face_recognition_model_v1, Euclidean distance;
-MobileFace: the same detector box, dlib's 68 landmarks, the ArcFace crop, cosine
-distance; nearest gallery descriptor wins, closed set, rank-1); the gallery holds every
-identity of DIR (or the first --gallery-people). The next --photos-per-person photos of
---people identities from --people-from on are probes: each is identified clean, then
-protected (as experiments/protect_photos.py does, saved as
+first --gallery photos are the clean gallery of each recognizer of --recognizers (any of
+fgsm_jax/protect/registry.py's: real dlib -- HOG detector, 5-point landmarks,
+face_recognition_model_v1, Euclidean distance; MobileFace and the other ArcFace-type
+networks -- the same detector box, dlib's 68 landmarks, their crop, cosine distance; nearest
+gallery descriptor wins, closed set, rank-1); the gallery holds every identity of DIR (or
+the first --gallery-people). The next --photos-per-person photos of --people identities
+from --people-from on are probes: each is identified clean, then protected (as
+experiments/protect_photos.py does, saved as
 W/protected/<attacked>/<identity>/<stem>.protected.png, kept even when a face stays
-recognised), read back, and identified again by every recognizer -- as saved, after JPEG
-quality 75, and after resizing to half and back (PIL bilinear).
+recognised), read back, and identified again by every recognizer -- as saved, and after
+each cheap defence an observer may apply first (--degradations, default all of
+fgsm_jax.quality.DEGRADATIONS: JPEG quality 75 and 50, resizing to half and back (PIL
+bilinear), a 3 x 3 median filter, a Gaussian blur of sigma 1).
 
 --protocol says which recognizers attack: 'whitebox' all of them; 'leave-one-out', for
 each recognizer R, all but R (R then judges an attack that never saw it: the project's
-own measure of transfer); 'both'. A recognizer left out never steers the attack's rounds.
+own measure of transfer); 'one-to-one', each recognizer alone (every other one judges it:
+the matrix of transfer between pairs); 'both' (whitebox and leave-one-out); 'all'. A
+recognizer left out never steers the attack's rounds.
 
-Reported (W/privacy_eval.json; 'table' per recognizer: white-box and leave-one-out): rank-1
-(clean and protected), protection success rate PSR (not identified as oneself; faces no
-longer found count as protected and are also reported apart as no_face), verification
-failure (no own gallery photo under the recognizer's threshold), each recognizer's distance
+Reported (W/privacy_eval.json; 'table' per judging recognizer: 'whitebox', 'leave_one_out'
+and 'one_to_one' (per attacking recognizer), each with the attack set, per degradation its
+PSR, verification failure, rank-1 and quality, the perceptual measures and seconds per
+photo): rank-1 (clean and protected), protection success rate PSR (not identified as
+oneself; faces no longer found count as protected and are also reported apart as
+no_face), verification failure (no own gallery photo under the recognizer's threshold),
+each recognizer's distance
 between the probe's clean and protected descriptors, image quality against the original
 (after the same degradation on both): PSNR and SSIM (fgsm_jax.quality: Gaussian window 11,
 sigma 1.5, per RGB channel) over the whole photo and over the face region (detector box
@@ -48,13 +56,26 @@ import sys
 
 from fgsm_jax.cli import fail, load_protection
 
-DEGRADATION_NAMES = ('none', 'jpeg75', 'resize_half')
+
+def _degradation_list(text: str) -> tuple[str, ...]:
+  """argparse type: 'jpeg50,median3' (names of fgsm_jax.quality.DEGRADATIONS); the file as
+  saved ('none') is always judged, first."""
+  import argparse
+  from fgsm_jax.quality import DEGRADATIONS
+  names = tuple(dict.fromkeys(v.strip() for v in text.split(',') if v.strip()))
+  bad = [n for n in names if n not in DEGRADATIONS]
+  if bad:
+    raise argparse.ArgumentTypeError(
+        f'expected a comma-separated list of {", ".join(DEGRADATIONS)}, got {text!r}')
+  return ('none',) + tuple(n for n in names if n != 'none')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
   from fgsm_jax import compile_cache
+  from fgsm_jax.protect.evaluate import PROTOCOLS
   from fgsm_jax.protect.presets import ATTACKS, DEFAULT_PRESET, PRESETS
-  from fgsm_jax.protect.recognizer import RECOGNIZERS
+  from fgsm_jax.protect.registry import DEFAULT, NAMES
+  from fgsm_jax.quality import DEGRADATIONS
   from fgsm_jax import cli
   p = cli.parser(__doc__)
   p.add_argument('--dataset-dir', type=cli.nonempty_path, required=True,
@@ -83,12 +104,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="change one of the preset's settings for a research run (repeatable): "
                       'a Preset field (eps=6, texture=0.8, weights=[["mobileface",2]]) or '
                       'attack.<field> (attack.ti_kernel=9); values are JSON')
-  p.add_argument('--recognizers', type=cli.recognizer_list, default=RECOGNIZERS,
-                 metavar='NAMES', help='recognizers that judge (each with its own clean gallery), '
-                 f'comma-separated (default: all, {",".join(RECOGNIZERS)})')
-  p.add_argument('--protocol', choices=('whitebox', 'leave-one-out', 'both'), default='both',
+  p.add_argument('--recognizers', type=cli.recognizer_list, default=DEFAULT,
+                 metavar='NAMES', help='recognizers that judge (each with its own clean gallery) '
+                 f'and attack as --protocol says, comma-separated: some of {", ".join(NAMES)} '
+                 f'(default: {",".join(DEFAULT)})')
+  p.add_argument('--protocol', choices=PROTOCOLS, default='both',
                  help='whitebox: attack with every judge; leave-one-out: for each judge R, '
-                      'attack with all but R (R judges an attack that never saw it); both')
+                      'attack with all but R (R judges an attack that never saw it); '
+                      'one-to-one: attack with each judge alone (the others judge it); '
+                      'both: whitebox and leave-one-out (default); all: the three')
+  p.add_argument('--degradations', type=_degradation_list,
+                 default=tuple(DEGRADATIONS), metavar='NAMES',
+                 help='what an observer may do to a protected photo before recognising it, '
+                      'each judged besides the file as saved (a describe per probe each), '
+                      f'comma-separated: some of {", ".join(n for n in DEGRADATIONS if n != "none")} '
+                      '(default: all)')
   p.add_argument('--classifier', type=pathlib.Path, action='append', default=[],
                  metavar='W', help='workdir of a trained classifier (repeatable): transfer')
   p.add_argument('--person-photos', type=cli.non_negative_int, default=0, metavar='K',
@@ -144,13 +174,13 @@ def _plot(run, path, preset_name):
   import matplotlib.pyplot as plt
 
   from fgsm_jax import io
-  from fgsm_jax.protect import recognizer
+  from fgsm_jax.protect import registry
   judges = list(run['summary']['none'])
-  fig, axes = plt.subplots(len(judges), len(DEGRADATION_NAMES),
-                           figsize=(5 * len(DEGRADATION_NAMES), 4.2 * len(judges)),
-                           squeeze=False)
+  degradations = list(run['summary'])
+  fig, axes = plt.subplots(len(judges), len(degradations),
+                           figsize=(5 * len(degradations), 4.2 * len(judges)), squeeze=False)
   for row, n in zip(axes, judges):
-    for ax, deg in zip(row, DEGRADATION_NAMES):
+    for ax, deg in zip(row, degradations):
       for hit, colour, label in ((False, 'tab:green', 'not identified'),
                                  (True, 'tab:red', 'identified (rank-1)')):
         pts = [(p['perceptual']['ssimulacra2'], p['judged'][deg]['judges'][n]['own_distance'])
@@ -158,7 +188,7 @@ def _plot(run, path, preset_name):
                and p['judged'][deg]['judges'][n]['face_found']]
         if pts:
           ax.scatter(*zip(*pts), s=12, c=colour, label=label, alpha=0.7)
-      ax.axhline(recognizer.THRESHOLDS[n], color='grey', lw=0.8, ls='--')
+      ax.axhline(registry.spec(n).threshold, color='grey', lw=0.8, ls='--')
       for q, ls in (('jpeg75', ':'), ('jpeg50', '-.')):
         ref = run['perceptual'][q].get('ssimulacra2')
         if ref:
@@ -213,7 +243,8 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
   from fgsm_jax import perceptual, quality
   from fgsm_jax.data import images as images_lib
   from fgsm_jax.protect import evaluate, files
-  degradations = {d: quality.DEGRADATIONS[d] for d in DEGRADATION_NAMES}
+  degradations = {d: quality.DEGRADATIONS[d]
+                  for d in getattr(args, 'degradations', tuple(quality.DEGRADATIONS))}
   key = jax.random.key(args.seed)
   tag = '+'.join(attacked)
   records, skipped = [], []
@@ -322,7 +353,7 @@ def main(argv=None) -> int:
       'protocol': args.protocol, 'clean': clean, 'table': table, 'runs': runs,
       'skipped': skipped + galleries[judges[0]].skipped})
   _plot(runs[0], args.workdir / 'privacy_vs_quality.png', preset.name)
-  _print_table(clean, table)
+  _print_table(clean, table, args.degradations)
   print(f'wrote {args.workdir / "privacy_eval.json"} and {args.workdir / "privacy_vs_quality.png"}')
   return 0
 
@@ -348,38 +379,70 @@ def _subjects(probes, models, judges):
   return out, skipped
 
 
+def _entry(run, n):
+  """What judge ``n`` says of one attack set: per degradation its PSR, verification failure,
+  rank-1, no face and quality, with the set's perceptual measures and seconds per photo."""
+  return {'attacked': run['attacked'],
+          **{deg: {'psr': s[n]['psr'], 'verification_failure': s[n]['verification_failure'],
+                   'rank1': s[n]['rank1'], 'no_face': s[n]['no_face'],
+                   'face_ssim': s[n]['mean_face_ssim'], 'min_face_ssim': s[n]['min_face_ssim'],
+                   'ssim': s[n]['mean_ssim'], 'face_psnr': s[n]['mean_face_psnr']}
+             for deg, s in run['summary'].items()},
+          'perceptual': run['perceptual'],
+          'seconds_per_photo': run['seconds_per_photo']}
+
+
 def _table(runs, judges):
-  """Per judge R: white-box PSR (R attacked with the others) and leave-one-out PSR (R not
-  attacked), per degradation, with the quality of the run that gave it."""
+  """Per judge R: white-box (every judge attacked), leave-one-out (every judge but R) and
+  one-to-one (per attacker A, A alone; A = R is A's own white-box figure), each an `_entry`.
+  With two judges, an attack on one alone is both R's leave-one-out and one-to-one."""
   table = {}
   for n in judges:
     row = {}
     for run in runs:
-      kind = ('whitebox' if n in run['attacked'] and len(run['attacked']) == len(judges)
-              else 'leave_one_out' if n not in run['attacked'] else None)
-      if kind is None:
-        continue
-      row[kind] = {'attacked': run['attacked'],
-                   **{deg: {'psr': s[n]['psr'], 'rank1': s[n]['rank1'],
-                            'no_face': s[n]['no_face'], 'face_ssim': s[n]['mean_face_ssim'],
-                            'min_face_ssim': s[n]['min_face_ssim'], 'ssim': s[n]['mean_ssim'],
-                            'face_psnr': s[n]['mean_face_psnr']}
-                      for deg, s in run['summary'].items()},
-                   'perceptual': run['perceptual'],
-                   'seconds_per_photo': run['seconds_per_photo']}
+      attacked = tuple(run['attacked'])
+      if set(attacked) == set(judges):
+        row['whitebox'] = _entry(run, n)
+      if n not in attacked and set(attacked) == set(judges) - {n}:
+        row['leave_one_out'] = _entry(run, n)
+      if len(attacked) == 1:
+        row.setdefault('one_to_one', {})[attacked[0]] = _entry(run, n)
     table[n] = row
   return table
 
 
-def _print_table(clean, table):
+def _print_table(clean, table, degradations):
   for n, row in table.items():
     print(f'{n}: clean rank-1 {100 * clean[n]["rank1"]:.1f}% over {clean[n]["probes"]} probes')
     for kind, r in row.items():
+      if kind == 'one_to_one':
+        continue
       print(f'  {kind} (attack: {"+".join(r["attacked"])}): PSR '
-            + ', '.join(f'{deg} {100 * r[deg]["psr"]:.1f}%' for deg in DEGRADATION_NAMES)
-            + f'; face SSIM {r["none"]["face_ssim"]:.4f} (min {r["none"]["min_face_ssim"]:.4f})'
+            + ', '.join(f'{deg} {100 * r[deg]["psr"]:.1f}%' for deg in degradations)
+            + f'; verification failure {100 * r["none"]["verification_failure"]:.1f}%'
+            f'; face SSIM {r["none"]["face_ssim"]:.4f} (min {r["none"]["min_face_ssim"]:.4f})'
             f', {r["seconds_per_photo"]["median"]:.2f} s/photo median')
       print('    face ' + _perceptual_line(r['perceptual']))
+  # The one-to-one matrix: each recognizer attacked alone (rows), judged by each (columns).
+  attackers = list(dict.fromkeys(a for row in table.values() for a in row.get('one_to_one', {})))
+  if not attackers:
+    return
+
+  def matrix(title, deg, key):
+    print(f'one-to-one {title} (rows: the recognizer attacked alone; columns: the judge)')
+    print(f'  {"":>12s} ' + ' '.join(f'{n:>12s}' for n in table))
+    for a in attackers:
+      cells = [table[n].get('one_to_one', {}).get(a) for n in table]
+      cells = ['-' if c is None else f'{100 * c[deg][key]:.1f}%' for c in cells]
+      print(f'  {a:>12s} ' + ' '.join(f'{c:>12s}' for c in cells))
+
+  for deg in degradations:
+    matrix(f'PSR, {deg}', deg, 'psr')
+  matrix('verification failure, none', 'none', 'verification_failure')
+  for a in attackers:
+    r = next(row['one_to_one'][a] for row in table.values() if a in row.get('one_to_one', {}))
+    print(f'  {a} alone: {r["seconds_per_photo"]["median"]:.2f} s/photo median; face '
+          + _perceptual_line(r['perceptual']))
 
 
 def _perceptual_line(p):

@@ -15,7 +15,9 @@ they were), attacked against every recognizer of --recognizers at once (each thr
 own alignment), and each of them checks every face on the PNG as it will be saved: real
 dlib (HOG detector, 5-point landmarks, face_recognition_model_v1; Euclidean distance,
 same person under 0.6) and MobileFace (dlib's 68 landmarks, the ArcFace 112 x 112 crop;
-cosine distance, same person under 0.633). The distance between each face's descriptor
+cosine distance, same person under 0.633) by default, or any other recognizer
+fgsm_jax/protect/registry.py registers (FaceNet on its 160 x 160 crop, MobileFaceNet and
+mfn512 on the ArcFace crop; cosine distances). The distance between each face's descriptor
 and the clean photo's is printed per recognizer; the face is protected when every one of
 them is past its threshold. A face dlib no longer finds at all counts as protected too.
 
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
   from fgsm_jax import compile_cache
   from fgsm_jax.protect.files import MAX_PIXELS
   from fgsm_jax.protect.presets import ATTACKS, DEFAULT_PRESET, PRESETS
-  from fgsm_jax.protect.recognizer import RECOGNIZERS
+  from fgsm_jax.protect.registry import DEFAULT, NAMES
   p = cli.parser(__doc__, epilog=_preset_help())
   p.add_argument('photos', nargs='+', type=cli.nonempty_path, metavar='PHOTO',
                  help='photo files to protect (JPEG, PNG, PGM/PPM, BMP, ...)')
@@ -80,10 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                  help="override the preset's attack steps of the first round (>= 1)")
   p.add_argument('--attack', choices=sorted(ATTACKS), default=None,
                  help="override the preset's base attack")
-  p.add_argument('--recognizers', type=cli.recognizer_list, default=RECOGNIZERS,
+  p.add_argument('--recognizers', type=cli.recognizer_list, default=DEFAULT,
                  metavar='NAMES',
-                 help='recognizers attacked together and checking the result, comma-separated '
-                      f'(default: all the project has, {",".join(RECOGNIZERS)})')
+                 help='recognizers attacked together and checking the result, comma-separated: '
+                      f'some of {", ".join(NAMES)} (default: {",".join(DEFAULT)})')
   p.add_argument('--seed', type=cli.seed, default=0,
                  help=f'PRNG seed (jitter, input diversity), 0 to {cli.MAX_SEED}')
   compile_cache.add_arguments(p)
@@ -131,7 +133,7 @@ def _run(args, stop) -> int:
     fail(str(e), 2)
   import jax
 
-  from fgsm_jax.protect import evaluate, files, recognizer
+  from fgsm_jax.protect import evaluate, files, registry
 
   preset, recognizers, models = load_protection(args)
   print(_banner(preset) + f'; against {", ".join(args.recognizers)}', flush=True)
@@ -193,7 +195,7 @@ def _run(args, stop) -> int:
         status = 'no face found there any more -> protected'
       else:
         status = '; '.join(
-            f'{n} distance {d:.3f} (> {recognizer.THRESHOLDS[n]} needed) -> '
+            f'{n} distance {d:.3f} (> {registry.spec(n).threshold} needed) -> '
             f'{"fooled" if face.fools(n) else "still recognised"}'
             for n, d in face.distances.items() if d is not None)
         status += f' => {"protected" if face.protected else "NOT protected"}' 

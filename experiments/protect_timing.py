@@ -49,12 +49,12 @@ def main(argv=None) -> int:
   args = parse_args(argv)
   import jax
   from fgsm_jax import io
-  from fgsm_jax.protect import photo, presets, recognizer
+  from fgsm_jax.protect import presets, registry
   from fgsm_jax.protect.timing import time_preset
-  names = args.recognizers or recognizer.RECOGNIZERS
+  names = args.recognizers or registry.DEFAULT
   try:
-    recognizers = photo.load_recognizers(names, dlib_path=args.dlib_model,
-                                         mobileface_path=args.mobileface_json)
+    recognizers = registry.load(names, {'dlib': args.dlib_model,
+                                        'mobileface': args.mobileface_json})
   except (ValueError, OSError) as e:
     cli.fail(cli.one_line(e))
   rows = []

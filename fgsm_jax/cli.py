@@ -113,13 +113,13 @@ def eps_list_255(text: str) -> list[float]:
 
 
 def recognizer_list(text: str) -> tuple[str, ...]:
-  """Parses 'dlib,mobileface' (names of `fgsm_jax.protect.recognizer.RECOGNIZERS`)."""
-  from fgsm_jax.protect.recognizer import RECOGNIZERS  # pylint: disable=import-outside-toplevel
+  """Parses 'dlib,mobileface' (names of `fgsm_jax.protect.registry.NAMES`)."""
+  from fgsm_jax.protect.registry import NAMES  # pylint: disable=import-outside-toplevel
   names = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
-  bad = [n for n in names if n not in RECOGNIZERS]
+  bad = [n for n in names if n not in NAMES]
   if bad or not names:
     raise argparse.ArgumentTypeError(
-        f"expected a comma-separated list of {', '.join(RECOGNIZERS)}, got {text!r}")
+        f"expected a comma-separated list of {', '.join(NAMES)}, got {text!r}")
   return names
 
 
@@ -238,10 +238,7 @@ def load_protection(args: argparse.Namespace, names=None):
     compile_cache.enable_from_args(args)
   except compile_cache.CompileCacheError as e:
     fail(str(e))
-  from fgsm_jax.models.dlib_resnet import DlibModelError
-  from fgsm_jax.models.mobileface import MobileFaceModelError
-  from fgsm_jax.models.mobileface_files import MobileFaceFilesError
-  from fgsm_jax.protect import photo, recognizer
+  from fgsm_jax.protect import recognizer, registry
   from fgsm_jax.protect.presets import PRESETS, with_fields, with_overrides
   preset = with_overrides(PRESETS[args.preset], eps=args.eps, steps=args.steps,
                           attack=args.attack)
@@ -250,7 +247,6 @@ def load_protection(args: argparse.Namespace, names=None):
   except ValueError as e:
     fail(str(e), 2)
   try:
-    return (preset, photo.load_recognizers(names or args.recognizers),
-            recognizer.load_real_dlib())
-  except (DlibModelError, MobileFaceModelError, MobileFaceFilesError, FileNotFoundError) as e:
+    return (preset, registry.load(names or args.recognizers), recognizer.load_real_dlib())
+  except (*registry.LOAD_ERRORS, FileNotFoundError) as e:
     fail(str(e))

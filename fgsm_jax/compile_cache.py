@@ -116,6 +116,9 @@ def _static_key(v: Any) -> str:
     fields = ','.join(f'{f.name}={_static_key(getattr(v, f.name))}'
                       for f in dataclasses.fields(v))
     return f'{kind.__module__}.{kind.__qualname__}({fields})'
+  if isinstance(v, functools.partial):  # its name is "functools.": key what it binds
+    return (f'partial({_static_key(v.func)},{_static_key(v.args)},'
+            f'{_static_key(dict(v.keywords))})')
   if callable(v):
     inner = getattr(v, '__wrapped__', v)
     name = f'{getattr(inner, "__module__", "")}.{getattr(inner, "__qualname__", "")}'

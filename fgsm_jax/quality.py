@@ -10,8 +10,9 @@ K1 = 0.01, K2 = 0.03, dynamic range L = 255, statistics over 'valid' window posi
 the channel scores averaged -- stricter than scoring luminance alone, which ignores
 perturbations that change colour but not brightness.
 
-The degradations (`jpeg_roundtrip`, `resize_half_roundtrip`) are what the robustness
-figures apply to a protected photo before recognising it again.
+The degradations (`DEGRADATIONS`: JPEG re-saves at quality 75 and 50, halving and back, a
+3 x 3 median filter, a Gaussian blur of sigma 1) are what the robustness figures apply to a
+protected photo before recognising it again: cheap defences an observer may apply.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import io
 import math
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from fgsm_jax.data.detect import Box, box_size
 
@@ -198,10 +199,29 @@ def resize_half_roundtrip(rgb: np.ndarray) -> np.ndarray:
   return np.asarray(half.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
+def median3(rgb: np.ndarray) -> np.ndarray:
+  """The photo through a 3 x 3 median filter per channel (PIL's ``MedianFilter(3)``): the
+  cheapest denoiser an observer may run before recognition."""
+  return np.asarray(Image.fromarray(_as_uint8_rgb(rgb)).filter(ImageFilter.MedianFilter(3)),
+                    dtype=np.uint8)
+
+
+def blur1(rgb: np.ndarray) -> np.ndarray:
+  """The photo blurred by a Gaussian of sigma 1 pixel (PIL's ``GaussianBlur(radius=1)``, whose
+  radius is the standard deviation; PIL approximates it by repeated box blurs)."""
+  return np.asarray(Image.fromarray(_as_uint8_rgb(rgb)).filter(ImageFilter.GaussianBlur(1)),
+                    dtype=np.uint8)
+
+
+# What an observer may do to a photo before recognising it (name -> uint8 photo -> uint8
+# photo of the same size): re-saves, resizing and cheap filters. 'none': the file as saved.
 DEGRADATIONS = {
     'none': lambda rgb: rgb,
     'jpeg75': lambda rgb: jpeg_roundtrip(rgb, 75),
     'resize_half': resize_half_roundtrip,
+    'jpeg50': lambda rgb: jpeg_roundtrip(rgb, 50),
+    'median3': median3,
+    'blur1': blur1,
 }
 
 

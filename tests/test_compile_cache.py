@@ -1,6 +1,7 @@
 """fgsm_jax.compile_cache: a second process with the same folder compiles nothing new."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pathlib
@@ -182,3 +183,17 @@ def test_program_key_follows_what_the_trace_depends_on(monkeypatch):
                 key({'power': 2}, jnp.zeros((2, 3), jnp.int32)), key({'power': 2}, x, 'b'),
                 key({'power': 2.0}, x)):
     assert other != base
+
+
+def _two_args(config, x):
+  return x
+
+
+def test_partials_are_keyed_by_what_they_bind():
+  # A functools.partial's own name is "functools." whatever it binds: two partials of one
+  # function (two networks' configs) must not share the programs compiled for either.
+  key = compile_cache._static_key
+  a, b = functools.partial(_two_args, 'mobilefacenet'), functools.partial(_two_args, 'mfn512')
+  assert key(a) != key(b)
+  assert key(a) == key(functools.partial(_two_args, 'mobilefacenet'))
+  assert key(functools.partial(_two_args, x=1)) != key(functools.partial(_two_args, x=2))

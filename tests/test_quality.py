@@ -98,3 +98,35 @@ def test_degradations_keep_the_size_and_change_the_pixels():
     assert (name == 'none') == np.array_equal(out, a), name
   flat = np.full((16, 16, 3), 77, np.uint8)
   assert np.array_equal(quality.resize_half_roundtrip(flat), flat)
+
+
+def test_the_cheap_defences_are_what_they_are_named():
+  assert set(quality.DEGRADATIONS) == {'none', 'jpeg75', 'resize_half', 'jpeg50', 'median3',
+                                       'blur1'}
+  flat = np.full((16, 16, 3), 77, np.uint8)
+  for name in ('median3', 'blur1'):
+    assert np.array_equal(quality.DEGRADATIONS[name](flat), flat), name
+  # A 3 x 3 median removes an isolated speck and keeps a straight edge where it is.
+  speck = flat.copy()
+  speck[8, 8] = 255
+  assert np.array_equal(quality.median3(speck), flat)
+  edge = flat.copy()
+  edge[:, 8:] = 200
+  assert np.array_equal(quality.median3(edge), edge)
+  # Blur of sigma 1: an impulse spreads to a bump whose spatial variance is 1 per axis
+  # (measured 0.94 across, 0.87 down: PIL's box-blur approximation, rounded to 8 bits after
+  # each pass; sigma 0.5 or 1.5 would give 0.25 or 2.25).
+  dot = np.zeros((21, 21, 3), np.uint8)
+  dot[10, 10] = 255
+  w = quality.blur1(dot)[..., 0].astype(np.float64)
+  yy, xx = np.mgrid[0:21, 0:21]
+  for axis in (xx, yy):
+    mean = (w * axis).sum() / w.sum()
+    assert abs(mean - 10) < 1e-6
+    assert 0.75 < (w * (axis - 10) ** 2).sum() / w.sum() < 1.25
+  # JPEG 50 loses more than JPEG 75.
+  rng = np.random.default_rng(4)
+  img = np.clip(128 + rng.normal(0, 30, (64, 64, 3)), 0, 255).astype(np.uint8)
+  err = {q: np.abs(quality.DEGRADATIONS[q](img).astype(int) - img).mean()
+         for q in ('jpeg75', 'jpeg50')}
+  assert err['jpeg50'] > err['jpeg75'] > 0

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from fgsm_jax import ops
+from fgsm_jax.models.distance import distance
 from fgsm_jax.models.dlib_dat import (  # noqa: F401  (re-exported: the reader's names)
     CHIP_SIZE,
     DESCRIPTOR_DIM,
@@ -157,5 +158,7 @@ def dlib_resnet_apply(params: dict[str, Any], chips: jax.Array) -> jax.Array:
 
 
 def descriptor_distance(a: jax.Array, b: jax.Array) -> jax.Array:
-  """L2 distance between descriptors along the last axis (broadcasting); < 0.6: same person."""
-  return jnp.linalg.norm(jnp.asarray(a) - jnp.asarray(b), axis=-1)
+  """L2 distance between descriptors along the last axis (broadcasting); < 0.6: same person.
+
+  `fgsm_jax.models.distance.distance` with the 'l2' metric, on JAX arrays."""
+  return distance(jnp.asarray(a), jnp.asarray(b), "l2")

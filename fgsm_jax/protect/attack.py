@@ -50,13 +50,10 @@ from fgsm_jax.attacks import iterative
 from fgsm_jax.attacks import transforms as tlib
 from fgsm_jax.faces import arcface
 from fgsm_jax.models import lpips as lpips_lib
+from fgsm_jax.models.distance import distance as descriptor_distance
 from fgsm_jax.protect import warp
 
 DEGRADATIONS = ('none', 'jpeg75', 'resize_half')
-# Per recognizer, the block whose output the intermediate-layer loss reads (its middle, at
-# about a ninth of the input's side): dlib's ResNet after its 64-channel units (17 x 17 x
-# 64), MobileFace after its second stage (14 x 14 x 32).
-FEATURE_LAYERS = {'dlib': 'unit6', 'mobileface': 'stage2'}
 # The changed clean crops whose descriptors `AttackConfig.hull` adds to the references.
 HULL_VIEWS = ('blur', 'dark', 'half', 'flip')
 
@@ -108,7 +105,7 @@ class AttackConfig:
       large, so the perturbation concentrates there instead of filling the budget.
     feature_weight: w > 0 adds w times an intermediate-layer loss to each member's: the
       relative change ||F(x) - F(x0)|| / ||F(x0)|| of the output F of its middle block
-      (``FEATURE_LAYERS``) between the protected and the clean window, mean over the views
+      (its spec's ``feature_layer``) between the protected and the clean window, mean over the views
       (feature-level losses transfer better than output losses in the literature: Inkawhich
       et al. 2019, Huang et al. 2019 ILA); 0: off.
     feature_dropout: drop this share of every convolution's outputs of each surrogate,
@@ -342,16 +339,13 @@ class Surrogate:
   """A recognizer the attack differentiates (static: hashable, part of the compile key).
 
   Attributes:
-    name: for reports ('dlib', 'mobileface').
-    apply_fn: ``apply_fn(params, crops K x S x S x 3 in [0, 1]) -> K x D`` descriptors
-      (hashable, e.g. a module-level function).
-    crop: how the face is cut from the window: 'dlib_chip' (dlib's 150 x 150 chip through
-      its image pyramid, `warp.window_chip`) or 'arcface' (the 112 x 112 ArcFace crop,
-      `fgsm_jax.faces.arcface.window_crop`).
-    metric: 'l2' (dlib: Euclidean distance of raw descriptors) or 'cosine' (cosine
-      distance of L2-normalised descriptors).
-    threshold: the recognizer's same-person threshold in its metric; the loss counts
-      distance in units of it, so recognizers with different scales weigh alike.
+    spec: its `fgsm_jax.protect.registry.RecognizerSpec`: the Flax ``apply_fn(params,
+      crops K x S x S x 3 in [0, 1]) -> K x D``, the alignment its crop is cut with
+      ('dlib_chip': dlib's 150 x 150 chip through its image pyramid, `warp.window_chip`;
+      'arcface': the similarity crop on the spec's template and size,
+      `fgsm_jax.faces.arcface.window_crop`), its metric ('l2' or 'cosine') and its
+      same-person threshold, in whose units the loss counts distance so that recognizers
+      with different scales weigh alike.
     weight: the member's share of the ensemble update.
     n_down: pyramid levels of the crop (static; dlib's chip: ``ChipTransform.n_down``,
       ArcFace: levels of the gradient's low-pass, `arcface.arcface_n_down`).
@@ -359,11 +353,7 @@ class Surrogate:
       same jitter and degradations); 0: all of them. A recognizer that holds with fewer
       views costs fewer forward and backward passes.
   """
-  name: str
-  apply_fn: Any
-  crop: str
-  metric: str
-  threshold: float
+  spec: Any
   weight: float = 1.0
   n_down: int = 0
   views: int = 0
@@ -371,24 +361,43 @@ class Surrogate:
   def __post_init__(self):
     if self.views < 0:
       raise ValueError(f'views must be >= 0 (0: every view), got {self.views}')
-    if self.crop not in ('dlib_chip', 'arcface') or self.metric not in ('l2', 'cosine'):
-      raise ValueError(f"crop must be 'dlib_chip' or 'arcface' and metric 'l2' or 'cosine', "
-                       f'got {self.crop!r}, {self.metric!r}')
-    if not self.threshold > 0 or not self.weight > 0:
-      raise ValueError(f'threshold and weight must be > 0, got {self.threshold}, {self.weight}')
+    if not self.weight > 0:
+      raise ValueError(f'weight must be > 0, got {self.weight}')
+
+  @property
+  def name(self) -> str:
+    return self.spec.name
+
+  @property
+  def apply_fn(self) -> Any:
+    return self.spec.apply_fn
+
+  @property
+  def crop(self) -> str:
+    """The alignment's kind: 'dlib_chip' or 'arcface'."""
+    return self.spec.alignment.kind
+
+  @property
+  def size(self) -> int:
+    """The crop's side, pixels."""
+    return self.spec.alignment.size
+
+  @property
+  def metric(self) -> str:
+    return self.spec.metric
+
+  @property
+  def threshold(self) -> float:
+    return self.spec.threshold
 
 
 def _distance(metric: str, desc: jax.Array, ref: jax.Array) -> jax.Array:
-  """Per-row distance of K x D descriptors from ref in the recognizer's own metric: ref
-  (D,) gives K distances; R x D references give each row's distance to the nearest one."""
+  """Per-row distance of K x D descriptors from ref in the recognizer's own metric
+  (`fgsm_jax.models.distance`, with a finite gradient at 0): ref (D,) gives K distances;
+  R x D references give each row's distance to the nearest one."""
   if ref.ndim == 2:
     return jnp.min(jax.vmap(lambda r: _distance(metric, desc, r), out_axes=1)(ref), axis=1)
-  if metric == 'l2':
-    d = desc - ref
-    return jnp.sqrt(jnp.sum(d * d, axis=-1) + 1e-12)
-  unit = desc / jnp.sqrt(jnp.sum(desc * desc, axis=-1, keepdims=True) + 1e-12)
-  ref_unit = ref / jnp.sqrt(jnp.sum(ref * ref) + 1e-12)
-  return 1.0 - unit @ ref_unit
+  return descriptor_distance(desc, ref, metric, eps=1e-12)
 
 
 def _jitter_on(config: AttackConfig) -> bool:
@@ -432,9 +441,9 @@ def _crops(member: Surrogate, degraded: dict[str, jax.Array], geom: Any,
                                             chip_geom.shift)
       elif chip_geom is None and _jitter_on(config):  # no dlib chip to follow: its own
         affine = warp.jitter_affine(affine, jax.random.fold_in(kk, 1), config.jitter_px,
-                                    config.jitter_deg, config.jitter_scale,
-                                    arcface.ARCFACE_SIZE)
-      crop = arcface.sample_crop(levels[kind], affine, member.n_down, valid_hw=geom.valid_hw)
+                                    config.jitter_deg, config.jitter_scale, member.size)
+      crop = arcface.sample_crop(levels[kind], affine, member.n_down, member.size,
+                                 valid_hw=geom.valid_hw)
     if config.di_prob > 0:
       crop = tlib.ResizePad(config.di_min_scale, config.di_prob)(jax.random.fold_in(kk, 2),
                                                                  crop)
@@ -468,8 +477,8 @@ def _model_hooks(dropout: float, key: jax.Array, layer: str | None, captured: li
 def _describe(member: Surrogate, params: Any, crops: jax.Array, key: jax.Array,
               config: AttackConfig) -> tuple[jax.Array, jax.Array | None]:
   """The member's descriptors of the crops, K x D, and (with ``config.feature_weight``) the
-  output of its ``FEATURE_LAYERS`` block, K x ...; dropout as ``config`` says."""
-  layer = FEATURE_LAYERS.get(member.name) if config.feature_weight > 0 else None
+  output of its spec's ``feature_layer`` block, K x ...; dropout as ``config`` says."""
+  layer = member.spec.feature_layer if config.feature_weight > 0 else None
   if config.feature_dropout == 0 and layer is None:
     return member.apply_fn(params, crops), None
   # Unjitted: a jitted apply_fn would cache its trace, dropout key and all, across calls.
@@ -619,7 +628,7 @@ def _clean_crops(members: tuple[Surrogate, ...], window: jax.Array, geoms: tuple
     if mem.crop == 'dlib_chip':
       crops.append(warp.window_chip(window, geoms[i], mem.n_down)[None])
     else:
-      crops.append(arcface.window_crop(window, geoms[i], 0, quantize=True)[None])
+      crops.append(arcface.window_crop(window, geoms[i], 0, quantize=True, size=mem.size)[None])
   return crops
 
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from fgsm_jax.data import images as images_lib
-from fgsm_jax.protect import recognizer
+from fgsm_jax.protect import recognizer, registry
 
 
 @dataclasses.dataclass
@@ -25,7 +25,7 @@ class Gallery:
   """Clean reference descriptors: one row per gallery photo.
 
   Attributes:
-    descriptors: M x D float32 (real dlib's 128-D, or MobileFace's 256-D).
+    descriptors: M x D float32, by the recognizer ``recognizer`` (`registry.SPECS`).
     identities: M identity names, aligned with the rows.
     paths: M photo paths.
     skipped: one-line reasons for the gallery photos left out (unreadable, no face).
@@ -52,7 +52,7 @@ def build_galleries(photos: Iterable[tuple[str, Path]],
   Every recognizer sees the same face (real dlib's detector box), so the galleries hold
   the same photos.
   """
-  names = recognizer.check_names(recognizers)
+  names = registry.check_names(recognizers)
   models = models or recognizer.load_real_dlib()
   descs: dict[str, list[np.ndarray]] = {n: [] for n in names}
   ids, paths, skipped = [], [], []
@@ -95,18 +95,16 @@ def identify(gallery: Gallery, descriptor: np.ndarray | None, identity: str
   Returns:
     {'face_found', 'predicted' (nearest gallery identity or None), 'rank1' (predicted is
     identity), 'nearest_distance', 'own_distance' (to the closest gallery photo of
-    identity; None if the gallery has none), 'verified' (own_distance < 0.6),
-    'rank1_at_threshold' (rank1 and nearest_distance < 0.6)}.
+    identity; None if the gallery has none), 'verified' (own_distance under the
+    recognizer's threshold, 0.6 for dlib), 'rank1_at_threshold' (rank1 and
+    nearest_distance under it)}.
   """
-  threshold = recognizer.THRESHOLDS[gallery.recognizer]
+  spec = registry.spec(gallery.recognizer)
+  threshold = spec.threshold
   if descriptor is None:
     return {'face_found': False, 'predicted': None, 'rank1': False, 'nearest_distance': None,
             'own_distance': None, 'verified': False, 'rank1_at_threshold': False}
-  g, q = gallery.descriptors.astype(np.float64), np.asarray(descriptor, np.float64)
-  if recognizer.METRICS[gallery.recognizer] == 'l2':
-    d = np.linalg.norm(g - q[None], axis=1)
-  else:  # cosine distance
-    d = 1.0 - (g @ q) / np.maximum(np.linalg.norm(g, axis=1) * np.linalg.norm(q), 1e-12)
+  d = registry.distance(gallery.descriptors, np.asarray(descriptor), spec.metric)
   best = int(np.argmin(d))
   own = [float(v) for v, who in zip(d, gallery.identities) if who == identity]
   own_d = min(own) if own else None
@@ -158,16 +156,26 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
   return out
 
 
+PROTOCOLS = ('whitebox', 'leave-one-out', 'one-to-one', 'both', 'all')
+
+
 def attack_sets(names: Sequence[str], protocol: str) -> list[tuple[str, ...]]:
-  """The recognizer sets to attack with: 'whitebox' (all of ``names``), 'leave-one-out'
-  (all but R, for each R; each R then judges an attack that never saw it), or 'both'."""
-  names = recognizer.check_names(names)
-  if protocol not in ('whitebox', 'leave-one-out', 'both'):
-    raise ValueError(f"protocol must be 'whitebox', 'leave-one-out' or 'both', got {protocol!r}")
-  sets = [names] if protocol in ('whitebox', 'both') else []
-  if protocol in ('leave-one-out', 'both') and len(names) > 1:
+  """The recognizer sets to attack with, each judged by every one of ``names``:
+  'whitebox' (all of ``names`` at once); 'leave-one-out' (all but R, for each R: R then
+  judges an attack that never saw it); 'one-to-one' (each R alone: the others judge an
+  attack on R alone, the matrix of transfer between pairs); 'both' (whitebox and
+  leave-one-out); 'all' (the three). A set that two protocols share is attacked once."""
+  names = registry.check_names(names)
+  if protocol not in PROTOCOLS:
+    raise ValueError(f'protocol must be one of {", ".join(PROTOCOLS)}, got {protocol!r}')
+  sets = []
+  if protocol in ('whitebox', 'both', 'all'):
+    sets.append(names)
+  if protocol in ('leave-one-out', 'both', 'all') and len(names) > 1:
     sets += [tuple(n for n in names if n != left) for left in names]
-  return sets
+  if protocol in ('one-to-one', 'all'):
+    sets += [(n,) for n in names]
+  return list(dict.fromkeys(sets))
 
 
 def judge_protected(original: np.ndarray, protected: np.ndarray,

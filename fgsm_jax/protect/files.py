@@ -28,7 +28,7 @@ from fgsm_jax import io as io_lib
 from fgsm_jax import perceptual
 from fgsm_jax.data import images as images_lib
 from fgsm_jax.protect import photo as photo_lib
-from fgsm_jax.protect import recognizer
+from fgsm_jax.protect import recognizer, registry
 from fgsm_jax.protect.presets import Preset
 
 OUTPUT_SUFFIX = '.protected.png'
@@ -225,7 +225,7 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
   verified = all(f.protected for f in faces)
   target = out_path if verified else unverified_path(out_path)
   if not verified and not keep_unverified:
-    short = sorted({f'{n} {d:.3f} <= {recognizer.THRESHOLDS[n]}' for f in faces
+    short = sorted({f'{n} {d:.3f} <= {registry.spec(n).threshold}' for f in faces
                     for n, d in f.distances.items() if not f.fools(n)})
     kept = f'; the earlier {out_path} is left as it was' if out_path.exists() else ''
     return failed(f'{path}: not protected (distance {", ".join(short)}); no output '

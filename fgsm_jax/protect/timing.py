@@ -16,7 +16,7 @@ import numpy as np
 from fgsm_jax import faces as faces_lib
 from fgsm_jax.faces import arcface
 from fgsm_jax.protect import attack as attack_lib
-from fgsm_jax.protect import photo
+from fgsm_jax.protect import photo, registry
 from fgsm_jax.protect.presets import Preset
 
 
@@ -29,22 +29,37 @@ def synthetic_photo(hw: tuple[int, int], seed: int = 0) -> np.ndarray:
   return np.clip(big + rng.normal(0, 6, big.shape), 0, 255).astype(np.uint8)
 
 
-def time_preset(preset: Preset, recognizers: Sequence[photo.Recognizer],
+def _transform(alignment: registry.Alignment, landmarks5: np.ndarray, arcface5: np.ndarray,
+               photo_hw: tuple[int, int]) -> Any:
+  """The alignment's crop geometry from the face's points (dlib's 5 landmarks for the chip,
+  the five ArcFace points for the others)."""
+  if alignment.kind == 'dlib_chip':
+    return faces_lib.chip_transform(landmarks5, photo_hw)
+  return arcface.arcface_transform(arcface5, photo_hw, np.asarray(alignment.template),
+                                   alignment.size)
+
+
+def time_preset(preset: Preset, recognizers: Sequence[registry.Recognizer],
                 landmarks5: Any, arcface5: Any, box: tuple[int, int, int, int],
                 photo_hw: tuple[int, int], repeats: int = 3) -> dict[str, Any]:
   """Seconds per face of the preset's worst case (all rounds), median of ``repeats``.
 
   Args:
     preset: the settings timed.
-    recognizers: the ensemble (`photo.load_recognizers`).
+    recognizers: the ensemble (`registry.load`).
     landmarks5: dlib's 5 landmarks (x, y) of the face; arcface5: its five ArcFace points.
     box: the face's detector box (left, top, right, bottom); photo_hw: the photo's size.
     repeats: timed runs after one that compiles.
   """
   rgb = synthetic_photo(photo_hw)
-  chip = faces_lib.chip_transform(np.asarray(landmarks5, np.float64), photo_hw)
-  arc = arcface.arcface_transform(np.asarray(arcface5, np.float64), photo_hw)
-  region = photo._window(box, chip, arc, photo_hw, preset.margin, preset.feather)
+  landmarks5 = np.asarray(landmarks5, np.float64)
+  arcface5 = np.asarray(arcface5, np.float64)
+  aligned = {a: _transform(a, landmarks5, arcface5, photo_hw)
+             for a in dict.fromkeys([registry.DLIB_CHIP]
+                                    + [r.spec.alignment for r in recognizers])}
+  region = photo._window(box, aligned[registry.DLIB_CHIP],
+                         [t for a, t in aligned.items() if a.kind == 'arcface'], photo_hw,
+                         preset.margin, preset.feather)
   budget = photo.budget_map(rgb, [region], preset)
   (wh, ww), side = region.size, photo.bucket_side(*region.size)
   t, l = region.top, region.left
@@ -52,11 +67,11 @@ def time_preset(preset: Preset, recognizers: Sequence[photo.Recognizer],
   window = jnp.asarray(photo.pad_to_bucket(rgb[sl].astype(np.float32) / 255.0, side))
   scope = jnp.asarray(photo.pad_to_bucket(np.ones((wh, ww, 1), np.float32), side, 'constant'))
   budget = jnp.asarray(photo.pad_to_bucket(budget[sl], side, 'constant'))
-  members = tuple(photo._surrogate(r, chip, arc, preset.weight(r.name)) for r in recognizers)
-  geoms = tuple(photo._geometry(r, chip, arc, region) for r in recognizers)
+  members = tuple(photo._surrogate(r, aligned[r.spec.alignment], preset.weight(r.name),
+                                   preset.views_of(r.name)) for r in recognizers)
+  geoms = tuple(photo._geometry(r, aligned[r.spec.alignment], region) for r in recognizers)
   rng = np.random.default_rng(1)
-  refs = tuple(jnp.asarray(rng.normal(size=128 if r.name == 'dlib' else 256), jnp.float32)
-               for r in recognizers)
+  refs = tuple(jnp.asarray(rng.normal(size=r.spec.dim), jnp.float32) for r in recognizers)
   params = tuple(r.params for r in recognizers)
   rounds = [preset.steps] + [preset.extra_steps] * (preset.rounds - 1)
 

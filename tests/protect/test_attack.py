@@ -10,15 +10,14 @@ import pytest
 
 from fgsm_jax import quality
 from fgsm_jax.models.dlib_resnet import dlib_resnet_apply
-from fgsm_jax.protect import attack, photo, warp
+from fgsm_jax.protect import attack, photo, registry, warp
 
 CONFIG = attack.AttackConfig(step=0.3, eot_samples=1)
 
 
 def _dlib(fw):
   """dlib's port as the one member of the attack."""
-  return (attack.Surrogate('dlib', dlib_resnet_apply, 'dlib_chip', 'l2', 0.6,
-                           n_down=fw['n_down']),)
+  return (attack.Surrogate(registry.SPECS['dlib'], n_down=fw['n_down']),)
 
 
 def _run(fw, steps, key=0):

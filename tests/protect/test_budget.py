@@ -96,13 +96,13 @@ def test_ladder_raises_eps_only_for_faces_still_matched(gt_dir, monkeypatch):
     out = []
     for i, f in enumerate(clean):
       shift = 0.0 if near[0 if i == left else 1] else 1.0
-      out.append(dataclasses.replace(f, descriptor=f.descriptor + shift))
+      out.append(f.with_descriptors(dlib=f.descriptor_of('dlib') + shift))
     return out
 
   preset = Preset(name='t', summary='t', eps=6.0, steps=1, extra_steps=1, rounds=4,
                   eps_ladder=(7.0, 8.0), attack=attack.AttackConfig(eot_samples=1))
   _, results = photo.protect_photo(rgb, preset, jax.random.key(0),
-                                   recognizers=[photo.Recognizer('dlib', None, None)],
+                                   recognizers=[photo.Recognizer('dlib', None)],
                                    models=object(), check=check, clean=clean)
   # Round 1: both at eps 6. Round 2: only the left face (still matched), one rung up.
   # Round 3: the left face two rungs up, the right one (matched again) one rung.
@@ -128,7 +128,7 @@ def test_a_lower_ladder_target_lets_faces_near_the_line_go_on_without_climbing(g
     return start, np.zeros(len(members), np.float32)
 
   monkeypatch.setattr(photo.attack_lib, 'protect_window', fake_window)
-  dim = len(clean[0].descriptor)
+  dim = len(clean[0].descriptor_of('dlib'))
   at = lambda ratio: ratio * recognizer.THRESHOLDS['dlib'] / np.sqrt(dim)  # shift per value
   script = iter([(at(0.0), at(1.0)), (at(0.0), at(1.0)), (at(3.0), at(3.0))])
 
@@ -136,14 +136,14 @@ def test_a_lower_ladder_target_lets_faces_near_the_line_go_on_without_climbing(g
     if known is not None:
       return known
     shifts = next(script)
-    return [dataclasses.replace(f, descriptor=f.descriptor + shifts[0 if i == left else 1])
+    return [f.with_descriptors(dlib=f.descriptor_of('dlib') + shifts[0 if i == left else 1])
             for i, f in enumerate(clean)]
 
   preset = Preset(name='t', summary='t', eps=6.0, steps=1, extra_steps=1, rounds=3,
                   target=1.8, eps_ladder=(7.0, 8.0), ladder_target=0.5,
                   attack=attack.AttackConfig(eot_samples=1))
   photo.protect_photo(rgb, preset, jax.random.key(0),
-                      recognizers=[photo.Recognizer('dlib', None, None)], models=object(),
+                      recognizers=[photo.Recognizer('dlib', None)], models=object(),
                       check=check, clean=clean)
   # Rounds 2 and 3: both faces are under the target; the left one (0 thresholds) climbs,
   # the right one (1.0 thresholds: under 1.8, over 0.5) keeps eps 6.

@@ -28,7 +28,7 @@ def rgb(gt_dir):
 def test_completing_a_check_equals_one_full_check(rgb):
   full = recognizer.describe(rgb, recognizers=BOTH)
   part = recognizer.describe(rgb, recognizers=('mobileface',))
-  assert part and all(f.descriptor is None and f.mobileface is not None for f in part)
+  assert part and all(f.descriptor_of('dlib') is None and f.descriptor_of('mobileface') is not None for f in part)
   done = recognizer.describe(rgb, recognizers=BOTH, known=part)
   assert len(done) == len(full)
   for a, b in zip(full, done):
@@ -42,7 +42,7 @@ def test_dlib_descriptor_from_box_and_landmarks_is_dlibs_own(rgb):
   (rect,) = recognizer.detect(rgb, models)
   own = np.asarray(models.recognizer.compute_face_descriptor(rgb, models.predictor(rgb, rect)))
   (face,) = recognizer.describe(rgb, models)
-  np.testing.assert_array_equal(face.descriptor, own.astype(np.float32))
+  np.testing.assert_array_equal(face.descriptor_of('dlib'), own.astype(np.float32))
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 
 from fgsm_jax import quality
 from fgsm_jax.data import images
-from fgsm_jax.protect import attack, photo, presets, recognizer
+from fgsm_jax.protect import attack, photo, presets, recognizer, registry
 
 # Slow, left out of scripts/test.sh --quick: protection runs on real photos with both recognizers.
 pytestmark = pytest.mark.slow
@@ -26,20 +26,21 @@ def face(gt_dir):
   rgb = images.load_rgb(gt_dir / 's12' / '03.jpg')
   (clean,) = recognizer.describe(rgb, recognizers=BOTH)
   recs = photo.load_recognizers(BOTH)
-  chip = photo._chip(clean.landmarks, rgb.shape[:2])
-  arc = photo._arcface(clean, rgb.shape[:2])
+  chip = photo._chip(clean.landmarks5, rgb.shape[:2])
+  arc = registry.ARCFACE_112.transform(clean, rgb.shape[:2])
+  aligned = {registry.DLIB_CHIP: chip, registry.ARCFACE_112: arc}
   region = photo._window(clean.box, chip, arc, rgb.shape[:2], 0.3, 0.2)
   t, l = region.top, region.left
   h, w = region.size
   window = jnp.asarray(rgb[t:t + h, l:l + w] / 255.0, jnp.float32)
   budget = jnp.asarray(np.asarray(photo.faces_lib.feather_mask(region)) * 6 / 255.0, jnp.float32)
-  return dict(recs=recs, chip=chip, arc=arc, region=region, window=window, budget=budget,
-              geoms=tuple(photo._geometry(r, chip, arc, region) for r in recs),
+  return dict(recs=recs, chip=chip, arc=arc, aligned=aligned, region=region, window=window, budget=budget,
+              geoms=tuple(photo._geometry(r, aligned[r.spec.alignment], region) for r in recs),
               refs=tuple(jnp.asarray(clean.descriptor_of(r.name)) for r in recs))
 
 
 def _members(face, weights=(1.0, 1.0)):
-  return tuple(photo._surrogate(r, face['chip'], face['arc'], wt)
+  return tuple(photo._surrogate(r, face['aligned'][r.spec.alignment], wt)
                for r, wt in zip(face['recs'], weights))
 
 
@@ -80,7 +81,7 @@ def test_both_recognizers_move_and_their_distances_come_back_per_member(face):
 def test_feature_dropout_reaches_inside_a_jitted_recognizer(face):
   # Model augmentation: each step drops 10% of every convolution's outputs. MobileFace's
   # apply is jitted: its cached trace must neither skip the dropout nor keep an old key.
-  mf = (photo._surrogate(face['recs'][1], face['chip'], face['arc'], 1.0),)
+  mf = (photo._surrogate(face['recs'][1], face['arc'], 1.0),)
 
   def run(config, key):
     return attack.protect_window(mf, (face['recs'][1].params,), face['window'],

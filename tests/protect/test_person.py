@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 
 from fgsm_jax.models.dlib_resnet import dlib_resnet_apply
-from fgsm_jax.protect import attack, photo, recognizer, warp
+from fgsm_jax.protect import attack, photo, recognizer, registry, warp
 
 
 def _face(dlib_desc, mf_desc=None) -> recognizer.FaceRecord:
-  return recognizer.FaceRecord(box=(0, 0, 10, 10), landmarks=np.zeros((5, 2)),
-                               descriptor=np.asarray(dlib_desc, np.float32),
-                               mobileface=None if mf_desc is None
-                               else np.asarray(mf_desc, np.float32))
+  descriptors = {'dlib': np.asarray(dlib_desc, np.float32)}
+  if mf_desc is not None:
+    descriptors['mobileface'] = np.asarray(mf_desc, np.float32)
+  return recognizer.FaceRecord(box=(0, 0, 10, 10), landmarks5=np.zeros((5, 2)),
+                               descriptors=descriptors)
 
 
 def test_references_put_the_clean_descriptor_first_and_pad_by_repeating_it():
@@ -41,8 +42,7 @@ def test_same_person_and_the_identity_distance():
 
 
 def _attack(fw, refs):
-  member = (attack.Surrogate('dlib', dlib_resnet_apply, 'dlib_chip', 'l2', 0.6,
-                             n_down=fw['n_down']),)
+  member = (attack.Surrogate(registry.SPECS['dlib'], n_down=fw['n_down']),)
   return attack.protect_window(member, (fw['params'],), fw['window'], fw['window'],
                                fw['budget'], (fw['geom'],), (refs,), jax.random.key(0), 4,
                                config=attack.AttackConfig(step=0.3, eot_samples=1))

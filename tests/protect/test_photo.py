@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fgsm_jax.data import images
-from fgsm_jax.models.dlib_resnet import dlib_resnet_apply, load_dlib_resnet
+from fgsm_jax.models.dlib_resnet import load_dlib_resnet
 from fgsm_jax.protect import attack, photo, recognizer
 from fgsm_jax.protect.presets import Preset
 
@@ -24,7 +24,7 @@ def params():
 
 def _protect(rgb, params, preset=QUICK, key=0):
   return photo.protect_photo(rgb, preset, jax.random.key(key),
-                             recognizers=[photo.Recognizer('dlib', dlib_resnet_apply, params)])
+                             recognizers=[photo.Recognizer('dlib', params)])
 
 
 @pytest.mark.slow
@@ -33,7 +33,7 @@ def test_pixels_outside_the_feathered_regions_are_unchanged(gt_dir, params):
   protected, results = _protect(rgb, params)
   assert len(results) == 1 and protected.dtype == np.uint8 and protected.shape == rgb.shape
   clean = recognizer.describe(rgb)
-  chip = photo._chip(clean[0].landmarks, rgb.shape[:2])
+  chip = photo._chip(clean[0].landmarks5, rgb.shape[:2])
   region = photo._window(clean[0].box, chip, None, rgb.shape[:2], QUICK.margin,
                          QUICK.feather)
   budget = photo.budget_map(rgb, [region], QUICK)[..., 0]
@@ -94,7 +94,7 @@ def test_windows_of_one_bucket_share_one_compiled_attack(gt_dir, params):
   for person in ('s02', 's04', 's01'):
     rgb = images.load_rgb(gt_dir / person / '01.jpg')
     face = recognizer.describe(rgb)[0]
-    chip = photo._chip(face.landmarks, rgb.shape[:2])
+    chip = photo._chip(face.landmarks5, rgb.shape[:2])
     sizes.add(photo._window(face.box, chip, None, rgb.shape[:2], preset.margin,
                             preset.feather).size)
     _protect(rgb, params, preset)

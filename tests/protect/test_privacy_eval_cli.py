@@ -17,11 +17,16 @@ SCRIPT = pathlib.Path(__file__).resolve().parents[2] / 'experiments' / 'privacy_
 
 
 @pytest.fixture(scope='module')
-def cli():
+def script():
   spec = importlib.util.spec_from_file_location('privacy_eval', SCRIPT)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.main
+  return module
+
+
+@pytest.fixture(scope='module')
+def cli(script):
+  return script.main
 
 
 def _dataset(gt_dir, root: pathlib.Path, people=('s01', 's02'), n=6) -> pathlib.Path:
@@ -118,9 +123,9 @@ def test_person_photos_come_after_the_probes_and_reach_the_attack(cli, gt_dir, t
   assert out['person_photos'] == {'s01': 2}
   assert out['runs'][0]['probes'][0]['photo'].endswith('06.jpg')
   assert [len(p) for p in given] == [2, 0]
-  want = [recognizer.describe(images.load_rgb(data / 's01' / f'{k:02d}.jpg'))[0].descriptor
+  want = [recognizer.describe(images.load_rgb(data / 's01' / f'{k:02d}.jpg'))[0].descriptor_of('dlib')
           for k in (7, 8)]
-  np.testing.assert_allclose([f.descriptor for f in given[0]], want, atol=1e-6)
+  np.testing.assert_allclose([f.descriptor_of('dlib') for f in given[0]], want, atol=1e-6)
 
 
 def test_person_photos_without_photos_per_person_is_a_bad_flag(cli, tmp_path, capsys):
@@ -131,3 +136,75 @@ def test_person_photos_without_photos_per_person_is_a_bad_flag(cli, tmp_path, ca
   assert e.value.code == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and '--photos-per-person' in err
+
+
+def test_attack_sets_of_each_protocol():
+  from fgsm_jax.protect import evaluate
+  three = ('dlib', 'mobileface', 'facenet')
+  assert evaluate.attack_sets(three, 'whitebox') == [three]
+  assert evaluate.attack_sets(three, 'leave-one-out') == [
+      ('mobileface', 'facenet'), ('dlib', 'facenet'), ('dlib', 'mobileface')]
+  assert evaluate.attack_sets(three, 'one-to-one') == [('dlib',), ('mobileface',), ('facenet',)]
+  assert len(evaluate.attack_sets(three, 'all')) == 7
+  # With two, leaving one out is attacking the other alone: attacked once.
+  assert evaluate.attack_sets(('dlib', 'mobileface'), 'all') == [
+      ('dlib', 'mobileface'), ('mobileface',), ('dlib',)]
+  with pytest.raises(ValueError, match='one-to-one'):
+    evaluate.attack_sets(three, 'pairs')
+
+
+def _run(attacked, judges, degradations, psr):
+  """A run of privacy_eval's JSON with every judge's PSR ``psr[judge]`` under each
+  degradation."""
+  stats = lambda n: {'psr': psr[n], 'rank1': 1 - psr[n], 'no_face': 0.0,
+                     'verification_failure': psr[n] / 2, 'mean_face_ssim': 0.95,
+                     'min_face_ssim': 0.9, 'mean_ssim': 0.99, 'mean_face_psnr': 40.0}
+  seen = {'mean': 80.0, 'worst_tenth': 70.0, 'n': 1}
+  perceptual = {k: {'ssimulacra2': seen, 'lpips': seen, 'ciede2000_mean': seen}
+                for k in ('protected', 'jpeg75', 'jpeg50')}
+  return {'attacked': list(attacked),
+          'summary': {deg: {n: stats(n) for n in judges} for deg in degradations},
+          'perceptual': perceptual, 'seconds_per_photo': {'mean': 2.0, 'median': 2.0}}
+
+
+def test_the_table_gives_every_protocol_per_judge_and_degradation(script, capsys):
+  module = script
+  judges = ('dlib', 'mobileface', 'facenet')
+  degs = ('none', 'jpeg50', 'median3')
+  psr = {'dlib': 0.5, 'mobileface': 0.25, 'facenet': 0.75}
+  from fgsm_jax.protect import evaluate
+  runs = [_run(s, judges, degs, psr) for s in evaluate.attack_sets(judges, 'all')]
+  table = module._table(runs, judges)
+  for n in judges:
+    assert table[n]['whitebox']['attacked'] == list(judges)
+    assert table[n]['leave_one_out']['attacked'] == [m for m in judges if m != n]
+    assert set(table[n]['one_to_one']) == set(judges)  # the diagonal: white-box alone
+    for kind in ('whitebox', 'leave_one_out'):
+      for deg in degs:
+        row = table[n][kind][deg]
+        assert row['psr'] == psr[n] and row['verification_failure'] == psr[n] / 2
+      assert table[n][kind]['seconds_per_photo']['median'] == 2.0
+      assert table[n][kind]['perceptual']['protected']['ssimulacra2']['mean'] == 80.0
+  module._print_table({n: {'rank1': 1.0, 'probes': 4} for n in judges}, table, degs)
+  out = capsys.readouterr().out
+  assert 'leave_one_out (attack: mobileface+facenet): PSR none 50.0%, jpeg50 50.0%' in out
+  assert 'verification failure 25.0%' in out
+  assert 'one-to-one PSR, median3' in out and 'one-to-one verification failure, none' in out
+  # The matrix: one row per recognizer attacked alone, one column per judge.
+  row = next(l for l in out.splitlines() if l.split()[:1] == ['facenet'] and '%' in l)
+  assert row.split()[1:] == ['50.0%', '25.0%', '75.0%']
+
+
+def test_degradations_flag_takes_the_defences_by_name(script, tmp_path, capsys):
+  module = script
+  base = ['--dataset-dir', str(tmp_path), '--workdir', str(tmp_path / 'w')]
+  assert module.parse_args(base).degradations == ('none', 'jpeg75', 'resize_half', 'jpeg50',
+                                                  'median3', 'blur1')
+  assert module.parse_args(base + ['--degradations', 'blur1,jpeg50']).degradations == (
+      'none', 'blur1', 'jpeg50')
+  assert module.parse_args(base + ['--protocol', 'one-to-one']).protocol == 'one-to-one'
+  with pytest.raises(SystemExit) as e:
+    module.parse_args(base + ['--degradations', 'jpeg50,sharpen'])
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert 'sharpen' in err[-1] and 'median3' in err[-1]

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from fgsm_jax.data import images
-from fgsm_jax.models.dlib_resnet import dlib_resnet_apply, load_dlib_resnet
-from fgsm_jax.protect import attack, files, photo, presets, recognizer, warp
+from fgsm_jax.models.dlib_resnet import load_dlib_resnet
+from fgsm_jax.protect import attack, files, photo, presets, recognizer, registry, warp
 
 # Slow, left out of scripts/test.sh --quick: the robust preset's attack, compiled and run on
 # real photos.
@@ -67,28 +67,28 @@ def test_robust_preset_survives_jpeg75_for_real_dlib(gt_dir, tmp_path):
   # Re-encoded by PIL as JPEG 75 (4:2:0, PIL's defaults): real dlib must still find the
   # face and judge it another person. Measured distance 0.85 (0.87 on the PNG).
   (after_jpeg,) = recognizer.describe(_pil_jpeg(protected, 75))
-  distance = float(np.linalg.norm(np.asarray(after_jpeg.descriptor) -
-                                  np.asarray(clean.descriptor)))
+  distance = float(np.linalg.norm(np.asarray(after_jpeg.descriptor_of('dlib')) -
+                                  np.asarray(clean.descriptor_of('dlib'))))
   assert distance > 0.6, distance
   # and the clean photo through the same JPEG stays the same person (the distance above is
   # the protection's, not the codec's).
   (clean_jpeg,) = recognizer.describe(_pil_jpeg(rgb, 75))
-  assert float(np.linalg.norm(np.asarray(clean_jpeg.descriptor) -
-                              np.asarray(clean.descriptor))) < 0.3
+  assert float(np.linalg.norm(np.asarray(clean_jpeg.descriptor_of('dlib')) -
+                              np.asarray(clean.descriptor_of('dlib')))) < 0.3
 
 
 @pytest.fixture(scope="module")
 def face_window(gt_dir):
   rgb = images.load_rgb(gt_dir / PHOTO[0] / PHOTO[1])
   face = recognizer.describe(rgb)[0]
-  chip = photo._chip(face.landmarks, rgb.shape[:2])
+  chip = photo._chip(face.landmarks5, rgb.shape[:2])
   region = photo._window(face.box, chip, None, rgb.shape[:2], 0.3, 0.2)
   t, l = region.top, region.left
   window = jnp.asarray(rgb[t:t + region.size[0], l:l + region.size[1]] / 255.0, jnp.float32)
   budget = jnp.asarray(np.asarray(photo.faces_lib.feather_mask(region)) * 6 / 255.0,
                        jnp.float32)
   return dict(window=window, budget=budget, geom=warp.geometry(chip, t, l, region.size),
-              ref=jnp.asarray(face.descriptor), n_down=chip.n_down, params=load_dlib_resnet())
+              ref=jnp.asarray(face.descriptor_of('dlib')), n_down=chip.n_down, params=load_dlib_resnet())
 
 
 def test_protect_window_jitted_equals_eager(face_window):
@@ -98,8 +98,7 @@ def test_protect_window_jitted_equals_eager(face_window):
   config = attack.AttackConfig(step=0.25, eot_samples=3,
                                degradations=("none", "jpeg75", "resize_half"))
 
-  member = attack.Surrogate("dlib", dlib_resnet_apply, "dlib_chip", "l2", 0.6,
-                            n_down=fw["n_down"])
+  member = attack.Surrogate(registry.SPECS["dlib"], n_down=fw["n_down"])
 
   def run():
     adv, d = attack.protect_window((member,), (fw["params"],), fw["window"], fw["window"],
