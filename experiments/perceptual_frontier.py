@@ -7,7 +7,7 @@
       --config 'uniform4:eps=4;eps_ladder=[];texture_sd=0;attack.ssim_weight=0' \\
       --config 'luma4:eps=4;eps_ladder=[];texture_sd=0;attack.ssim_weight=0;attack.chroma=0'
 
-Takes every flag of experiments/privacy_eval.py (probes, gallery, --preset and --set for the
+Takes every flag of fgsm-jax-eval (experiments/privacy_eval.py) (probes, gallery, --preset and --set for the
 base, --protocol, --seed) and any number of ``--config NAME:SETTINGS``, SETTINGS being
 ``--set``'s FIELD=VALUE separated by ';'. The galleries, the probes' clean faces and their
 JPEG 75 / 50 references are made once; then each config protects every probe (per attack
@@ -19,13 +19,10 @@ config and attack set is printed.
 """
 from __future__ import annotations
 
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import privacy_eval  # noqa: E402  (the same probes, judges and reports)
-
-from fgsm_jax.cli import fail, load_protection  # noqa: E402
+from fgsm_jax.apps import privacy_eval  # the same probes, judges and reports
+from fgsm_jax.cli import fail, load_protection
 
 
 def split_configs(argv: list[str]) -> tuple[list[tuple[str, list[str]]], list[str]]:

@@ -32,6 +32,7 @@ LAYERS = (
     ("evaluation", "figures"),
     ("cli",),                               # the scripts' arguments and loaders
     ("benchmarks",),
+    ("apps",),                              # the installed commands
 )
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 

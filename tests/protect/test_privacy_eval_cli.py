@@ -1,7 +1,7 @@
-"""experiments/privacy_eval.py on a tiny folder-per-identity set of GT photos (links)."""
+"""fgsm-jax-eval (fgsm_jax/apps/privacy_eval.py) on a tiny folder-per-identity set of GT
+photos (links)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
 
@@ -11,17 +11,14 @@ import pytest
 
 from fgsm_jax import train
 from fgsm_jax.data import images
+from fgsm_jax.apps import privacy_eval
 from fgsm_jax.protect import recognizer
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / 'experiments' / 'privacy_eval.py'
 
 
 @pytest.fixture(scope='module')
 def script():
-  spec = importlib.util.spec_from_file_location('privacy_eval', SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return privacy_eval
 
 
 @pytest.fixture(scope='module')

@@ -54,10 +54,8 @@ def _umask_022():
 
 @pytest.fixture(scope='module')
 def cli():
-  spec = importlib.util.spec_from_file_location('protect_photos_bad', SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  from fgsm_jax.apps import protect_photos
+  return protect_photos
 
 
 @pytest.mark.slow

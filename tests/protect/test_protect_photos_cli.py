@@ -152,3 +152,15 @@ def test_same_person_uses_the_other_photos(cli, gt_dir, tmp_path, capsys):
   assert [p.read_bytes() for p in photos] == before
   assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
       '03.protected.png', '04.protected.png']
+
+
+def test_the_installed_commands_are_the_apps():
+  from importlib import metadata
+  scripts = {e.name: e.value for e in metadata.entry_points(group='console_scripts')}
+  assert scripts['fgsm-jax-protect'] == 'fgsm_jax.apps.protect_photos:run'
+  assert scripts['fgsm-jax-eval'] == 'fgsm_jax.apps.privacy_eval:run'
+  import subprocess
+  import sys
+  done = subprocess.run([sys.executable, '-m', 'fgsm_jax.apps.protect_photos', '--help'],
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0 and 'usage:' in done.stdout and '--preset' in done.stdout
