@@ -117,7 +117,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                  default=tuple(DEGRADATIONS), metavar='NAMES',
                  help='what an observer may do to a protected photo before recognising it, '
                       'each judged besides the file as saved (a describe per probe each), '
-                      f'comma-separated: some of {", ".join(n for n in DEGRADATIONS if n != "none")} '
+                      'comma-separated: some of '
+                      f'{", ".join(n for n in DEGRADATIONS if n != "none")} '
                       '(default: all)')
   p.add_argument('--classifier', type=pathlib.Path, action='append', default=[],
                  metavar='W', help='workdir of a trained classifier (repeatable): transfer')

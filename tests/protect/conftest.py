@@ -23,4 +23,5 @@ def face_window(gt_dir):
   mask = np.asarray(photo.faces_lib.feather_mask(region))
   budget = jnp.asarray(mask * 4 / 255.0, jnp.float32)
   return dict(window=window, budget=budget, geom=warp.geometry(chip, t, l, region.size),
-              ref=jnp.asarray(face.descriptor_of('dlib')), n_down=chip.n_down, params=load_dlib_resnet())
+              ref=jnp.asarray(face.descriptor_of('dlib')), n_down=chip.n_down,
+              params=load_dlib_resnet())

@@ -28,7 +28,8 @@ def rgb(gt_dir):
 def test_completing_a_check_equals_one_full_check(rgb):
   full = recognizer.describe(rgb, recognizers=BOTH)
   part = recognizer.describe(rgb, recognizers=('mobileface',))
-  assert part and all(f.descriptor_of('dlib') is None and f.descriptor_of('mobileface') is not None for f in part)
+  assert part and all(f.descriptor_of('dlib') is None
+                      and f.descriptor_of('mobileface') is not None for f in part)
   done = recognizer.describe(rgb, recognizers=BOTH, known=part)
   assert len(done) == len(full)
   for a, b in zip(full, done):

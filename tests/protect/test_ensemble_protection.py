@@ -34,7 +34,8 @@ def face(gt_dir):
   h, w = region.size
   window = jnp.asarray(rgb[t:t + h, l:l + w] / 255.0, jnp.float32)
   budget = jnp.asarray(np.asarray(photo.faces_lib.feather_mask(region)) * 6 / 255.0, jnp.float32)
-  return dict(recs=recs, chip=chip, arc=arc, aligned=aligned, region=region, window=window, budget=budget,
+  return dict(recs=recs, chip=chip, arc=arc, aligned=aligned, region=region, window=window,
+              budget=budget,
               geoms=tuple(photo._geometry(r, aligned[r.spec.alignment], region) for r in recs),
               refs=tuple(jnp.asarray(clean.descriptor_of(r.name)) for r in recs))
 

@@ -120,8 +120,8 @@ def test_person_photos_come_after_the_probes_and_reach_the_attack(cli, gt_dir, t
   assert out['person_photos'] == {'s01': 2}
   assert out['runs'][0]['probes'][0]['photo'].endswith('06.jpg')
   assert [len(p) for p in given] == [2, 0]
-  want = [recognizer.describe(images.load_rgb(data / 's01' / f'{k:02d}.jpg'))[0].descriptor_of('dlib')
-          for k in (7, 8)]
+  want = [recognizer.describe(images.load_rgb(data / 's01' / f'{k:02d}.jpg'))[0]
+          .descriptor_of('dlib') for k in (7, 8)]
   np.testing.assert_allclose([f.descriptor_of('dlib') for f in given[0]], want, atol=1e-6)
 
 

@@ -88,7 +88,8 @@ def face_window(gt_dir):
   budget = jnp.asarray(np.asarray(photo.faces_lib.feather_mask(region)) * 6 / 255.0,
                        jnp.float32)
   return dict(window=window, budget=budget, geom=warp.geometry(chip, t, l, region.size),
-              ref=jnp.asarray(face.descriptor_of('dlib')), n_down=chip.n_down, params=load_dlib_resnet())
+              ref=jnp.asarray(face.descriptor_of('dlib')), n_down=chip.n_down,
+              params=load_dlib_resnet())
 
 
 def test_protect_window_jitted_equals_eager(face_window):
