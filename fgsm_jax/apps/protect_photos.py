@@ -2,7 +2,7 @@
 
 The change is not invisible: set beside the original, a protected face is visibly changed
 (rougher skin texture, stronger edges). With the default preset its face SSIMULACRA2 is
-about 57 where a JPEG 50 re-save of the same photo scores about 73 (README.md); each face's
+about 56 where a JPEG 50 re-save of the same photo scores about 73 (README.md); each face's
 figures are printed beside those of JPEG 75 and 50 re-saves of it.
 
   fgsm-jax-protect me.jpg family/*.jpg --out-dir protected/

@@ -165,7 +165,7 @@ PRESETS: dict[str, Preset] = {
                      'places within its threshold after a round gets eps 15.5, then 18, for the '
                      'next (the others keep 13); half the budget over the eyes and half the '
                      'gradient\'s colour (off the grey axis), which people see first; visible '
-                     'beside the original (face SSIMULACRA2 about 57, a JPEG 50 re-save of the '
+                     'beside the original (face SSIMULACRA2 about 56, a JPEG 50 re-save of the '
                      'same photo about 73); plain photos'),
             eps=13.0, steps=10, rounds=4, extra_steps=8, target=1.8, texture_sd=20.0,
             eps_ladder=(15.5, 18.0), ladder_target=1.0, eye_budget=0.5,
