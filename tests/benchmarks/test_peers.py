@@ -89,6 +89,7 @@ def test_compare_adversarials_counts_pixels_beyond_a_tenth_of_eps():
     peers.compare_adversarials(a, b[:, :1], EPS)
 
 
+@pytest.mark.slow
 def test_unknown_peer_and_attack_raise(setup):
   _, params, _, _ = setup
   with pytest.raises(ValueError, match="unknown peer"):

@@ -85,6 +85,7 @@ def test_descriptors_equal_dlib(ours, gt_chips):
   assert err.max() < 1e-4, f"L2 to dlib per chip: {err}"
 
 
+@pytest.mark.slow
 def test_same_person_close_different_people_far(ours, gt_chips):
   _, _, people = gt_chips
   dist = np.asarray(descriptor_distance(ours[:, None], ours[None]))

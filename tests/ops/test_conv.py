@@ -41,8 +41,15 @@ def _pair(case, use_bias=True, conv=Conv):
   return ours, ref, x
 
 
-@pytest.mark.parametrize("conv", [Conv, PlainConv], ids=["fast", "plain"])
-@pytest.mark.parametrize("case", CASES, ids=str)
+def _with_forms(cases, quick_case):
+  """(case, conv) for both forms. Each shape compiles its own forward and gradients against
+  nn.Conv's (seconds on a 2-core CPU): only ``quick_case`` is in the quick loop."""
+  return [pytest.param(case, conv, id=f"{case}-{name}",
+                       marks=() if case == quick_case else pytest.mark.slow)
+          for case in cases for conv, name in ((Conv, "fast"), (PlainConv, "plain"))]
+
+
+@pytest.mark.parametrize("case, conv", _with_forms(CASES, quick_case=CASES[-3]))
 def test_outputs_and_gradients_equal_nn_conv(case, conv):
   ours, ref, x = _pair(case, conv=conv)
   params = ref.init(jax.random.key(0), x)["params"]
@@ -102,8 +109,8 @@ def test_bad_shapes_raise():
     conv2d(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 3, 2)), 1, "FULL")
 
 
-@pytest.mark.parametrize("conv", [Conv, PlainConv], ids=["fast", "plain"])
-@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[3], CASES[-4]], ids=str)
+@pytest.mark.parametrize("case, conv", _with_forms([CASES[0], CASES[2], CASES[3], CASES[-4]],
+                                                  quick_case=None))
 def test_scale_folded_equals_scaling_the_output(case, conv):
   # Conv(x, scale, shift) = Conv(x) * scale + shift, with value and all gradients equal.
   ours, _, x = _pair(case, conv=conv)

@@ -45,6 +45,7 @@ def test_attack_stays_in_budget_on_8_bits_and_moves_the_descriptor(face_window):
   assert float(d) > float(d0) + 0.2
 
 
+@pytest.mark.slow
 def test_the_step_count_is_traced_and_the_key_decides(face_window):
   # One compiled program serves every step count; the same key gives the same window.
   before = attack._run._cache_size()

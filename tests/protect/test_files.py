@@ -53,6 +53,7 @@ def test_the_last_check_describes_the_pixels_of_the_written_file(gt_dir, tmp_pat
   np.testing.assert_array_equal(seen[-1], written)
 
 
+@pytest.mark.slow
 def test_bytes_that_do_not_decode_to_the_verified_pixels_are_not_written(
     gt_dir, tmp_path, monkeypatch, recognizers):
   encode = files.encode_png

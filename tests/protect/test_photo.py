@@ -53,6 +53,7 @@ def test_pixels_outside_the_feathered_regions_are_unchanged(gt_dir, params):
   assert np.all(border == 0)
 
 
+@pytest.mark.slow
 def test_every_face_of_a_photo_is_protected(gt_dir, params):
   # Two people side by side in one 1280 x 480 photo.
   rgb = np.concatenate([images.load_rgb(gt_dir / 's04' / '01.jpg'),
@@ -74,6 +75,7 @@ def test_a_photo_without_a_face_is_refused(params):
     _protect(flat, params)
 
 
+@pytest.mark.slow
 def test_same_key_same_result(gt_dir, params):
   rgb = images.load_rgb(gt_dir / 's10' / '02.jpg')
   a, _ = _protect(rgb, params, key=3)
