@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
@@ -26,6 +28,33 @@ CI_ALLOWED_SKIPS = (
     "needs 8 devices: run by test_sharding_on_8_cpu_devices",
     "needs a GPU",
 )
+
+
+# The photo scripts turn on JAX's persistent compilation cache (fgsm_jax.compile_cache). Under
+# the tests it lives in a folder of this session, shared by the scripts the tests start (so the
+# second one loads what the first compiled) and removed at the end: never the user's cache,
+# never another run's (two runs writing one folder at once), never stale entries.
+_SESSION_COMPILE_CACHE = tempfile.mkdtemp(prefix="fgsm_jax_test_compile_cache_")
+os.environ["FGSM_JAX_COMPILE_CACHE"] = _SESSION_COMPILE_CACHE
+
+
+def pytest_unconfigure(config):
+  shutil.rmtree(_SESSION_COMPILE_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _compile_cache_stays_in_its_test():
+  """A test that turns the persistent cache on in this process (a script's ``main`` run in
+  process) turns it off again when it ends. Left on, every later compile of the session
+  would be serialized to disk, and serializing some CPU executables late in a long process
+  crashed it (a segfault in ``executable.serialize`` seen twice at test_train.py)."""
+  import jax
+  before = jax.config.jax_compilation_cache_dir
+  yield
+  if jax.config.jax_compilation_cache_dir != before:
+    jax.config.update("jax_compilation_cache_dir", before)
+    from jax._src import compilation_cache  # pylint: disable=import-outside-toplevel
+    compilation_cache.reset_cache()
 
 
 def in_ci() -> bool:

@@ -26,6 +26,8 @@ from PIL import Image
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = REPO / 'experiments' / 'protect_photos.py'
 FAST = ['--preset', 'fast', '--recognizers', 'dlib']  # file handling: one recognizer
+# In this process (cli.main), not a child: the persistent cache stays off (tests/conftest.py).
+IN_PROCESS = FAST + ['--no-compile-cache']
 
 
 def _env() -> dict:
@@ -130,7 +132,7 @@ def test_unverified_result_is_not_written_under_the_protected_name(cli, gt_dir, 
   earlier = out_dir / '05.protected.png'
   earlier.write_bytes(b'an earlier, verified output')
   # eps 0.01/255 cannot change an 8-bit pixel: real dlib sees the same face (distance 0).
-  rc = cli.main([str(src), '--out-dir', str(out_dir), '--eps', '0.01', '--steps', '1'] + FAST)
+  rc = cli.main([str(src), '--out-dir', str(out_dir), '--eps', '0.01', '--steps', '1'] + IN_PROCESS)
   captured = capsys.readouterr()
   assert rc == 1
   assert earlier.read_bytes() == b'an earlier, verified output'
@@ -140,7 +142,7 @@ def test_unverified_result_is_not_written_under_the_protected_name(cli, gt_dir, 
   assert '0 protected and written, 1 failed' in captured.out
   # Kept on request: under a name that says so, and still exit 1.
   rc = cli.main([str(src), '--out-dir', str(out_dir), '--eps', '0.01', '--steps', '1',
-                 '--keep-unverified'] + FAST)
+                 '--keep-unverified'] + IN_PROCESS)
   captured = capsys.readouterr()
   assert rc == 1
   assert earlier.read_bytes() == b'an earlier, verified output'
