@@ -5,7 +5,7 @@ import json
 import os
 import pathlib
 import tempfile
-from typing import Any
+from typing import Any, Callable
 
 
 def _umask() -> int:
@@ -36,6 +36,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
       os.unlink(tmp)
     raise
   return path
+
+
+def read_bytes(path: str | os.PathLike, error: Callable[[str], Exception],
+               what: str = '') -> bytes:
+  """The bytes of ``path``; a missing or unreadable file raises ``error`` with one line
+  naming it (``what`` says what the file was meant to be, e.g. "dlib model")."""
+  try:
+    return pathlib.Path(path).read_bytes()
+  except OSError as e:
+    raise error(f'{path}: cannot read{" " + what if what else ""}: {e.strerror or e}') from None
 
 
 def _sorted_keys(obj: Any) -> Any:

@@ -12,6 +12,15 @@ from fgsm_jax.ops.conv_relu_pool import FusedConvReluPool
 AUTO = "auto"
 
 
+def check_face_batch(x: jnp.ndarray, size: int, what: str = "crops") -> None:
+  """Raises ValueError unless ``x`` is an N x size x size x 3 float batch (RGB in [0, 1]):
+  the input every face network of ``fgsm_jax.models`` takes, checked once at trace time."""
+  if x.ndim != 4 or x.shape[1:] != (size, size, 3):
+    raise ValueError(f"expected {what} N x {size} x {size} x 3, got {x.shape}")
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise ValueError(f"expected float {what} in [0, 1], got dtype {x.dtype}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ApplyFn:
   """``apply_fn(params, images) -> outputs`` for a linen module in inference mode.

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fgsm_jax.io import read_bytes
 from fgsm_jax.models.dlib_files import dlib_model_paths
 
 CHIP_SIZE = 150  # Side of the aligned RGB chip, pixels.
@@ -298,10 +299,7 @@ def load_dlib_resnet(path: str | os.PathLike | None = None) -> dict[str, Any]:
       this network).
   """
   path = pathlib.Path(path) if path is not None else dlib_model_paths().resnet
-  try:
-    buf = path.read_bytes()
-  except OSError as e:
-    raise DlibModelError(f"{path}: cannot read dlib model: {e.strerror or e}") from None
+  buf = read_bytes(path, DlibModelError, "dlib model")
   try:
     return parse_dlib_resnet(buf)
   except DlibModelError as e:

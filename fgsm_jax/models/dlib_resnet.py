@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from fgsm_jax import ops
+from fgsm_jax.models.apply import check_face_batch
 from fgsm_jax.models.distance import distance
 from fgsm_jax.models.dlib_dat import (  # noqa: F401  (re-exported: the reader's names)
     CHIP_SIZE,
@@ -130,10 +131,7 @@ class DlibResNet(nn.Module):
 
   @nn.compact
   def __call__(self, chips: jax.Array) -> jax.Array:
-    if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
-      raise ValueError(f"expected chips N x {CHIP_SIZE} x {CHIP_SIZE} x 3, got {chips.shape}")
-    if not jnp.issubdtype(chips.dtype, jnp.floating):
-      raise ValueError(f"expected float chips in [0, 1], got dtype {chips.dtype}")
+    check_face_batch(chips, CHIP_SIZE, "chips")
     mean_rgb = self.param("mean_rgb", lambda *_: jnp.asarray(DLIB_MEAN_RGB, jnp.float32))
     # input_rgb_image_sized: (pixel - mean) / 256 in 0..255 pixel units.
     x = (chips.astype(jnp.float32) * 255.0 - mean_rgb) / 256.0

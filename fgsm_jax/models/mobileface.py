@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fgsm_jax.models.apply import check_face_batch
 from fgsm_jax.models.distance import distance
 from fgsm_jax.models.mobileface_files import mobileface_dir
 from fgsm_jax.models.tfjs_files import TfjsGraph, TfjsModelError, read_tfjs_graph
@@ -104,10 +105,7 @@ class MobileFace(nn.Module):
 
   @nn.compact
   def __call__(self, crops: jax.Array) -> jax.Array:
-    if crops.ndim != 4 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
-      raise ValueError(f"expected crops N x {CROP_SIZE} x {CROP_SIZE} x 3, got {crops.shape}")
-    if not jnp.issubdtype(crops.dtype, jnp.floating):
-      raise ValueError(f"expected float crops in [0, 1], got dtype {crops.dtype}")
+    check_face_batch(crops, CROP_SIZE)
     mean = self.param("mean", nn.initializers.constant(127.5), (1,))
     scale = self.param("scale", nn.initializers.constant(1 / 128), (1,))
     # The graph takes 0..255 pixels: sub (minusscalar0), mul (mulscalar0).

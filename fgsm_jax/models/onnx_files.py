@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from fgsm_jax.io import read_bytes
+
 
 class OnnxModelError(ValueError):
   """The ``.onnx`` file is missing, not an ONNX model, or malformed."""
@@ -56,10 +58,7 @@ def read_onnx(path: str | os.PathLike) -> OnnxGraph:
   from onnx import numpy_helper
 
   path = pathlib.Path(path)
-  try:
-    data = path.read_bytes()
-  except OSError as e:
-    raise OnnxModelError(f"{path}: cannot read: {e.strerror or e}") from None
+  data = read_bytes(path, OnnxModelError)
   try:
     model = onnx.load_from_string(data)
   except Exception as e:  # noqa: BLE001 -- protobuf's DecodeError and friends.

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from fgsm_jax.io import read_bytes
+
 
 class TfliteModelError(ValueError):
   """The ``.tflite`` file is missing, not a TFLite model, or malformed."""
@@ -242,10 +244,7 @@ def read_tflite(path: str | os.PathLike) -> TfliteGraph:
     TfliteModelError: one line naming the file and the problem.
   """
   path = pathlib.Path(path)
-  try:
-    buf = path.read_bytes()
-  except OSError as e:
-    raise TfliteModelError(f"{path}: cannot read: {e.strerror or e}") from None
+  buf = read_bytes(path, TfliteModelError)
   try:
     return parse_tflite(buf)
   except TfliteModelError as e:

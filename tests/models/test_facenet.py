@@ -19,11 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from PIL import Image
 
 from fgsm_jax import faces
-from fgsm_jax.data.detect import box_of_rect, hog_detector
-from fgsm_jax.faces.detect import landmarks_68, load_landmarks_68
 from fgsm_jax.models.facenet import (
     CROP_SIZE,
     DESCRIPTOR_DIM,
@@ -38,6 +35,7 @@ from fgsm_jax.models.facenet import (
     tf_reference,
 )
 from fgsm_jax.models.facenet_files import FaceNetFilesError, facenet_graph_path
+from tests.models.conftest import gt_faces
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Two photos each of 12 people (24 faces) for the exactness check and verification pairs.
@@ -56,23 +54,6 @@ def _skip_or_fail(reason: str) -> None:
   if IN_CI:
     pytest.fail(reason + "; CI requires it")
   pytest.skip(reason)
-
-
-def gt_faces(gt_dir: pathlib.Path, people, shots) -> list[tuple[np.ndarray, np.ndarray, int]]:
-  """(photo uint8 RGB, five ArcFace points, person) of the largest HOG face of each GT photo."""
-  detector, predictor = hog_detector(), load_landmarks_68()
-  out = []
-  for person in people:
-    for shot in shots:
-      rgb = np.asarray(Image.open(gt_dir / f"s{person:02d}" / f"{shot:02d}.jpg").convert("RGB"))
-      # As the project's judge: the photo at its size, twice the size only when nothing is found.
-      found = detector(rgb, 0) or detector(rgb, 1)
-      if not found:
-        continue
-      box = max(found, key=lambda r: r.width() * r.height())
-      pts = faces.arcface_points(landmarks_68(rgb, box_of_rect(box), predictor))
-      out.append((rgb, pts, person))
-  return out
 
 
 def facenet_crop(rgb: np.ndarray, pts: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
@@ -127,7 +108,8 @@ def gt(gt_dir):
 
 @pytest.fixture(scope="module")
 def gt_crops(gt):
-  return np.stack([facenet_crop(rgb, pts) for rgb, pts, _ in gt]), np.array([p for *_, p in gt])
+  return (np.stack([facenet_crop(rgb, pts) for rgb, pts, _, _ in gt]),
+          np.array([person for _, _, person, _ in gt]))
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,7 +162,7 @@ def test_verification_on_gt_pairs(params, gt_crops):
 def test_differentiable_warp_gives_the_reference_crop(params, reference, gt):
   """The JAX warp of the whole photo cuts FaceNet's reference crop, whole and in a window."""
   tfs = []
-  for rgb, pts, _ in gt[::4]:
+  for rgb, pts, _, _ in gt[::4]:
     tf = faces.arcface_transform(pts, rgb.shape[:2], faces.FACENET_TEMPLATE, faces.FACENET_SIZE)
     assert tf.size == CROP_SIZE
     x = jnp.asarray(rgb / 255.0, jnp.float32)
@@ -199,14 +181,14 @@ def test_differentiable_warp_gives_the_reference_crop(params, reference, gt):
   # (they differ by its rounding only; measured cosine distance 3.9e-5 at most, against a
   # threshold of 0.41).
   crops = jnp.stack([faces.arcface_crop(x, tf) for x, tf in tfs])
-  ref = reference(np.stack([facenet_crop(rgb, pts) for rgb, pts, _ in gt[::4]]))
+  ref = reference(np.stack([facenet_crop(rgb, pts) for rgb, pts, _, _ in gt[::4]]))
   assert float(jnp.max(cosine_distance(facenet_apply(params, crops), ref))) < 5e-4
 
 
 @pytest.mark.slow
 def test_gradient_through_the_warp_reaches_the_face(params, gt):
   """Attacks differentiate the distance to a descriptor w.r.t. the photo's pixels."""
-  rgb, pts, _ = gt[0]
+  rgb, pts, _, _ = gt[0]
   tf = faces.arcface_transform(pts, rgb.shape[:2], faces.FACENET_TEMPLATE, faces.FACENET_SIZE)
   x = jnp.asarray(rgb / 255.0, jnp.float32)
   target = facenet_apply(params, faces.arcface_crop(x, tf)[None])

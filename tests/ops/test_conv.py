@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from fgsm_jax.ops.conv import Conv, PlainConv, conv2d
+from tests.ops.conftest import (assert_looped_gradient_steps_equal_stepped,
+                                assert_same_param_trees)
 
 # (H, W, C, O, k, stride, padding): odd/even sizes, stride 1 and 2, padding 0 / k // 2,
 # SAME (asymmetric for even sizes at stride 2) and VALID.
@@ -77,13 +79,7 @@ def test_outputs_and_gradients_equal_nn_conv(case, conv):
 @pytest.mark.parametrize("conv", [Conv, PlainConv], ids=["fast", "plain"])
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_param_tree_identical_to_nn_conv(use_bias, conv):
-  ours, ref, x = _pair(CASES[3], use_bias, conv)
-  p_ours = ours.init(jax.random.key(0), x)["params"]
-  p_ref = ref.init(jax.random.key(0), x)["params"]
-  assert jax.tree.structure(p_ours) == jax.tree.structure(p_ref)
-  for a, b in zip(jax.tree.leaves(p_ours), jax.tree.leaves(p_ref)):
-    assert a.shape == b.shape and a.dtype == b.dtype
-    np.testing.assert_array_equal(a, b)   # same initialisers, same keys
+  assert_same_param_trees(*_pair(CASES[3], use_bias, conv))
 
 
 @pytest.mark.slow
@@ -91,13 +87,8 @@ def test_input_gradient_inside_fori_loop_equals_outside():
   # The loop is what the custom VJP is for; its result must not depend on where it runs.
   kernel = jax.random.normal(jax.random.key(0), (3, 3, 3, 8))
   x = jax.random.normal(jax.random.key(1), (2, 11, 11, 3))
-  step = lambda a: a - 0.1 * jnp.sign(jax.grad(
-      lambda b: jnp.sum(jnp.tanh(conv2d(b, kernel, 2, ((1, 1), (1, 1))))))(a))
-  looped = jax.jit(lambda a: jax.lax.fori_loop(0, 3, lambda i, b: step(b), a))(x)
-  stepped = x
-  for _ in range(3):
-    stepped = jax.jit(step)(stepped)
-  np.testing.assert_allclose(looped, stepped, atol=1e-6)
+  assert_looped_gradient_steps_equal_stepped(
+      lambda b: conv2d(b, kernel, 2, ((1, 1), (1, 1))), x)
 
 
 def test_bad_shapes_raise():

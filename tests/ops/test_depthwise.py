@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from fgsm_jax.ops.depthwise import DepthwiseConv, PlainDepthwiseConv, depthwise_conv2d
+from tests.ops.conftest import (assert_looped_gradient_steps_equal_stepped,
+                                assert_same_param_trees)
 
 # (H, W, C, k, stride, padding): odd/even sizes, stride 1 and 2, TF SAME (asymmetric for even
 # sizes at stride 2), symmetric, VALID, a kernel as large as the input (1 x 1 output: the
@@ -61,26 +63,14 @@ def test_outputs_and_gradients_equal_grouped_nn_conv(case, module):
 
 
 def test_param_tree_identical_to_grouped_nn_conv():
-  ours, ref, x = _pair(CASES[1])
-  p_ours = ours.init(jax.random.key(0), x)["params"]
-  p_ref = ref.init(jax.random.key(0), x)["params"]
-  assert jax.tree.structure(p_ours) == jax.tree.structure(p_ref)
-  for a, b in zip(jax.tree.leaves(p_ours), jax.tree.leaves(p_ref)):
-    assert a.shape == b.shape and a.dtype == b.dtype
-    np.testing.assert_array_equal(a, b)   # same initialisers, same keys
+  assert_same_param_trees(*_pair(CASES[1]))
 
 
 @pytest.mark.slow
 def test_gradient_inside_fori_loop_equals_outside():
   kernel = jax.random.normal(jax.random.key(0), (3, 3, 1, 4))
   x = jax.random.normal(jax.random.key(1), (2, 8, 8, 4))
-  step = lambda a: a - 0.1 * jnp.sign(jax.grad(
-      lambda b: jnp.sum(jnp.tanh(depthwise_conv2d(b, kernel, 2, "SAME"))))(a))
-  looped = jax.jit(lambda a: jax.lax.fori_loop(0, 3, lambda i, b: step(b), a))(x)
-  stepped = x
-  for _ in range(3):
-    stepped = jax.jit(step)(stepped)
-  np.testing.assert_allclose(looped, stepped, atol=1e-6)
+  assert_looped_gradient_steps_equal_stepped(lambda b: depthwise_conv2d(b, kernel, 2, "SAME"), x)
 
 
 def test_bad_shapes_raise():
