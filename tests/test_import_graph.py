@@ -27,7 +27,7 @@ LAYERS = (
     ("sharding",),                          # data-parallel attacks and training
     ("attacks",),
     ("faces",),
-    ("quality", "perceptual"),              # PSNR / SSIM, LPIPS..., which protect reports
+    ("quality", "perceptual", "image_ops"), # PSNR / SSIM, LPIPS...; their differentiable forms
     ("protect",),
     ("evaluation", "figures"),
     ("cli",),                               # the scripts' arguments and loaders

@@ -195,7 +195,7 @@ _CHROMA_TABLE = np.array([
     24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32,
                          np.float32).reshape(8, 8)
 # JFIF full-range RGB -> YCbCr (before the +128 chroma offset).
-_RGB_TO_YCC = np.array([[0.299, 0.587, 0.114],
+RGB_TO_YCC = np.array([[0.299, 0.587, 0.114],
                         [-0.168736, -0.331264, 0.5],
                         [0.5, -0.418688, -0.081312]], np.float32)
 
@@ -249,7 +249,7 @@ def jpeg_approx(image: jnp.ndarray, quality: jnp.ndarray, rounding: str = "ste")
   ph, pw = -h % 8, -w % 8
   x = jnp.pad(image.astype(jnp.float32) * 255.0, ((0, ph), (0, pw), (0, 0)), mode="edge")
   if c == 3:
-    x = x @ jnp.asarray(_RGB_TO_YCC).T       # chroma centred on 0 already
+    x = x @ jnp.asarray(RGB_TO_YCC).T       # chroma centred on 0 already
     x = x.at[..., 0].add(-128.0)
   else:
     x = x - 128.0
@@ -264,7 +264,7 @@ def jpeg_approx(image: jnp.ndarray, quality: jnp.ndarray, rounding: str = "ste")
   x = blocks.transpose(0, 3, 1, 4, 2).reshape(hb * 8, wb * 8, c)
   if c == 3:
     x = x.at[..., 0].add(128.0)
-    x = x @ jnp.asarray(np.linalg.inv(_RGB_TO_YCC).astype(np.float32)).T
+    x = x @ jnp.asarray(np.linalg.inv(RGB_TO_YCC).astype(np.float32)).T
   else:
     x = x + 128.0
   return jnp.clip(x[:h, :w] / 255.0, 0.0, 1.0)

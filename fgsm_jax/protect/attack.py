@@ -8,9 +8,9 @@ as its options. Per step:
   1. the window is rounded to 8 bits in the forward pass (straight-through gradient), so
      the loss is always that of the image that will be saved;
   2. ``eot_samples`` views of it: view k is degraded as ``degradations[k % len]``
-     ('none'; 'jpeg75': 4:2:0 chroma subsampling then the differentiable JPEG of
-     fgsm_jax.attacks.transforms at quality 75; 'resize_half': PIL's shrink to half and
-     back, exact) and its chip is cut with an optionally jittered alignment (a small
+     (`fgsm_jax.image_ops.degrade`: 'none'; 'jpeg75': 4:2:0 chroma subsampling then the
+     differentiable JPEG at quality 75; 'resize_half': PIL's shrink to half and back,
+     exact) and its chip is cut with an optionally jittered alignment (a small
      random similarity: landmarks found again on the protected photo move), optionally
      with DI's random resize-and-pad of the chip;
   3. per recognizer of the ensemble (`Surrogate`: dlib's ResNet on its 150 x 150 chip,
@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fgsm_jax import compile_cache, quality
+from fgsm_jax import compile_cache, image_ops
 from fgsm_jax.attacks import iterative
 from fgsm_jax.attacks import transforms as tlib
 from fgsm_jax.faces import arcface
@@ -53,27 +53,16 @@ from fgsm_jax.models import lpips as lpips_lib
 from fgsm_jax.models.distance import distance as descriptor_distance
 from fgsm_jax.protect import warp
 
-DEGRADATIONS = ('none', 'jpeg75', 'resize_half')
+DEGRADATIONS = image_ops.DEGRADATIONS
 # The changed clean crops whose descriptors `AttackConfig.hull` adds to the references.
 HULL_VIEWS = ('blur', 'dark', 'half', 'flip')
-
-
-def _blur(crops: jax.Array, sigma: float = 1.5) -> jax.Array:
-  """Gaussian blur of K x S x S x 3 crops (sd ``sigma`` px, edges repeated)."""
-  r = int(np.ceil(3 * sigma))
-  k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-  k = jnp.asarray(k / k.sum(), jnp.float32)
-  x = jnp.pad(crops, ((0, 0), (r, r), (r, r), (0, 0)), mode='edge')
-  n = crops.shape[1]
-  x = sum(k[i] * x[:, i:i + n] for i in range(2 * r + 1))
-  return sum(k[i] * x[:, :, i:i + n] for i in range(2 * r + 1))
 
 
 def hull_view(crops: jax.Array, kind: str) -> jax.Array:
   """One of ``HULL_VIEWS`` of K x S x S x 3 crops in [0, 1]: 'blur' (sd 1.5 px), 'dark'
   (x 0.75), 'half' (2 x 2 means, then bilinear back), 'flip' (mirrored)."""
   if kind == 'blur':
-    return _blur(crops)
+    return image_ops.blur(crops)
   if kind == 'dark':
     return crops * 0.75
   if kind == 'half':
@@ -117,7 +106,8 @@ class AttackConfig:
       photo's descriptor leaves them near; OPOM, Zhong & Deng 2022); (): the clean
       descriptor alone.
     ssim_weight: w > 0 adds w times the gradient of the window's summed SSIM map against the
-      clean window (`window_ssim_sum`: SSIM's own 11 x 11 Gaussian, per RGB channel) to the
+      clean window (`image_ops.window_ssim_sum`: SSIM's own 11 x 11 Gaussian, per RGB
+      channel) to the
       ensemble's (per-member normalised) gradient, so each step also climbs back towards
       the clean window where a change costs SSIM and moves no recognizer much: a perceptual
       penalty in the loss (as LowKey's LPIPS term, Cherepanova et al. 2021) where the budget
@@ -173,165 +163,6 @@ class AttackConfig:
       raise ValueError(f'feature_dropout must be in [0, 1), got {self.feature_dropout}')
     if self.ti_kernel < 0 or (self.ti_kernel and self.ti_kernel % 2 == 0):
       raise ValueError(f'ti_kernel must be 0 or odd, got {self.ti_kernel}')
-
-
-def _banded(rows: int, cols: int, taps: np.ndarray) -> np.ndarray:
-  """rows x cols matrix whose row i holds ``taps`` from column i."""
-  out = np.zeros((rows, cols), np.float32)
-  for i in range(rows):
-    out[i, i:i + len(taps)] = taps
-  return out
-
-
-_TILE = 64  # output rows per tile of the banded product
-
-
-def _correlate_rows(x: jax.Array, taps: np.ndarray) -> jax.Array:
-  """'valid' correlation of ``x`` with ``taps`` along its first axis: the axis cut into
-  tiles of _TILE outputs (with their len(taps) - 1 rows of overlap), each a product with one
-  small banded matrix (on XLA:CPU ~3x faster, gradient included, than one product with the
-  whole axis's banded matrix, and far faster than convolutions or sums of shifted slices)."""
-  n, k = x.shape[0], len(taps)
-  m = n - k + 1
-  tiles = -(-m // _TILE)
-  x = jnp.pad(x, ((0, tiles * _TILE + k - 1 - n),) + ((0, 0),) * (x.ndim - 1))
-  stacked = jnp.stack([x[i * _TILE:i * _TILE + _TILE + k - 1] for i in range(tiles)])
-  out = jnp.einsum('ij,tj...->ti...', jnp.asarray(_banded(_TILE, _TILE + k - 1, taps)), stacked)
-  return out.reshape((tiles * _TILE,) + x.shape[1:])[:m]
-
-
-def _gaussian_valid(x: jax.Array, taps: np.ndarray) -> jax.Array:
-  """Separable 'valid' correlation of H x W x C with the 1-D window ``taps`` on both axes."""
-  return jnp.swapaxes(_correlate_rows(jnp.swapaxes(_correlate_rows(x, taps), 0, 1), taps), 0, 1)
-
-
-def _ssim_clean_stats(x0: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """The clean window's part of SSIM: (x0, its local means, its local variances)."""
-  mu, sq = jnp.split(_gaussian_valid(jnp.concatenate([x0, x0 * x0], axis=-1),
-                                     quality.gaussian_window()), 2, -1)
-  return x0, mu, sq - mu ** 2
-
-
-def _ssim_parts(x: jax.Array, clean: tuple[jax.Array, jax.Array, jax.Array]) -> tuple:
-  """The local SSIM map's factors for ``x``: (mu_b, A1, A2, B1, B2), the map being
-  A1 A2 / (B1 B2) (data range 1)."""
-  x0, mu_a, var_a = clean
-  c1, c2 = quality.SSIM_K1 ** 2, quality.SSIM_K2 ** 2
-  mu_b, bb, ab = jnp.split(_gaussian_valid(jnp.concatenate([x, x * x, x0 * x], axis=-1),
-                                           quality.gaussian_window()), 3, -1)
-  var_b, cov = bb - mu_b ** 2, ab - mu_a * mu_b
-  return (mu_b, 2 * mu_a * mu_b + c1, 2 * cov + c2, mu_a ** 2 + mu_b ** 2 + c1,
-          var_a + var_b + c2)
-
-
-def _ssim_sum(x: jax.Array, clean: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
-  _, a1, a2, b1, b2 = _ssim_parts(x, clean)
-  return jnp.sum(a1 * a2 / (b1 * b2))
-
-
-def _ssim_sum_grad(x: jax.Array, clean: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
-  """d `_ssim_sum` / dx, by hand: the local map s = A1 A2 / (B1 B2) depends on x only
-  through the local means mu_b = G x, S_bb = G x^2 and S_ab = G (x0 x), so the gradient is
-  G^T of the three partials (one more filter pass, on the zero-padded partials). It runs
-  every step: on a 384 x 384 window XLA:CPU took 5.3 ms for it, 19 ms for jax.grad of
-  `_ssim_sum` (and as long with jax.linear_transpose of the filter)."""
-  x0, mu_a, _ = clean
-  mu_b, a1, a2, b1, b2 = _ssim_parts(x, clean)
-  s = a1 * a2 / (b1 * b2)
-  d_ab = 2 * s / a2
-  d_bb = -s / b2
-  d_mu = s * (2 * mu_a / a1 - 2 * mu_b / b1) - mu_a * d_ab - 2 * mu_b * d_bb
-  # G^T of a 'valid' correlation with symmetric taps: the same correlation of the input
-  # padded with len(taps) - 1 zeros a side ('full').
-  taps = quality.gaussian_window()
-  r = len(taps) - 1
-  spread = _gaussian_valid(jnp.pad(jnp.concatenate([d_mu, d_bb, d_ab], axis=-1),
-                                   ((r, r), (r, r), (0, 0))), taps)
-  g_mu, g_bb, g_ab = jnp.split(spread, 3, -1)
-  return g_mu + 2 * x * g_bb + x0 * g_ab
-
-
-def window_ssim_sum(x: jax.Array, x0: jax.Array) -> jax.Array:
-  """Sum of the local SSIM map of ``x`` against ``x0`` (H x W x 3 in [0, 1]) over every
-  valid 11 x 11 position and channel: `fgsm_jax.quality.ssim_map`'s formula (Wang et al.
-  2004, Gaussian sigma 1.5), differentiable. Equal windows give (H - 10)(W - 10) 3; a change
-  lowers it by about its local energy over (2 var + C2) of the clean window."""
-  return _ssim_sum(x, _ssim_clean_stats(x0))
-
-
-def _round_half_up(v: jax.Array) -> jax.Array:
-  """floor(v + 0.5) forward (PIL's rounding; jnp.round rounds to even), identity gradient."""
-  return v + jax.lax.stop_gradient(jnp.floor(v + 0.5) - v)
-
-
-def _pad1(v: jax.Array, axis: int) -> jax.Array:
-  return jnp.pad(v, [(1, 1) if a == axis else (0, 0) for a in range(v.ndim)], mode='edge')
-
-
-def _down2(v: jax.Array, axis: int) -> jax.Array:
-  """Halves ``axis`` (even length) with taps 1 3 3 1 / 8 (PIL's antialiased bilinear)."""
-  p, n = _pad1(v, axis), v.shape[axis]
-  take = lambda s: jax.lax.slice_in_dim(p, s, s + n - 1, 2, axis)
-  return (take(0) + 3 * take(1) + 3 * take(2) + take(3)) / 8.0
-
-
-def _up2(v: jax.Array, axis: int) -> jax.Array:
-  """Doubles ``axis``, bilinear with half-pixel centres (taps 1/4, 3/4; edges repeated)."""
-  p, n = _pad1(v, axis), v.shape[axis]
-  prev = jax.lax.slice_in_dim(p, 0, n, 1, axis)
-  cur = jax.lax.slice_in_dim(p, 1, n + 1, 1, axis)
-  nxt = jax.lax.slice_in_dim(p, 2, n + 2, 1, axis)
-  out = jnp.stack([0.25 * prev + 0.75 * cur, 0.75 * cur + 0.25 * nxt], axis=axis + 1)
-  shape = list(v.shape)
-  shape[axis] *= 2
-  return out.reshape(shape)
-
-
-def resize_half_back(x: jax.Array) -> jax.Array:
-  """PIL's bilinear shrink to half and enlarge back, H x W x C (H, W even), 0-255 units.
-
-  Shrinking by 2 is PIL's antialiased bilinear (taps 1 3 3 1 / 8), enlarging is bilinear
-  with pixel centres at half-pixels (taps 1/4, 3/4); each of its four 1-D passes
-  (horizontal first) rounds half up to 8 bits (straight-through gradient). Borders clamp
-  (edge pixels repeated); PIL renormalises its kernel there instead, so the outermost
-  pixel rows may differ.
-  """
-  half = _round_half_up(_down2(_round_half_up(_down2(x, 1)), 0))
-  return _round_half_up(_up2(_round_half_up(_up2(half, 1)), 0))
-
-
-_RGB_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
-                        [0.5, -0.418688, -0.081312]], np.float32)
-
-
-def chroma_420(x: jax.Array) -> jax.Array:
-  """JPEG's 4:2:0 chroma subsampling and libjpeg's 'fancy' upsampling, H x W x 3 in 0-255.
-
-  Cb and Cr (JFIF) are averaged over 2 x 2 blocks and brought back with the triangle
-  filter; luma is kept. (PIL saves JPEG at quality 75 with 4:2:0 by default; the
-  differentiable JPEG of fgsm_jax.attacks.transforms models 4:4:4 only.) Odd sizes are
-  returned unchanged.
-  """
-  h, w = x.shape[0], x.shape[1]
-  if h % 2 or w % 2:
-    return x
-  ycc = x @ jnp.asarray(_RGB_TO_YCC).T
-  c = ycc[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
-  c = _up2(_up2(c, 1), 0)
-  ycc = jnp.concatenate([ycc[..., :1], c], axis=-1)
-  return ycc @ jnp.asarray(np.linalg.inv(_RGB_TO_YCC).astype(np.float32)).T
-
-
-def _degrade(window: jax.Array, kind: str) -> jax.Array:
-  """One degradation of an H x W x 3 window in [0, 1] (8-bit values)."""
-  if kind == 'none':
-    return window
-  if kind == 'jpeg75':
-    sub = chroma_420(window * 255.0) / 255.0
-    return tlib.round_ste(tlib.jpeg_approx(jnp.clip(sub, 0.0, 1.0), 75.0) * 255.0) / 255.0
-  if kind == 'resize_half':
-    return resize_half_back(window * 255.0) / 255.0
-  raise ValueError(kind)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -501,7 +332,8 @@ def _member_loss(member: Surrogate, params: Any, x: jax.Array, x0: jax.Array, ge
   jitters = _jitters(chip_geom, key, config, member.views or config.eot_samples)
 
   def crops_of(window):
-    degraded = {kind: _degrade(window, kind) for kind in dict.fromkeys(config.degradations)}
+    degraded = {kind: image_ops.degrade(window, kind)
+                for kind in dict.fromkeys(config.degradations)}
     return _crops(member, degraded, geoms[index], chip_geom, chip_n_down, jitters, key, config)
 
   model_key = jax.random.fold_in(key, 7 + index)
@@ -569,7 +401,7 @@ def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: j
   chip_index, chip_n_down = _chip_member(members)
   total = sum(mem.weight for mem in members)
   # The clean window's SSIM statistics, once per attack rather than once per step.
-  clean_stats = _ssim_clean_stats(window0) if config.ssim_weight > 0 else None
+  clean_stats = image_ops.ssim_clean_stats(window0) if config.ssim_weight > 0 else None
   lpips_grad = _lpips_pull(lpips_params, window0) if config.lpips_weight > 0 else None
 
   def gradient(x: jax.Array, keys: jax.Array) -> jax.Array:
@@ -583,7 +415,7 @@ def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: j
     if config.ssim_weight > 0:
       # Unnormalised on purpose: its pull grows with the SSIM a pixel's change costs (about
       # 2 delta / (2 var + C2) per pixel), against the members' unit-mean gradients.
-      g = g + config.ssim_weight * _ssim_sum_grad(x[0], clean_stats)[None] * scope
+      g = g + config.ssim_weight * image_ops.ssim_sum_grad(x[0], clean_stats)[None] * scope
     if lpips_grad is not None:
       g = g - config.lpips_weight * lpips_grad(x[0])[None] * scope
     if config.chroma < 1:

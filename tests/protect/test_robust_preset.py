@@ -1,6 +1,5 @@
 """The 'robust' preset end to end on a real GT photo (judged by real dlib after PIL's JPEG 75),
-its 4:2:0 chroma model against PIL's own JPEG chroma subsampling, and the protection attack
-jitted = eager with every degradation (JPEG branch included)."""
+and the protection attack jitted = eager with every degradation (JPEG branch included)."""
 from __future__ import annotations
 
 import dataclasses
@@ -28,24 +27,6 @@ def _pil_jpeg(rgb: np.ndarray, quality: int, subsampling: int | None = None) -> 
   kwargs = {} if subsampling is None else {"subsampling": subsampling}
   Image.fromarray(rgb).save(buf, "JPEG", quality=quality, **kwargs)
   return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-
-
-@pytest.mark.parametrize("kind", ["noise", "blocks"])
-def test_chroma_420_matches_pils_jpeg_chroma_subsampling(kind):
-  # Strong colour detail, so subsampling changes a lot; quality 100 keeps the DCT's own
-  # rounding small, so what is left is the 4:2:0 down- and upsampling.
-  rng = np.random.default_rng(0)
-  if kind == "noise":
-    img = rng.integers(0, 256, (64, 96, 3)).astype(np.uint8)
-  else:
-    img = np.kron(rng.integers(0, 256, (16, 24, 3)), np.ones((4, 4, 1))).astype(np.uint8)
-  pil = _pil_jpeg(img, 100, subsampling=2).astype(np.float32)   # 2: 4:2:0
-  ours = np.clip(np.asarray(attack.chroma_420(jnp.asarray(img, jnp.float32))), 0, 255)
-  err = np.abs(ours - pil)
-  # Measured: mean 0.60 / 0.50, max 3.7 / 3.0 grey levels (noise / blocks), where the photo
-  # unchanged is 46.8 / 14.8 off on average; bounds ~1.6x the measured error.
-  assert err.mean() < 1.0 and err.max() < 6.0, (err.mean(), err.max())
-  assert np.abs(img - pil).mean() > 10 * err.mean()   # the test image does need 4:2:0
 
 
 def test_robust_preset_survives_jpeg75_for_real_dlib(gt_dir, tmp_path):
