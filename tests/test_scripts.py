@@ -108,6 +108,30 @@ def test_test_sh_quick_leaves_out_the_slow_tests(tmp_path):
   assert calls[-1] == '.venv/bin/python -m pytest tests -q -m not slow -k x'
 
 
+def test_test_sh_runs_a_pytest_process_per_folder_and_goes_on_after_a_failure(tmp_path):
+  # One process of the whole suite segfaulted late in XLA's compiler: test.sh runs one per
+  # folder of tests/ and one for its top-level files; a failing part fails the run but the
+  # others still run, and a part with nothing selected (pytest's exit 5) is no failure.
+  repo = _fake_repo(tmp_path)
+  _installed_venv(repo)
+  for folder in ('attacks', 'protect', '__pycache__'):
+    (repo / 'tests' / folder).mkdir(parents=True)
+  for name in ('test_a.py', 'test_b.py', 'conftest.py'):
+    (repo / 'tests' / name).write_text('')
+  python = ('#!/usr/bin/env bash\necho "$0 $*" >> "$CALLS"\n'
+            'case "$3" in tests/attacks) exit 1;; tests/protect) exit 5;; esac\n')
+  out, calls = _run(repo, tmp_path, python=python)
+  assert out.returncode == 1
+  assert calls[-3:] == ['.venv/bin/python -m pytest tests/attacks -q -k x',
+                        '.venv/bin/python -m pytest tests/protect -q -k x',
+                        '.venv/bin/python -m pytest tests/test_a.py tests/test_b.py -q -k x']
+  assert out.stderr.strip().splitlines()[-1] == 'test.sh: failed: tests/attacks (exit 1)'
+  # A path among the arguments: that alone, one process.
+  out, calls = _run(repo, tmp_path, '--quick', 'tests/test_a.py::test_one')
+  assert out.returncode == 0, out.stderr
+  assert calls[-1] == '.venv/bin/python -m pytest -q -m not slow tests/test_a.py::test_one -k x'
+
+
 def test_missing_references_are_tried_once_then_named_in_one_line_each(tmp_path):
   # torch missing (find_spec fails) and pip failing; the TF.js package absent, npm failing.
   # The tests still run; each run names what will skip and how to get it, one line each.
