@@ -10,7 +10,7 @@ import pytest
 
 from fgsm_jax.ops.conv import Conv, PlainConv, conv2d
 from tests.ops.conftest import (assert_looped_gradient_steps_equal_stepped,
-                                assert_same_param_trees)
+                                assert_outputs_and_gradients_equal, assert_same_param_trees)
 
 # (H, W, C, O, k, stride, padding): odd/even sizes, stride 1 and 2, padding 0 / k // 2,
 # SAME (asymmetric for even sizes at stride 2) and VALID.
@@ -53,27 +53,7 @@ def _with_forms(cases, quick_case):
 
 @pytest.mark.parametrize("case, conv", _with_forms(CASES, quick_case=CASES[-3]))
 def test_outputs_and_gradients_equal_nn_conv(case, conv):
-  ours, ref, x = _pair(case, conv=conv)
-  params = ref.init(jax.random.key(0), x)["params"]
-  # Bias nonzero, so the bias gradient and the forward's bias term are both exercised.
-  params = {**params, "bias": jnp.arange(params["bias"].size, dtype=jnp.float32) / 7}
-  y_ours = ours.apply({"params": params}, x)
-  y_ref = ref.apply({"params": params}, x)
-  assert y_ours.shape == y_ref.shape
-  np.testing.assert_allclose(y_ours, y_ref, rtol=1e-5, atol=1e-5)
-
-  # A non-uniform cotangent, through a nonlinearity, so every output position matters.
-  w = jax.random.normal(jax.random.key(2), y_ref.shape)
-
-  def loss(model, p, x):
-    return jnp.sum(jnp.tanh(model.apply({"params": p}, x)) * w)
-
-  g_ours = jax.grad(loss, argnums=(1, 2))(ours, params, x)
-  g_ref = jax.grad(loss, argnums=(1, 2))(ref, params, x)
-  np.testing.assert_allclose(g_ours[1], g_ref[1], rtol=1e-5, atol=1e-5)   # input
-  for name in ("kernel", "bias"):
-    np.testing.assert_allclose(g_ours[0][name], g_ref[0][name], rtol=1e-4, atol=1e-4)
-  assert float(jnp.abs(g_ref[1]).max()) > 0
+  assert_outputs_and_gradients_equal(*_pair(case, conv=conv))
 
 
 @pytest.mark.parametrize("conv", [Conv, PlainConv], ids=["fast", "plain"])

@@ -5,12 +5,11 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from fgsm_jax.ops.depthwise import DepthwiseConv, PlainDepthwiseConv, depthwise_conv2d
 from tests.ops.conftest import (assert_looped_gradient_steps_equal_stepped,
-                                assert_same_param_trees)
+                                assert_outputs_and_gradients_equal, assert_same_param_trees)
 
 # (H, W, C, k, stride, padding): odd/even sizes, stride 1 and 2, TF SAME (asymmetric for even
 # sizes at stride 2), symmetric, VALID, a kernel as large as the input (1 x 1 output: the
@@ -40,26 +39,7 @@ def _pair(case, module=DepthwiseConv):
                                     PlainDepthwiseConv], ids=["fast", "plain"])
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_outputs_and_gradients_equal_grouped_nn_conv(case, module):
-  ours, ref, x = _pair(case, module)
-  params = ref.init(jax.random.key(0), x)["params"]
-  params = {**params, "bias": jnp.arange(params["bias"].size, dtype=jnp.float32) / 7}
-  y_ours = jax.jit(ours.apply)({"params": params}, x)
-  y_ref = ref.apply({"params": params}, x)
-  assert y_ours.shape == y_ref.shape
-  np.testing.assert_allclose(y_ours, y_ref, rtol=1e-5, atol=1e-5)
-
-  # A non-uniform cotangent, through a nonlinearity, so every output position matters.
-  w = jax.random.normal(jax.random.key(2), y_ref.shape)
-
-  def loss(model, p, x):
-    return jnp.sum(jnp.tanh(model.apply({"params": p}, x)) * w)
-
-  grad = jax.jit(jax.grad(loss, argnums=(1, 2)), static_argnums=0)
-  g_ours, g_ref = grad(ours, params, x), grad(ref, params, x)
-  np.testing.assert_allclose(g_ours[1], g_ref[1], rtol=1e-5, atol=1e-5)   # input
-  for name in ("kernel", "bias"):
-    np.testing.assert_allclose(g_ours[0][name], g_ref[0][name], rtol=1e-4, atol=1e-4)
-  assert float(jnp.abs(g_ref[1]).max()) > 0
+  assert_outputs_and_gradients_equal(*_pair(case, module), jit=True)
 
 
 def test_param_tree_identical_to_grouped_nn_conv():
