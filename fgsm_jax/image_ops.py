@@ -162,9 +162,6 @@ def resize_half_back(x: jax.Array) -> jax.Array:
   return round_half_up(_up2(round_half_up(_up2(half, 1)), 0))
 
 
-RGB_TO_YCC = tlib.RGB_TO_YCC  # JFIF, the one the differentiable JPEG uses
-
-
 def chroma_420(x: jax.Array) -> jax.Array:
   """JPEG's 4:2:0 chroma subsampling and libjpeg's 'fancy' upsampling, H x W x 3 in 0-255.
 
@@ -176,11 +173,11 @@ def chroma_420(x: jax.Array) -> jax.Array:
   h, w = x.shape[0], x.shape[1]
   if h % 2 or w % 2:
     return x
-  ycc = x @ jnp.asarray(RGB_TO_YCC).T
+  ycc = x @ jnp.asarray(tlib.RGB_TO_YCC).T  # JFIF, as the differentiable JPEG
   c = ycc[..., 1:].reshape(h // 2, 2, w // 2, 2, 2).mean(axis=(1, 3))
   c = _up2(_up2(c, 1), 0)
   ycc = jnp.concatenate([ycc[..., :1], c], axis=-1)
-  return ycc @ jnp.asarray(np.linalg.inv(RGB_TO_YCC).astype(np.float32)).T
+  return ycc @ jnp.asarray(np.linalg.inv(tlib.RGB_TO_YCC).astype(np.float32)).T
 
 
 def degrade(window: jax.Array, kind: str) -> jax.Array:

@@ -46,8 +46,8 @@ def pytest_unconfigure(config):
 def _compile_cache_stays_in_its_test():
   """A test that turns the persistent cache on in this process (a script's ``main`` run in
   process) turns it off again when it ends. Left on, every later compile of the session
-  would be serialized to disk, and serializing some CPU executables late in a long process
-  crashed it (a segfault in ``executable.serialize`` seen twice at test_train.py)."""
+  would be serialized to disk; a full run under CI crashed in exactly that (a segfault in
+  ``executable.serialize`` under test_train.py, BENCHMARKS.md section 10)."""
   import jax
   before = jax.config.jax_compilation_cache_dir
   yield

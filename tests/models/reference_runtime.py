@@ -46,6 +46,11 @@ def run_reference(kind: str, model: str | os.PathLike, crops: np.ndarray,
     return np.load(dst), done.stdout.strip().splitlines()[-1]
 
 
+def _normalised(crops: np.ndarray) -> np.ndarray:
+  """(x - 127.5) / 128 in float32: the input both MobileFaceNet files take."""
+  return (crops - np.float32(127.5)) / np.float32(128)
+
+
 def _facenet_tf(model: str, x: np.ndarray) -> tuple[np.ndarray, str]:
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from fgsm_jax.models.facenet import tf_reference  # pylint: disable=import-outside-toplevel
@@ -63,7 +68,7 @@ def _tflite(model: str, x: np.ndarray) -> tuple[np.ndarray, str]:
     x = np.concatenate([x] + [x[:1]] * (batch - n % batch))
   ref = []
   for i in range(0, len(x), batch):
-    interpreter.set_tensor(inp["index"], (x[i:i + batch] - np.float32(127.5)) / np.float32(128))
+    interpreter.set_tensor(inp["index"], _normalised(x[i:i + batch]))
     interpreter.invoke()
     ref.append(interpreter.get_tensor(out["index"]).copy())
   return np.concatenate(ref)[:n], f"tf.lite.Interpreter {tf.__version__}"
@@ -73,7 +78,7 @@ def _onnxruntime(model: str, x: np.ndarray) -> tuple[np.ndarray, str]:
   import onnxruntime as ort  # pylint: disable=import-outside-toplevel
   session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
   (inp,) = session.get_inputs()
-  nchw = ((x - np.float32(127.5)) / np.float32(128)).transpose(0, 3, 1, 2)
+  nchw = _normalised(x).transpose(0, 3, 1, 2)
   ref = [session.run(None, {inp.name: nchw[i:i + 1]})[0] for i in range(len(nchw))]
   return np.concatenate(ref), f"onnxruntime {ort.__version__} (CPU)"
 

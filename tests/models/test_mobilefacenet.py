@@ -104,10 +104,6 @@ def raw_descriptors(nets, gt_crops):
           nets.items()}
 
 
-def _normalised_input(crops: np.ndarray) -> np.ndarray:
-  return (crops.astype(np.float32) - 127.5) / 128.0
-
-
 # ---------------------------------------------------------------------------------------
 # Exactness against the reference runtimes.
 
