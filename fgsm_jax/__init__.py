@@ -6,4 +6,4 @@ dlib's face ResNet), ``train`` (create_train_state / train_step / eval_step), ``
 ``evaluation``, ``figures``, ``sharding``. Images are float32 in [0, 1], N x H x W x C.
 """
 
-__version__ = "0.1.0"
+__version__ = '0.1.0'

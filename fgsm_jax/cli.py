@@ -14,7 +14,7 @@ import pathlib
 import signal
 import sys
 import tempfile
-from typing import Callable
+from typing import Callable, NoReturn
 
 # jax.random.key takes a uint32 seed without jax_enable_x64; larger ones overflow inside.
 MAX_SEED = 2**32 - 1
@@ -22,18 +22,18 @@ MAX_SEED = 2**32 - 1
 
 def one_line(e: BaseException | str) -> str:
   """The message of ``e`` on one line (its type name when it has no message)."""
-  text = " ".join(str(e).split())
-  return text or (type(e).__name__ if isinstance(e, BaseException) else "")
+  text = ' '.join(str(e).split())
+  return text or (type(e).__name__ if isinstance(e, BaseException) else '')
 
 
-def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
+def fail(message: str, code: int = 1) -> NoReturn:
   """Prints ``error: <message>`` (one line, no traceback) on stderr and exits ``code``."""
-  print(f"error: {one_line(message)}", file=sys.stderr, flush=True)
+  print(f'error: {one_line(message)}', file=sys.stderr, flush=True)
   raise SystemExit(code)
 
 
 def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-           hi_open: bool = False, integer: bool = False, name: str = ""
+           hi_open: bool = False, integer: bool = False, name: str = ''
            ) -> Callable[[str], float]:
   """An argparse ``type`` for a finite number in [lo, hi] (either end open or absent).
 
@@ -41,18 +41,18 @@ def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
   one-line usage error (exit 2). ``integer=True`` parses an int (no float rounding).
   """
   def show(v: float) -> str:
-    return str(int(v)) if integer else f"{v:g}"
+    return str(int(v)) if integer else f'{v:g}'
 
-  lo_text = "" if lo is None else f"{'(' if lo_open else '['}{show(lo)}"
-  hi_text = "" if hi is None else f"{show(hi)}{')' if hi_open else ']'}"
+  lo_text = '' if lo is None else f"{'(' if lo_open else '['}{show(lo)}"
+  hi_text = '' if hi is None else f"{show(hi)}{')' if hi_open else ']'}"
   if lo is not None and hi is not None:
-    want = f"in {lo_text}, {hi_text}"
+    want = f'in {lo_text}, {hi_text}'
   elif lo is not None:
     want = f"{'>' if lo_open else '>='} {show(lo)}"
   elif hi is not None:
     want = f"{'<' if hi_open else '<='} {show(hi)}"
   else:
-    want = ""
+    want = ''
 
   def parse(text: str):
     try:
@@ -61,14 +61,14 @@ def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = 
       raise argparse.ArgumentTypeError(
           f"expected {'an integer' if integer else 'a number'}, got {text!r}") from None
     if not math.isfinite(value):
-      raise argparse.ArgumentTypeError(f"{name} must be a finite number, got {text!r}".lstrip())
+      raise argparse.ArgumentTypeError(f'{name} must be a finite number, got {text!r}'.lstrip())
     bad = lo is not None and (value <= lo if lo_open else value < lo)
     bad |= hi is not None and (value >= hi if hi_open else value > hi)
     if bad:
-      raise argparse.ArgumentTypeError(f"{name} must be {want}, got {text!r}".lstrip())
+      raise argparse.ArgumentTypeError(f'{name} must be {want}, got {text!r}'.lstrip())
     return value
 
-  parse.__name__ = "integer" if integer else "number"  # argparse names it in errors
+  parse.__name__ = 'integer' if integer else 'number'  # argparse names it in errors
   return parse
 
 
@@ -87,35 +87,35 @@ def seed(text: str) -> int:
   return number(0, MAX_SEED, integer=True)(text)
 
 
-def number_list(lo: float, hi: float, name: str = "") -> Callable[[str], list[float]]:
+def number_list(lo: float, hi: float, name: str = '') -> Callable[[str], list[float]]:
   """argparse type: comma-separated finite numbers, each in [lo, hi], at least one."""
   one = number(lo, hi, name=name)
 
   def parse(text: str) -> list[float]:
-    parts = [v.strip() for v in text.split(",") if v.strip()]
+    parts = [v.strip() for v in text.split(',') if v.strip()]
     if not parts:
-      raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
+      raise argparse.ArgumentTypeError(f'expected at least one number, got {text!r}')
     for v in parts:
       try:
         float(v)
       except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}") from None
+            f'expected comma-separated numbers, got {text!r}') from None
     return [one(v) for v in parts]
 
-  parse.__name__ = "list"
+  parse.__name__ = 'list'
   return parse
 
 
 def eps_list_255(text: str) -> list[float]:
   """argparse type: '0,1,2,4', budgets on the 0-255 scale, each in [0, 255]."""
-  return number_list(0, 255, name="eps")(text)
+  return number_list(0, 255, name='eps')(text)
 
 
 def recognizer_list(text: str) -> tuple[str, ...]:
   """Parses 'dlib,mobileface' (names of `fgsm_jax.protect.registry.NAMES`)."""
   from fgsm_jax.protect.registry import NAMES  # pylint: disable=import-outside-toplevel
-  names = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+  names = tuple(dict.fromkeys(v.strip() for v in text.split(',') if v.strip()))
   bad = [n for n in names if n not in NAMES]
   if bad or not names:
     raise argparse.ArgumentTypeError(
@@ -127,21 +127,21 @@ def existing_dir(text: str) -> pathlib.Path:
   """argparse type: a folder that exists (not a file)."""
   path = pathlib.Path(text)
   if not text:
-    raise argparse.ArgumentTypeError("empty path")
+    raise argparse.ArgumentTypeError('empty path')
   if not path.exists():
-    raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    raise argparse.ArgumentTypeError(f'{text}: no such folder')
   if not path.is_dir():
-    raise argparse.ArgumentTypeError(f"{text}: not a folder")
+    raise argparse.ArgumentTypeError(f'{text}: not a folder')
   return path
 
 
-def check_dir(path: str | os.PathLike, what: str = "folder") -> pathlib.Path:
+def check_dir(path: str | os.PathLike, what: str = 'folder') -> pathlib.Path:
   """Raises OSError (one line naming ``path``) unless it is an existing folder."""
   path = pathlib.Path(path)
   if not path.exists():
-    raise OSError(f"{path}: {what} does not exist")
+    raise OSError(f'{path}: {what} does not exist')
   if not path.is_dir():
-    raise OSError(f"{path}: {what} is not a folder")
+    raise OSError(f'{path}: {what} is not a folder')
   return path
 
 
@@ -152,7 +152,7 @@ def nonempty_path(text: str) -> pathlib.Path:
   return pathlib.Path(text)
 
 
-def writable_dir(path: str | os.PathLike, what: str = "output folder") -> pathlib.Path:
+def writable_dir(path: str | os.PathLike, what: str = 'output folder') -> pathlib.Path:
   """Creates ``path`` (and parents) if needed and checks a file can be written in it.
 
   Called before any long computation, so a bad output folder costs nothing.
@@ -163,14 +163,14 @@ def writable_dir(path: str | os.PathLike, what: str = "output folder") -> pathli
   path = pathlib.Path(path)
   try:
     if path.exists() and not path.is_dir():
-      raise OSError(f"{path}: {what} is not a folder")
+      raise OSError(f'{path}: {what} is not a folder')
     path.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=path, prefix=".write-test."):
+    with tempfile.TemporaryFile(dir=path, prefix='.write-test.'):
       pass
   except OSError as e:
     if e.errno is None:
       raise
-    raise OSError(f"{path}: cannot write the {what} ({e.strerror or one_line(e)})") from None
+    raise OSError(f'{path}: cannot write the {what} ({e.strerror or one_line(e)})') from None
   return path
 
 
@@ -180,8 +180,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
 
   def _get_help_string(self, action: argparse.Action) -> str:
     if (action.required or action.default in (None, False, [])
-        or "%(default)" in (action.help or "") or "default" in (action.help or "")):
-      return action.help or ""
+        or '%(default)' in (action.help or '') or 'default' in (action.help or '')):
+      return action.help or ''
     return super()._get_help_string(action)
 
 
@@ -208,13 +208,13 @@ class StopFlag:
 
   def _handle(self, signum, frame):  # noqa: ARG002
     if self.stopped:  # second Ctrl-C: no more waiting
-      print("interrupted", file=sys.stderr, flush=True)
+      print('interrupted', file=sys.stderr, flush=True)
       os._exit(130)
     self.stopped = True
-    print("stopping after the current step (Ctrl-C again to quit now)", file=sys.stderr,
+    print('stopping after the current step (Ctrl-C again to quit now)', file=sys.stderr,
           flush=True)
 
-  def __enter__(self) -> "StopFlag":
+  def __enter__(self) -> 'StopFlag':
     try:
       self._previous = signal.signal(signal.SIGINT, self._handle)
     except ValueError:  # not the main thread: leave Ctrl-C as it is

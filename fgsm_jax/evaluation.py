@@ -36,8 +36,8 @@ def predict(apply_fn, params: Any, images: np.ndarray, batch_size: int = 64) -> 
   labels = np.zeros(len(images), np.int32)
   out = []
   for batch in batches(images, labels, batch_size, pad=True):
-    logits = apply_fn(params, batch["image"])
-    keep = int(batch["mask"].sum())
+    logits = apply_fn(params, batch['image'])
+    keep = int(batch['mask'].sum())
     out.append(np.asarray(jnp.argmax(logits, -1))[:keep])
   return np.concatenate(out) if out else np.zeros(0, np.int32)
 
@@ -47,8 +47,8 @@ def attack_split(attack: BatchAttack, images: np.ndarray, labels: np.ndarray,
   """Runs ``attack`` over a whole split in fixed-size padded batches; returns N x H x W x C."""
   out = []
   for batch in batches(images, labels, batch_size, pad=True):
-    adv = attack(jnp.asarray(batch["image"]), jnp.asarray(batch["label"]))
-    keep = int(batch["mask"].sum())
+    adv = attack(jnp.asarray(batch['image']), jnp.asarray(batch['label']))
+    keep = int(batch['mask'].sum())
     out.append(np.asarray(adv)[:keep])
   return np.concatenate(out) if out else np.zeros_like(images)
 
@@ -57,7 +57,7 @@ def accuracy(apply_fn, params: Any, images: np.ndarray, labels: np.ndarray,
              batch_size: int = 64) -> float:
   """Top-1 accuracy of the classifier on ``images``."""
   if len(images) == 0:
-    raise ValueError("accuracy of an empty split is undefined")
+    raise ValueError('accuracy of an empty split is undefined')
   return float(np.mean(predict(apply_fn, params, images, batch_size) == labels))
 
 
@@ -70,11 +70,11 @@ def recorded_data_dirs(workdir: str | os.PathLike, manual_dir: pathlib.Path | No
   Returns (manual_dir, data_dir, metrics): ``metrics`` is the whole metrics.json ({} when
   there is none). Raises OSError / ValueError for an unreadable metrics.json.
   """
-  path = pathlib.Path(workdir) / "metrics.json"
+  path = pathlib.Path(workdir) / 'metrics.json'
   metrics = io.read_json(path) if path.is_file() else {}
-  data = metrics.get("data") or {}
-  manual = manual_dir or (pathlib.Path(data["manual_dir"]) if data.get("manual_dir") else None)
-  tfds_dir = data_dir or (pathlib.Path(data["data_dir"]) if data.get("data_dir") else None)
+  data = metrics.get('data') or {}
+  manual = manual_dir or (pathlib.Path(data['manual_dir']) if data.get('manual_dir') else None)
+  tfds_dir = data_dir or (pathlib.Path(data['data_dir']) if data.get('data_dir') else None)
   return manual, tfds_dir, metrics
 
 
@@ -133,7 +133,7 @@ def _correct_count(model: Model, x, y, mask) -> float:
 
 def attack_sweep(models: dict[str, Model], images: np.ndarray, labels: np.ndarray,
                  attacks: Sequence[str], eps_255: Sequence[float], *, batch_size: int = 64,
-                 seed: int = 0, label: str = "split", log: Callable[[str], None] = print,
+                 seed: int = 0, label: str = 'split', log: Callable[[str], None] = print,
                  on_attack: Callable[[dict], None] | None = None) -> dict:
   """Accuracy under each attack of ``fgsm_jax.attacks.ATTACKS`` at each budget.
 
@@ -159,41 +159,41 @@ def attack_sweep(models: dict[str, Model], images: np.ndarray, labels: np.ndarra
 
   def padded():
     for b in batches(images, labels, size, pad=True, index=True):
-      yield (jnp.asarray(b["image"]), jnp.asarray(b["label"]), jnp.asarray(b["mask"]),
-             _example_keys(root, jnp.asarray(b["index"])))
+      yield (jnp.asarray(b['image']), jnp.asarray(b['label']), jnp.asarray(b['mask']),
+             _example_keys(root, jnp.asarray(b['index'])))
 
   clean = dict.fromkeys(models, 0.0)
   for x, y, mask, _ in padded():
     for role in clean:
       clean[role] += _correct_count(models[role], x, y, mask)
-  result: dict[str, Any] = {"clean": {"0": clean["white-box"] / n}}
-  if "target" in models:
-    result["transfer"] = {"clean": {"0": clean["target"] / n},
-                          "source_clean": {"0": clean["source"] / n}, "source_white_box": {}}
-  log(f"{label}: {n} images; clean accuracy "
-      + ", ".join(f"{role} {clean[role] / n:.4f}" for role in clean))
-  white = models["white-box"]
+  result: dict[str, Any] = {'clean': {'0': clean['white-box'] / n}}
+  if 'target' in models:
+    result['transfer'] = {'clean': {'0': clean['target'] / n},
+                          'source_clean': {'0': clean['source'] / n}, 'source_white_box': {}}
+  log(f'{label}: {n} images; clean accuracy '
+      + ', '.join(f'{role} {clean[role] / n:.4f}' for role in clean))
+  white = models['white-box']
   for name in attacks:
     attack = ATTACKS[name]
     result[name] = {}
     for e in eps_255:
-      eps = e / 255.0 * (l2_scale if ATTACK_NORMS[name] == "l2" else 1.0)
-      hits = {"white-box": 0.0, "source": 0.0, "target": 0.0}
+      eps = e / 255.0 * (l2_scale if ATTACK_NORMS[name] == 'l2' else 1.0)
+      hits = {'white-box': 0.0, 'source': 0.0, 'target': 0.0}
       for x, y, mask, keys in padded():
         adv = attack(white[0], white[1], x, y, eps, key=keys)
-        hits["white-box"] += _correct_count(white, adv, y, mask)
-        if "target" in models:
-          source = models["source"]
+        hits['white-box'] += _correct_count(white, adv, y, mask)
+        if 'target' in models:
+          source = models['source']
           if source is not white:
             adv = attack(source[0], source[1], x, y, eps, key=keys)
-          hits["source"] += _correct_count(source, adv, y, mask)
-          hits["target"] += _correct_count(models["target"], adv, y, mask)
-      result[name][eps_key(e)] = hits["white-box"] / n
+          hits['source'] += _correct_count(source, adv, y, mask)
+          hits['target'] += _correct_count(models['target'], adv, y, mask)
+      result[name][eps_key(e)] = hits['white-box'] / n
       line = f"{name} eps {eps_key(e)}/255: white-box accuracy {hits['white-box'] / n:.4f}"
-      if "transfer" in result:
-        result["transfer"].setdefault(name, {})[eps_key(e)] = hits["target"] / n
-        result["transfer"]["source_white_box"].setdefault(name, {})[eps_key(e)] = (
-            hits["source"] / n)
+      if 'transfer' in result:
+        result['transfer'].setdefault(name, {})[eps_key(e)] = hits['target'] / n
+        result['transfer']['source_white_box'].setdefault(name, {})[eps_key(e)] = (
+            hits['source'] / n)
         line += f", transfer to target {hits['target'] / n:.4f}"
       log(line)
     if on_attack is not None:

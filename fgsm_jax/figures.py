@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")  # scripts run headless
+matplotlib.use('Agg')  # scripts run headless
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -17,14 +17,14 @@ from fgsm_jax.io import eps_key  # noqa: E402
 
 
 def plot_accuracy_vs_eps(curves: Mapping[str, Mapping[float, float]], path: str | os.PathLike,
-                         title: str = "Test accuracy under attack") -> None:
+                         title: str = 'Test accuracy under attack') -> None:
   """One line per curve name; x: eps on the 0-255 scale, y: accuracy in [0, 1]."""
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   for name, curve in curves.items():
     eps = sorted(curve)
-    ax.plot(eps, [curve[e] for e in eps], marker="o", label=name)
-  ax.set_xlabel("eps (0-255 scale, L-inf)")
-  ax.set_ylabel("test accuracy")
+    ax.plot(eps, [curve[e] for e in eps], marker='o', label=name)
+  ax.set_xlabel('eps (0-255 scale, L-inf)')
+  ax.set_ylabel('test accuracy')
   ax.set_ylim(-0.02, 1.02)
   ax.grid(alpha=0.3)
   ax.set_title(title)
@@ -38,20 +38,20 @@ def plot_accuracy_vs_eps(curves: Mapping[str, Mapping[float, float]], path: str 
 def plot_attack_sweep(result: Mapping, attacks: Sequence[str], path: str | os.PathLike) -> None:
   """Accuracy against eps per attack (`evaluation.attack_sweep`'s result): a white-box panel,
   and a transfer panel (source -> target) when the result has one."""
-  panels = [("white-box", result)] + ([("transfer", result["transfer"])]
-                                       if "transfer" in result else [])
+  panels = [('white-box', result)] + ([('transfer', result['transfer'])]
+                                       if 'transfer' in result else [])
   fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
   for ax, (title, section) in zip(axes[0], panels):
-    clean = section["clean"]["0"]
+    clean = section['clean']['0']
     for name in attacks:
       eps = sorted(float(k) for k in section[name])
-      ax.plot([0.0] + eps, [clean] + [section[name][eps_key(e)] for e in eps], marker="o",
+      ax.plot([0.0] + eps, [clean] + [section[name][eps_key(e)] for e in eps], marker='o',
               label=name)
-    ax.set_xlabel("eps (0-255 scale; L2 attacks: eps/255 * sqrt(HWC))")
-    ax.set_ylabel("accuracy")
+    ax.set_xlabel('eps (0-255 scale; L2 attacks: eps/255 * sqrt(HWC))')
+    ax.set_ylabel('accuracy')
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.set_title(title if title == "white-box" else
+    ax.set_title(title if title == 'white-box' else
                  f"transfer: {pathlib.Path(section['source']).name} -> "
                  f"{pathlib.Path(section['target']).name}")
     ax.legend(fontsize=7)
@@ -86,18 +86,18 @@ def plot_triplets(originals: np.ndarray, adversarials: np.ndarray,
   fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.6 * n), squeeze=False)
   for i in range(n):
     panels = (
-        (originals[i], f"original (true {true_names[i]})\npredicted {clean_predictions[i]}"),
+        (originals[i], f'original (true {true_names[i]})\npredicted {clean_predictions[i]}'),
         (perturbation_image(originals[i], adversarials[i], amplification),
-         f"perturbation x{amplification:.1f}\n(eps = {eps_255:g}/255)"),
-        (adversarials[i], f"adversarial\npredicted {adversarial_predictions[i]}"),
+         f'perturbation x{amplification:.1f}\n(eps = {eps_255:g}/255)'),
+        (adversarials[i], f'adversarial\npredicted {adversarial_predictions[i]}'),
     )
     for ax, (img, title) in zip(axes[i], panels):
       ax.imshow(np.clip(img, 0, 1))
       ax.set_title(title, fontsize=8)
-      ax.axis("off")
+      ax.axis('off')
   note = _unchanged_band_note(np.asarray(originals), np.asarray(adversarials))
   if note:
-    fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7, wrap=True)
+    fig.text(0.5, 0.005, note, ha='center', va='bottom', fontsize=7, wrap=True)
     fig.tight_layout(rect=(0, 0.35 / (2.6 * n), 1, 1))
   else:
     fig.tight_layout()
@@ -117,13 +117,13 @@ def _unchanged_band_note(originals: np.ndarray, adversarials: np.ndarray) -> str
   h, w = same.shape
   rows, cols = _trailing_zero(same.all(axis=1)), _trailing_zero(same.all(axis=0))
   if rows == h or cols == w:  # nothing changed at all: no band to explain
-    return ""
+    return ''
   parts = []
   if cols:
-    parts.append(f"columns {w - cols}-{w - 1} (right)")
+    parts.append(f'columns {w - cols}-{w - 1} (right)')
   if rows:
-    parts.append(f"rows {h - rows}-{h - 1} (bottom)")
+    parts.append(f'rows {h - rows}-{h - 1} (bottom)')
   if not parts:
-    return ""
+    return ''
   return (f"Grey band in the perturbations: {' and '.join(parts)} are unchanged in every "
-          "example; the model never reads them (its pooling drops them), so their gradient is 0.")
+          'example; the model never reads them (its pooling drops them), so their gradient is 0.')

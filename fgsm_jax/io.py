@@ -23,10 +23,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
   """
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
   try:
     os.fchmod(fd, 0o666 & ~_umask())
-    with os.fdopen(fd, "wb") as f:
+    with os.fdopen(fd, 'wb') as f:
       f.write(data)
       f.flush()
       os.fsync(f.fileno())
@@ -53,7 +53,7 @@ def _sorted_keys(obj: Any) -> Any:
   if isinstance(obj, dict):
     def key(k):
       try:
-        return (0, float(k), "")
+        return (0, float(k), '')
       except (TypeError, ValueError):
         return (1, 0.0, str(k))
     return {k: _sorted_keys(obj[k]) for k in sorted(obj, key=key)}
@@ -64,18 +64,18 @@ def _sorted_keys(obj: Any) -> Any:
 
 def eps_key(eps_255: float) -> str:
   """JSON key of an eps on the 0-255 scale: '5' for 5.0, '0.5' for 0.5."""
-  return f"{eps_255:g}"
+  return f'{eps_255:g}'
 
 
 def write_json(path: str | os.PathLike, obj: Any, sort_keys: bool = True) -> pathlib.Path:
   """Writes ``obj`` as indented JSON, atomically; keys sorted, numeric ones by value
   (``sort_keys=False``: in the dicts' own order)."""
   obj = _sorted_keys(obj) if sort_keys else obj
-  return atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+  return atomic_write_bytes(path, (json.dumps(obj, indent=2) + '\n').encode())
 
 
 def read_json(path: str | os.PathLike) -> Any:
-  with open(path, "rb") as f:
+  with open(path, 'rb') as f:
     return json.load(f)
 
 
@@ -84,5 +84,5 @@ def save_figure(fig, path: str | os.PathLike, **kwargs) -> pathlib.Path:
   import io
   path = pathlib.Path(path)
   buf = io.BytesIO()
-  fig.savefig(buf, format=path.suffix.lstrip(".") or "png", **kwargs)
+  fig.savefig(buf, format=path.suffix.lstrip('.') or 'png', **kwargs)
   return atomic_write_bytes(path, buf.getvalue())

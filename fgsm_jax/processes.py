@@ -26,8 +26,8 @@ def pin_process_to_core(index: int) -> int:
   (FGSM on the original CNN, batch 64, 2 cores: ~39 ms with a pinned process per core,
   45-48 ms with two devices in one process; BENCHMARKS.md, throughput).
   """
-  if not hasattr(os, "sched_setaffinity"):
-    raise RuntimeError("pinning a process to a core needs os.sched_setaffinity (Linux)")
+  if not hasattr(os, 'sched_setaffinity'):
+    raise RuntimeError('pinning a process to a core needs os.sched_setaffinity (Linux)')
   cores = sorted(os.sched_getaffinity(0))
   core = cores[index % len(cores)]
   os.sched_setaffinity(0, {core})
@@ -38,5 +38,5 @@ def free_local_port() -> int:
   """A TCP port free on 127.0.0.1 now, for the coordinator of processes on one host
   (``jax.distributed.initialize(f'127.0.0.1:{port}', n, i)``)."""
   with socket.socket() as sock:
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(('127.0.0.1', 0))
     return sock.getsockname()[1]

@@ -61,7 +61,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 # The batcher's padding: re-exported here, where sharded attacks and training use it.
 from fgsm_jax.data.pipeline import leading_size, pad_batch  # noqa: F401
 
-BATCH_AXIS = "batch"
+BATCH_AXIS = 'batch'
 
 
 def use_cpu_devices(count: int | None = None) -> int:
@@ -74,13 +74,13 @@ def use_cpu_devices(count: int | None = None) -> int:
   Other backends (GPU, TPU) are unaffected.
   """
   if count is None:   # the cores this process may run on, not the host's
-    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
   if count < 1:
-    raise ValueError(f"expected a device count >= 1, got {count}")
+    raise ValueError(f'expected a device count >= 1, got {count}')
   try:
-    jax.config.update("jax_num_cpu_devices", count)
+    jax.config.update('jax_num_cpu_devices', count)
   except RuntimeError as e:
-    raise RuntimeError(f"use_cpu_devices({count}) must run before any JAX computation, "
+    raise RuntimeError(f'use_cpu_devices({count}) must run before any JAX computation, '
                        f"right after 'import jax' ({e})") from None
   return count
 
@@ -89,7 +89,7 @@ def batch_mesh(devices: Sequence[jax.Device] | None = None, axis: str = BATCH_AX
   """A 1-D mesh over ``devices`` (default: all devices, of every host) named ``axis``."""
   devices = list(jax.devices() if devices is None else devices)
   if not devices:
-    raise ValueError("expected at least one device")
+    raise ValueError('expected at least one device')
   return Mesh(np.asarray(devices), (axis,))
 
 
@@ -116,7 +116,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
   # Under multi-process every process passes the same whole value; device_put cannot place
   # onto other processes' devices.
   def one(leaf):
-    if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+    if jax.dtypes.issubdtype(getattr(leaf, 'dtype', None), jax.dtypes.prng_key):
       data = jax.make_array_from_process_local_data(sharding,
                                                     np.asarray(jax.random.key_data(leaf)))
       return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
@@ -139,8 +139,8 @@ def shard_batch(batch: Any, mesh: Mesh, axis: str = BATCH_AXIS) -> Any:
         lambda leaf: jax.make_array_from_process_local_data(sharding, np.asarray(leaf)), batch)
   n = leading_size(batch)
   if n % count:
-    raise ValueError(f"batch of {n} does not split over {count} devices; pad it first "
-                     f"(pad_batch(batch, {count}))")
+    raise ValueError(f'batch of {n} does not split over {count} devices; pad it first '
+                     f'(pad_batch(batch, {count}))')
   return jax.device_put(batch, sharding)
 
 
@@ -198,7 +198,7 @@ def sharded_attack(attack_fn: Callable[..., jnp.ndarray], mesh: Mesh, *,
 
   def run(*args, **static):
     if not batched or max(batched) >= len(args):
-      raise ValueError(f"batched_argnums {batched} out of range for {len(args)} arguments")
+      raise ValueError(f'batched_argnums {batched} out of range for {len(args)} arguments')
     parts = {i: args[i] for i in batched}
     if jax.process_count() > 1:
       # Each process passes its own rows; the result is the global array (each process
@@ -206,7 +206,7 @@ def sharded_attack(attack_fn: Callable[..., jnp.ndarray], mesh: Mesh, *,
       local = count // jax.process_count()
       if leading_size(parts) % local:
         raise ValueError(f"under multi-process each process's batch must be a multiple of "
-                         f"its {local} devices; got {leading_size(parts)} (pad_batch first)")
+                         f'its {local} devices; got {leading_size(parts)} (pad_batch first)')
       n = None
     else:
       parts, n = pad_batch(parts, count)
@@ -234,7 +234,7 @@ def sharded_train_step(mesh: Mesh, axis: str = BATCH_AXIS,
   count = mesh.shape[axis]
 
   def step(state, batch):
-    batch, _ = pad_batch(batch, count, mask_key="mask")
+    batch, _ = pad_batch(batch, count, mask_key='mask')
     state = replicate(state, mesh)
     return step_fn(state, shard_batch(batch, mesh, axis))
 

@@ -36,24 +36,24 @@ def main(argv: list[str]) -> int:
   try:
     import coverage  # pylint: disable=import-outside-toplevel
   except ImportError:
-    print("error: coverage.py is not installed (python -m pip install coverage)", file=sys.stderr)
+    print('error: coverage.py is not installed (python -m pip install coverage)', file=sys.stderr)
     return 2
-  env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
-             TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0")
+  env = dict(os.environ, JAX_PLATFORMS=os.environ.get('JAX_PLATFORMS', 'cpu'),
+             TF_CPP_MIN_LOG_LEVEL='2', TF_ENABLE_ONEDNN_OPTS='0')
   with tempfile.TemporaryDirectory() as tmp:
-    data_file = pathlib.Path(tmp) / ".coverage"
-    run = subprocess.run([sys.executable, "-m", "coverage", "run", "--source=fgsm_jax",
-                          f"--data-file={data_file}", "-m", "pytest", "tests", "-q",
-                          "-m", "not slow", "-p", "no:cacheprovider", *argv],
+    data_file = pathlib.Path(tmp) / '.coverage'
+    run = subprocess.run([sys.executable, '-m', 'coverage', 'run', '--source=fgsm_jax',
+                          f'--data-file={data_file}', '-m', 'pytest', 'tests', '-q',
+                          '-m', 'not slow', '-p', 'no:cacheprovider', *argv],
                          cwd=REPO, env=env, check=False)
     if run.returncode not in (0, 1):   # 1: some test failed; the modules still count
-      print(f"error: pytest exited {run.returncode}", file=sys.stderr)
+      print(f'error: pytest exited {run.returncode}', file=sys.stderr)
       return 2
     data = coverage.CoverageData(basename=str(data_file))
     data.read()
     ran = {pathlib.Path(f).resolve(): set(data.lines(f) or ()) for f in data.measured_files()}
   untouched = []
-  for path in sorted((REPO / "fgsm_jax").rglob("*.py")):
+  for path in sorted((REPO / 'fgsm_jax').rglob('*.py')):
     executed = ran.get(path.resolve(), set())
     body = function_lines(path)
     # Collecting the tests imports nearly every module, so an import alone proves little:
@@ -66,9 +66,9 @@ def main(argv: list[str]) -> int:
   if untouched:
     print(f"not run by the quick tests: {', '.join(untouched)}", file=sys.stderr)
     return 1
-  print("every module of fgsm_jax runs in the quick tests")
+  print('every module of fgsm_jax runs in the quick tests')
   return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
   sys.exit(main(sys.argv[1:]))

@@ -24,9 +24,9 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 # Skip reasons CI accepts (substrings). The sharding tests run in a child process with 8 CPU
 # devices (tests/test_sharding.py): the parent skips them, the child skips the parent's own.
 CI_ALLOWED_SKIPS = (
-    "this is the child run",
-    "needs 8 devices: run by test_sharding_on_8_cpu_devices",
-    "needs a GPU",
+    'this is the child run',
+    'needs 8 devices: run by test_sharding_on_8_cpu_devices',
+    'needs a GPU',
 )
 
 
@@ -34,8 +34,8 @@ CI_ALLOWED_SKIPS = (
 # the tests it lives in a folder of this session, shared by the scripts the tests start (so the
 # second one loads what the first compiled) and removed at the end: never the user's cache,
 # never another run's (two runs writing one folder at once), never stale entries.
-_SESSION_COMPILE_CACHE = tempfile.mkdtemp(prefix="fgsm_jax_test_compile_cache_")
-os.environ["FGSM_JAX_COMPILE_CACHE"] = _SESSION_COMPILE_CACHE
+_SESSION_COMPILE_CACHE = tempfile.mkdtemp(prefix='fgsm_jax_test_compile_cache_')
+os.environ['FGSM_JAX_COMPILE_CACHE'] = _SESSION_COMPILE_CACHE
 
 
 def pytest_unconfigure(config):
@@ -52,26 +52,26 @@ def _compile_cache_stays_in_its_test():
   before = jax.config.jax_compilation_cache_dir
   yield
   if jax.config.jax_compilation_cache_dir != before:
-    jax.config.update("jax_compilation_cache_dir", before)
+    jax.config.update('jax_compilation_cache_dir', before)
     from jax._src import compilation_cache  # pylint: disable=import-outside-toplevel
     compilation_cache.reset_cache()
 
 
 def in_ci() -> bool:
-  return os.environ.get("CI", "").lower() == "true"
+  return os.environ.get('CI', '').lower() == 'true'
 
 
 def _fail_unallowed_skip(report) -> None:
   """Under CI=true, a skip whose reason is not in CI_ALLOWED_SKIPS becomes a failure."""
-  if not in_ci() or not report.skipped or hasattr(report, "wasxfail"):
+  if not in_ci() or not report.skipped or hasattr(report, 'wasxfail'):
     return
   longrepr = report.longrepr
   reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
   if any(allowed in reason for allowed in CI_ALLOWED_SKIPS):
     return
-  report.outcome = "failed"
-  report.longrepr = (f"skipped under CI=true, where it must run ({reason}); "
-                     "tests/conftest.py CI_ALLOWED_SKIPS lists the skips CI accepts")
+  report.outcome = 'failed'
+  report.longrepr = (f'skipped under CI=true, where it must run ({reason}); '
+                     'tests/conftest.py CI_ALLOWED_SKIPS lists the skips CI accepts')
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -88,29 +88,29 @@ def pytest_make_collect_report(collector):
 
 
 def datasets_root() -> pathlib.Path:
-  env = os.environ.get("FGSM_JAX_DATASETS")
+  env = os.environ.get('FGSM_JAX_DATASETS')
   if env:
     return pathlib.Path(env)
-  return REPO.parent / "shared" / "datasets"
+  return REPO.parent / 'shared' / 'datasets'
 
 
 def _dataset(name: str) -> pathlib.Path:
   path = datasets_root() / name
   if path.is_dir() and any(path.iterdir()):
     return path
-  reason = f"dataset {name!r} not found at {path} (set FGSM_JAX_DATASETS)"
+  reason = f'dataset {name!r} not found at {path} (set FGSM_JAX_DATASETS)'
   if in_ci():
-    pytest.fail(reason + "; CI requires it")
+    pytest.fail(reason + '; CI requires it')
   pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope='session')
 def gt_dir() -> pathlib.Path:
   """The Georgia Tech faces: one folder per person (s01..s50), 15 JPEGs each."""
-  return _dataset("gt_db")
+  return _dataset('gt_db')
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope='session')
 def orl_dir() -> pathlib.Path:
   """The ORL faces: one folder per person (s1..s40), 10 PGMs each."""
-  return _dataset("orl_faces")
+  return _dataset('orl_faces')

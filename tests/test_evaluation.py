@@ -17,13 +17,13 @@ H, W, C, K, N = 6, 6, 3, 4, 6
 @dataclasses.dataclass(frozen=True)
 class Linear:   # hashable, as models.ApplyFn is: a static jit argument
   def __call__(self, params, images):
-    return images.reshape(images.shape[0], -1) @ params["w"] + params["b"]
+    return images.reshape(images.shape[0], -1) @ params['w'] + params['b']
 
 
 def _model_and_split(seed=0):
   rng = np.random.default_rng(seed)
-  params = {"w": jnp.asarray(rng.normal(0, 0.5, (H * W * C, K)), jnp.float32),
-            "b": jnp.zeros((K,), jnp.float32)}
+  params = {'w': jnp.asarray(rng.normal(0, 0.5, (H * W * C, K)), jnp.float32),
+            'b': jnp.zeros((K,), jnp.float32)}
   images = rng.random((N, H, W, C)).astype(np.float32)
   labels = np.asarray(evaluation.predict(Linear(), params, images))   # clean accuracy 1
   return params, images, labels
@@ -50,14 +50,14 @@ def test_attack_sweep_white_box_and_transfer():
   params, images, labels = _model_and_split()
   white = (Linear(), params)
   lines = []
-  out = evaluation.attack_sweep({"white-box": white, "source": white, "target": white},
-                                images, labels, ["fgsm"], [0, 8, 32], batch_size=4,
-                                log=lines.append, label="tiny")
-  assert out["clean"] == {"0": 1.0} and lines[0].startswith("tiny: 6 images")
-  assert set(out["fgsm"]) == {"0", "8", "32"} and out["fgsm"]["0"] == 1.0
-  assert out["fgsm"]["32"] <= out["fgsm"]["8"] and out["fgsm"]["32"] < 1.0
+  out = evaluation.attack_sweep({'white-box': white, 'source': white, 'target': white},
+                                images, labels, ['fgsm'], [0, 8, 32], batch_size=4,
+                                log=lines.append, label='tiny')
+  assert out['clean'] == {'0': 1.0} and lines[0].startswith('tiny: 6 images')
+  assert set(out['fgsm']) == {'0', '8', '32'} and out['fgsm']['0'] == 1.0
+  assert out['fgsm']['32'] <= out['fgsm']['8'] and out['fgsm']['32'] < 1.0
   # Source and target are the white-box model: transfer is the white-box figure.
-  assert out["transfer"]["fgsm"] == out["fgsm"] == out["transfer"]["source_white_box"]["fgsm"]
+  assert out['transfer']['fgsm'] == out['fgsm'] == out['transfer']['source_white_box']['fgsm']
   assert len(lines) == 1 + 3   # the clean line, then one per budget
 
 
@@ -65,10 +65,10 @@ def test_attack_sweep_white_box_and_transfer():
 def test_attack_sweep_results_do_not_depend_on_the_batch_size():
   # PGD's random start draws example i's numbers from its index, not from its batch.
   params, images, labels = _model_and_split(seed=1)
-  runs = [evaluation.attack_sweep({"white-box": (Linear(), params)}, images, labels,
-                                  ["fgsm", "pgd"], [4, 32], batch_size=size, log=lambda _: None)
+  runs = [evaluation.attack_sweep({'white-box': (Linear(), params)}, images, labels,
+                                  ['fgsm', 'pgd'], [4, 32], batch_size=size, log=lambda _: None)
           for size in (2, 4)]
-  assert runs[0] == runs[1] and "transfer" not in runs[0] and runs[0]["pgd"]["32"] < 1.0
+  assert runs[0] == runs[1] and 'transfer' not in runs[0] and runs[0]['pgd']['32'] < 1.0
 
 
 def test_figure_examples_prefer_faces_the_attack_turned():
@@ -82,10 +82,10 @@ def test_figure_examples_prefer_faces_the_attack_turned():
 
 
 def test_recorded_data_dirs_come_from_metrics_unless_given(tmp_path):
-  (tmp_path / "metrics.json").write_text(json.dumps(
-      {"data": {"manual_dir": "/photos", "data_dir": "/tfds"}, "epochs": 3}))
+  (tmp_path / 'metrics.json').write_text(json.dumps(
+      {'data': {'manual_dir': '/photos', 'data_dir': '/tfds'}, 'epochs': 3}))
   manual, tfds_dir, metrics = evaluation.recorded_data_dirs(tmp_path)
-  assert (str(manual), str(tfds_dir), metrics["epochs"]) == ("/photos", "/tfds", 3)
+  assert (str(manual), str(tfds_dir), metrics['epochs']) == ('/photos', '/tfds', 3)
   manual, tfds_dir, _ = evaluation.recorded_data_dirs(tmp_path, manual_dir=tmp_path)
-  assert manual == tmp_path and str(tfds_dir) == "/tfds"
-  assert evaluation.recorded_data_dirs(tmp_path / "none") == (None, None, {})
+  assert manual == tmp_path and str(tfds_dir) == '/tfds'
+  assert evaluation.recorded_data_dirs(tmp_path / 'none') == (None, None, {})

@@ -15,9 +15,9 @@ from fgsm_jax import image_ops, quality
 
 def _pil_jpeg(rgb: np.ndarray, jpeg_quality: int, subsampling: int | None = None) -> np.ndarray:
   buf = io.BytesIO()
-  kwargs = {} if subsampling is None else {"subsampling": subsampling}
-  Image.fromarray(rgb).save(buf, "JPEG", quality=jpeg_quality, **kwargs)
-  return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+  kwargs = {} if subsampling is None else {'subsampling': subsampling}
+  Image.fromarray(rgb).save(buf, 'JPEG', quality=jpeg_quality, **kwargs)
+  return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert('RGB'))
 
 
 @pytest.mark.slow
@@ -30,12 +30,12 @@ def test_resize_half_back_matches_pil():
   np.testing.assert_array_equal(ours[3:-3, 3:-3], pil[3:-3, 3:-3])
 
 
-@pytest.mark.parametrize("kind", ["noise", "blocks"])
+@pytest.mark.parametrize('kind', ['noise', 'blocks'])
 def test_chroma_420_matches_pils_jpeg_chroma_subsampling(kind):
   # Strong colour detail, so subsampling changes a lot; quality 100 keeps the DCT's own
   # rounding small, so what is left is the 4:2:0 down- and upsampling.
   rng = np.random.default_rng(0)
-  if kind == "noise":
+  if kind == 'noise':
     img = rng.integers(0, 256, (64, 96, 3)).astype(np.uint8)
   else:
     img = np.kron(rng.integers(0, 256, (16, 24, 3)), np.ones((4, 4, 1))).astype(np.uint8)
@@ -91,6 +91,6 @@ def test_blur_keeps_flat_images_and_spreads_a_point_as_a_gaussian():
 
 def test_degrade_keeps_none_and_refuses_unknown_kinds():
   x = jnp.asarray(np.random.default_rng(0).random((16, 16, 3)), jnp.float32)
-  np.testing.assert_array_equal(np.asarray(image_ops.degrade(x, "none")), np.asarray(x))
+  np.testing.assert_array_equal(np.asarray(image_ops.degrade(x, 'none')), np.asarray(x))
   with pytest.raises(ValueError):
-    image_ops.degrade(x, "gif")
+    image_ops.degrade(x, 'gif')

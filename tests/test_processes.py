@@ -14,11 +14,11 @@ def test_free_local_port_can_be_bound_on_localhost():
   port = processes.free_local_port()
   assert 1024 <= port < 65536
   with socket.socket() as sock:
-    sock.bind(("127.0.0.1", port))   # free: the coordinator will be able to listen there
+    sock.bind(('127.0.0.1', port))   # free: the coordinator will be able to listen there
 
 
 def test_pinning_without_sched_setaffinity_is_a_one_line_error(monkeypatch):
-  monkeypatch.delattr(os, "sched_setaffinity", raising=False)
-  with pytest.raises(RuntimeError, match="needs os.sched_setaffinity") as info:
+  monkeypatch.delattr(os, 'sched_setaffinity', raising=False)
+  with pytest.raises(RuntimeError, match='needs os.sched_setaffinity') as info:
     processes.pin_process_to_core(0)
-  assert "\n" not in str(info.value)
+  assert '\n' not in str(info.value)

@@ -30,25 +30,25 @@ from fgsm_jax.models import ApplyFn, fast_original_cnn
 # per core).
 pytestmark = pytest.mark.slow
 
-CHILD = os.environ.get("FGSM_JAX_SHARDING_CHILD") == "1"
+CHILD = os.environ.get('FGSM_JAX_SHARDING_CHILD') == '1'
 DEVICES = 8
 needs_8 = pytest.mark.skipif(
     jax.device_count() < DEVICES,
-    reason="needs 8 devices: run by test_sharding_on_8_cpu_devices in a subprocess")
+    reason='needs 8 devices: run by test_sharding_on_8_cpu_devices in a subprocess')
 
 SIZE, CLASSES, EPS = 48, 5, 4 / 255
 
 
 def test_sharding_on_8_cpu_devices(tmp_path):
   if CHILD:
-    pytest.skip("this is the child run")
-  env = dict(os.environ, FGSM_JAX_SHARDING_CHILD="1", JAX_PLATFORMS="cpu",
-             XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") +
-                        f" --xla_force_host_platform_device_count={DEVICES}").strip())
-  report = tmp_path / "child.xml"
+    pytest.skip('this is the child run')
+  env = dict(os.environ, FGSM_JAX_SHARDING_CHILD='1', JAX_PLATFORMS='cpu',
+             XLA_FLAGS=(os.environ.get('XLA_FLAGS', '') +
+                        f' --xla_force_host_platform_device_count={DEVICES}').strip())
+  report = tmp_path / 'child.xml'
   result = subprocess.run(
-      [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-       f"--junitxml={report}", str(pathlib.Path(__file__))],
+      [sys.executable, '-m', 'pytest', '-q', '-x', '-p', 'no:cacheprovider',
+       f'--junitxml={report}', str(pathlib.Path(__file__))],
       env=env, capture_output=True, text=True, timeout=1800,
       cwd=pathlib.Path(__file__).resolve().parents[1])
   tail = (result.stdout + result.stderr)[-4000:]
@@ -57,20 +57,20 @@ def test_sharding_on_8_cpu_devices(tmp_path):
   # that run in the parent ("this is the child run"). A child without 8 devices skips the
   # needs_8 tests, and "N passed, M skipped" alone would not notice.
   suite = ElementTree.parse(report).getroot()
-  suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-  skips = {case.get("name"): case.find("skipped").get("message", "")
-           for case in suite.iter("testcase") if case.find("skipped") is not None}
-  wrong = {name: why for name, why in skips.items() if "this is the child run" not in why}
+  suite = suite if suite.tag == 'testsuite' else suite.find('testsuite')
+  skips = {case.get('name'): case.find('skipped').get('message', '')
+           for case in suite.iter('testcase') if case.find('skipped') is not None}
+  wrong = {name: why for name, why in skips.items() if 'this is the child run' not in why}
   assert not wrong, (wrong, tail)
-  assert "test_sharding_on_8_cpu_devices" in skips, tail
-  ran = int(suite.get("tests")) - len(skips)
-  assert int(suite.get("failures")) == int(suite.get("errors")) == 0 and ran >= 9, (ran, tail)
+  assert 'test_sharding_on_8_cpu_devices' in skips, tail
+  ran = int(suite.get('tests')) - len(skips)
+  assert int(suite.get('failures')) == int(suite.get('errors')) == 0 and ran >= 9, (ran, tail)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def model():
   module = fast_original_cnn(CLASSES)
-  params = module.init(jax.random.key(0), jnp.zeros((1, SIZE, SIZE, 3)))["params"]
+  params = module.init(jax.random.key(0), jnp.zeros((1, SIZE, SIZE, 3)))['params']
   return ApplyFn(module), params
 
 
@@ -81,29 +81,29 @@ def _data(n, seed=0):
 
 
 def test_pad_batch_repeats_the_last_example_and_masks_it():
-  batch = {"image": np.arange(5 * 2).reshape(5, 2).astype(np.float32), "label": np.arange(5)}
-  padded, n = sharding.pad_batch(batch, 4, mask_key="mask")
-  assert n == 5 and padded["image"].shape == (8, 2)
-  np.testing.assert_array_equal(padded["label"], [0, 1, 2, 3, 4, 4, 4, 4])
-  np.testing.assert_array_equal(padded["mask"], [1, 1, 1, 1, 1, 0, 0, 0])
+  batch = {'image': np.arange(5 * 2).reshape(5, 2).astype(np.float32), 'label': np.arange(5)}
+  padded, n = sharding.pad_batch(batch, 4, mask_key='mask')
+  assert n == 5 and padded['image'].shape == (8, 2)
+  np.testing.assert_array_equal(padded['label'], [0, 1, 2, 3, 4, 4, 4, 4])
+  np.testing.assert_array_equal(padded['mask'], [1, 1, 1, 1, 1, 0, 0, 0])
   same, n = sharding.pad_batch(batch, 5)
-  assert n == 5 and same["image"].shape == (5, 2) and "mask" not in same
-  with pytest.raises(ValueError, match="same leading"):
-    sharding.pad_batch({"a": np.zeros(3), "b": np.zeros(4)}, 2)
+  assert n == 5 and same['image'].shape == (5, 2) and 'mask' not in same
+  with pytest.raises(ValueError, match='same leading'):
+    sharding.pad_batch({'a': np.zeros(3), 'b': np.zeros(4)}, 2)
 
 
 @needs_8
 def test_shard_batch_splits_the_batch_over_8_devices():
   mesh = sharding.batch_mesh()
-  assert mesh.shape == {"batch": DEVICES}
+  assert mesh.shape == {'batch': DEVICES}
   images, labels = _data(16)
-  placed = sharding.shard_batch({"image": images, "label": labels}, mesh)
-  shards = placed["image"].addressable_shards
+  placed = sharding.shard_batch({'image': images, 'label': labels}, mesh)
+  shards = placed['image'].addressable_shards
   assert len(shards) == DEVICES
   assert len({s.device for s in shards}) == DEVICES
   assert all(s.data.shape == (2, SIZE, SIZE, 3) for s in shards)
   np.testing.assert_array_equal(np.concatenate([np.asarray(s.data) for s in shards]), images)
-  with pytest.raises(ValueError, match="pad it first"):
+  with pytest.raises(ValueError, match='pad it first'):
     sharding.shard_batch(images[:13], mesh)
 
 
@@ -125,7 +125,7 @@ def test_replicate_puts_the_whole_tree_on_every_device(model):
 
 
 @needs_8
-@pytest.mark.parametrize("n", [16, 13, 5])
+@pytest.mark.parametrize('n', [16, 13, 5])
 def test_sharded_fgsm_equals_single_device(model, n):
   apply_fn, params = model
   images, labels = _data(n, seed=n)
@@ -166,7 +166,7 @@ def test_sharded_pgd_with_per_example_keys_equals_single_device(model):
 def test_sharded_train_step_equals_single_device_and_masks_padding():
   config = train.TrainConfig(num_classes=CLASSES, image_size=SIZE, learning_rate=1e-3)
   images, labels = _data(13, seed=5)
-  batch = {"image": images, "label": labels}
+  batch = {'image': images, 'label': labels}
   state0 = train.create_train_state(jax.random.key(0), config)
   single, m_single = train.train_step(jax.tree.map(jnp.array, state0), dict(batch))
 
@@ -175,8 +175,8 @@ def test_sharded_train_step_equals_single_device_and_masks_padding():
   step = sharding.sharded_train_step(mesh)
   sharded, m_sharded = step(state1, batch)
   # The gradient sums over devices in another order: equal to float tolerance.
-  assert float(m_sharded["count"]) == 13.0
-  np.testing.assert_allclose(float(m_sharded["loss"]), float(m_single["loss"]), rtol=1e-5)
+  assert float(m_sharded['count']) == 13.0
+  np.testing.assert_allclose(float(m_sharded['loss']), float(m_single['loss']), rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b),
                                                        rtol=1e-4, atol=1e-6),
                sharded.params, single.params)
@@ -215,13 +215,13 @@ print("ok")
 
 def test_use_cpu_devices_splits_the_cpu_and_sharded_attacks_use_every_device():
   if CHILD:
-    pytest.skip("this is the child run")
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)
-  result = subprocess.run([sys.executable, "-c", _CPU_DEVICES_CHILD], env=env,
+    pytest.skip('this is the child run')
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  env.pop('XLA_FLAGS', None)
+  result = subprocess.run([sys.executable, '-c', _CPU_DEVICES_CHILD], env=env,
                           capture_output=True, text=True, timeout=600,
                           cwd=pathlib.Path(__file__).resolve().parents[1])
-  assert result.returncode == 0 and result.stdout.strip().endswith("ok"), \
+  assert result.returncode == 0 and result.stdout.strip().endswith('ok'), \
       (result.stdout + result.stderr)[-3000:]
 
 
@@ -259,23 +259,23 @@ def test_one_pinned_process_per_core_equals_one_process(tmp_path):
   """The multi-host path on one host: 2 processes (jax.distributed on 127.0.0.1), each pinned
   to a core and holding its half of the batch, attack it as one global batch."""
   if CHILD:
-    pytest.skip("this is the child run")
-  if not hasattr(os, "sched_setaffinity"):
-    pytest.skip("pinning needs Linux")
+    pytest.skip('this is the child run')
+  if not hasattr(os, 'sched_setaffinity'):
+    pytest.skip('pinning needs Linux')
   count, port = 2, processes.free_local_port()
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)
-  procs = [subprocess.Popen([sys.executable, "-c", _PROCESS_CHILD, str(rank), str(count),
-                             str(port), str(tmp_path / f"adv_{rank}.npy")],
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  env.pop('XLA_FLAGS', None)
+  procs = [subprocess.Popen([sys.executable, '-c', _PROCESS_CHILD, str(rank), str(count),
+                             str(port), str(tmp_path / f'adv_{rank}.npy')],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=pathlib.Path(__file__).resolve().parents[1])
            for rank in range(count)]
   for proc in procs:
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output[-3000:]
-  got = np.concatenate([np.load(tmp_path / f"adv_{rank}.npy") for rank in range(count)])
+  got = np.concatenate([np.load(tmp_path / f'adv_{rank}.npy') for rank in range(count)])
   module = fast_original_cnn(5)
-  params = module.init(jax.random.key(0), jnp.zeros((1, 48, 48, 3)))["params"]
+  params = module.init(jax.random.key(0), jnp.zeros((1, 48, 48, 3)))['params']
   rng = np.random.default_rng(7)
   images = rng.random((8, 48, 48, 3), np.float32)
   labels = rng.integers(0, 5, 8).astype(np.int32)
@@ -284,5 +284,5 @@ def test_one_pinned_process_per_core_equals_one_process(tmp_path):
 
 
 def test_use_cpu_devices_rejects_a_count_below_one():
-  with pytest.raises(ValueError, match=">= 1"):
+  with pytest.raises(ValueError, match='>= 1'):
     sharding.use_cpu_devices(0)

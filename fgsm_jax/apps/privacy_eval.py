@@ -103,7 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument('--set', action='append', default=[], metavar='FIELD=VALUE',
                  help="change one of the preset's settings for a research run (repeatable): "
                       'a Preset field (eps=6, texture=0.8, weights=[["mobileface",2]]) or '
-                      'attack.<field> (attack.ti_kernel=9); values are JSON')
+                      'attack.<field> (attack.kernel_size=9); values are JSON')
   p.add_argument('--recognizers', type=cli.recognizer_list, default=DEFAULT,
                  metavar='NAMES', help='recognizers that judge (each with its own clean gallery) '
                  f'and attack as --protocol says, comma-separated: some of {", ".join(NAMES)} '

@@ -18,9 +18,9 @@ ApplyFnLike = Callable[[Params, jnp.ndarray], jnp.ndarray]
 def check_images(images: jnp.ndarray) -> None:
   """Raises ValueError unless images is a floating N x H x W x C array (values in [0, 1])."""
   if images.ndim != 4:
-    raise ValueError(f"expected images N x H x W x C, got shape {images.shape}")
+    raise ValueError(f'expected images N x H x W x C, got shape {images.shape}')
   if not jnp.issubdtype(images.dtype, jnp.floating):
-    raise ValueError(f"expected floating images in [0, 1], got dtype {images.dtype}")
+    raise ValueError(f'expected floating images in [0, 1], got dtype {images.dtype}')
 
 
 def batch_loss(apply_fn: ApplyFnLike, params: Params, images: jnp.ndarray, targets: jnp.ndarray,
@@ -41,7 +41,7 @@ def batch_loss(apply_fn: ApplyFnLike, params: Params, images: jnp.ndarray, targe
 
 def cpu_chunk_of(apply_fn: Any) -> int | None:
   """``apply_fn.cpu_chunk`` if it has one (a positive int), else None."""
-  chunk = getattr(apply_fn, "cpu_chunk", None)
+  chunk = getattr(apply_fn, 'cpu_chunk', None)
   return chunk if isinstance(chunk, int) and chunk > 0 else None
 
 
@@ -55,7 +55,7 @@ def map_batch_chunks(fn: Callable[..., Any], chunk: int, *batched: Any) -> Any:
   """
   n = jax.tree.leaves(batched)[0].shape[0]
   if chunk < 1:
-    raise ValueError(f"chunk must be >= 1, got {chunk}")
+    raise ValueError(f'chunk must be >= 1, got {chunk}')
   if n <= chunk:
     return fn(*batched)
   count = -(-n // chunk)

@@ -29,7 +29,7 @@ from fgsm_jax.attacks.losses import LossFn, cross_entropy
 
 def _check_weights(weights: tuple, k: int) -> None:
   if len(weights) != k:
-    raise ValueError(f"expected {k} ensemble weights, got {len(weights)}")
+    raise ValueError(f'expected {k} ensemble weights, got {len(weights)}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +46,7 @@ class LogitEnsemble:
     outputs = [f(p, images) for f, p in zip(self.apply_fns, params)]
     shapes = {o.shape for o in outputs}
     if len(shapes) != 1:
-      raise ValueError(f"logit fusion needs equal output shapes, got {sorted(shapes)}; use "
+      raise ValueError(f'logit fusion needs equal output shapes, got {sorted(shapes)}; use '
                        "fuse='loss'")
     return sum(w * o.astype(jnp.float32) for w, o in zip(self.weights, outputs))
 
@@ -74,21 +74,21 @@ class EnsembleLoss:
   def __call__(self, outputs: tuple, targets: jnp.ndarray) -> jnp.ndarray:
     _check_weights(self.weights, len(self.loss_fns))
     if len(outputs) != len(self.loss_fns):
-      raise ValueError(f"expected {len(self.loss_fns)} member outputs, got {len(outputs)}")
+      raise ValueError(f'expected {len(self.loss_fns)} member outputs, got {len(outputs)}')
     if targets.ndim == 1:
       parts = [targets] * len(outputs)
     else:
       widths = [o.shape[-1] for o in outputs]
       if targets.shape[-1] != sum(widths):
         raise ValueError(f"expected targets N x {sum(widths)} (members' widths {widths} "
-                         f"concatenated), got {targets.shape}")
+                         f'concatenated), got {targets.shape}')
       bounds = [sum(widths[:i]) for i in range(len(widths) + 1)]
       parts = [targets[..., a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     return sum(w * fn(o, t) for w, fn, o, t in zip(self.weights, self.loss_fns, outputs, parts))
 
 
 def ensemble(members: Sequence[tuple[core.ApplyFnLike, Any]],
-             weights: Sequence[float] | None = None, *, fuse: str = "logits",
+             weights: Sequence[float] | None = None, *, fuse: str = 'logits',
              loss_fn: LossFn | Sequence[LossFn] = cross_entropy
              ) -> tuple[Any, tuple, LossFn]:
   """Builds ``(apply_fn, params, loss_fn)`` attacking all ``members`` together.
@@ -105,19 +105,19 @@ def ensemble(members: Sequence[tuple[core.ApplyFnLike, Any]],
   """
   members = tuple(members)
   if not members:
-    raise ValueError("an ensemble needs at least one (apply_fn, params) member")
+    raise ValueError('an ensemble needs at least one (apply_fn, params) member')
   k = len(members)
   weights = tuple(float(w) for w in weights) if weights is not None else (1.0 / k,) * k
   _check_weights(weights, k)
   apply_fns = tuple(m[0] for m in members)
   params = tuple(m[1] for m in members)
-  if fuse == "logits":
+  if fuse == 'logits':
     if not callable(loss_fn):
       raise ValueError("fuse='logits' takes a single loss_fn")
     return LogitEnsemble(apply_fns, weights), params, loss_fn
-  if fuse == "loss":
+  if fuse == 'loss':
     loss_fns = tuple(loss_fn) if not callable(loss_fn) else (loss_fn,) * k
     if len(loss_fns) != k:
-      raise ValueError(f"expected {k} loss functions, got {len(loss_fns)}")
+      raise ValueError(f'expected {k} loss functions, got {len(loss_fns)}')
     return OutputsTuple(apply_fns), params, EnsembleLoss(loss_fns, weights)
   raise ValueError(f"fuse must be 'logits' or 'loss', got {fuse!r}")

@@ -18,7 +18,7 @@ def eot_pgd(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray
             labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
             transform: transforms_lib.Transform = transforms_lib.default_eot(),
             samples: int = 4, steps: int = 10, step_size: float | jnp.ndarray | None = None,
-            norm: str = "linf", random_init: bool = True, **options: Any) -> jnp.ndarray:
+            norm: str = 'linf', random_init: bool = True, **options: Any) -> jnp.ndarray:
   """PGD whose gradient is a Monte-Carlo estimate of grad_x E_{T ~ transform}[J(T(x), y)]:
 
     g_t = (1/samples) sum_s grad_x J(T_s(x_t), y),   T_s drawn afresh from the key each step,

@@ -15,7 +15,7 @@ from fgsm_jax.attacks import core, validate
 from fgsm_jax.attacks.losses import LossFn, cross_entropy
 
 
-@validate.jit_attack(static_argnames=("apply_fn", "loss_fn", "targeted", "per_example"))
+@validate.jit_attack(static_argnames=('apply_fn', 'loss_fn', 'targeted', 'per_example'))
 def fgm_l2(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
            labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
            loss_fn: LossFn = cross_entropy, targeted: bool = False,

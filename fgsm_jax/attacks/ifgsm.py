@@ -14,7 +14,7 @@ from fgsm_jax.attacks import core, iterative
 
 def ifgsm(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
           labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
-          steps: int = 10, step_size: float | jnp.ndarray | None = None, norm: str = "linf",
+          steps: int = 10, step_size: float | jnp.ndarray | None = None, norm: str = 'linf',
           **options: Any) -> jnp.ndarray:
   """FGSM repeated with small steps, clipped to the eps-ball after each:
 

@@ -50,7 +50,7 @@ from fgsm_jax.attacks.losses import LossFn, cross_entropy
 # done_fn(outputs N x ..., labels) -> bool (N,): the example's goal is met; freeze it.
 DoneFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
 
-NORMS = ("linf", "l2")
+NORMS = ('linf', 'l2')
 
 # Key streams (fold_in tags), so the draws of different purposes never share a key.
 _START, _STEP, _NEIGHBOURS = 0, 1, 2
@@ -62,7 +62,7 @@ def example_keys(key: jax.Array, n: int) -> jax.Array:
   Accepts typed keys (``jax.random.key``) and raw uint32 keys (``jax.random.PRNGKey``).
   """
   if key is None:
-    raise ValueError("this attack is randomised: pass a PRNG key, e.g. jax.random.key(0)")
+    raise ValueError('this attack is randomised: pass a PRNG key, e.g. jax.random.key(0)')
   key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
   if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
     key = jax.random.wrap_key_data(key)
@@ -70,8 +70,8 @@ def example_keys(key: jax.Array, n: int) -> jax.Array:
     return jax.random.split(key, n)
   if key.shape == (n,):
     return key
-  raise ValueError(f"expected one PRNG key or {n} keys (one per example), got key shape "
-                   f"{key.shape}")
+  raise ValueError(f'expected one PRNG key or {n} keys (one per example), got key shape '
+                   f'{key.shape}')
 
 
 def fold_keys(keys: jax.Array, *tags) -> jax.Array:
@@ -82,7 +82,7 @@ def fold_keys(keys: jax.Array, *tags) -> jax.Array:
 
 
 def random_start(keys: jax.Array, images: jnp.ndarray, eps: jnp.ndarray,
-                 norm: str = "linf") -> jnp.ndarray:
+                 norm: str = 'linf') -> jnp.ndarray:
   """A uniform random point of the eps-ball around each image, clipped to [0, 1].
 
   L-inf: x + U(-eps, eps) per pixel (Madry et al. 2018). L2: x + a point uniform in the L2
@@ -91,7 +91,7 @@ def random_start(keys: jax.Array, images: jnp.ndarray, eps: jnp.ndarray,
   """
   eps_b = core._per_example(eps, images)
   shape = images.shape[1:]
-  if norm == "linf":
+  if norm == 'linf':
     noise = jax.vmap(lambda k: jax.random.uniform(k, shape, minval=-1.0, maxval=1.0))(keys)
     return core.clip_to_unit(images + eps_b * noise)
   d = float(images[0].size)
@@ -150,7 +150,7 @@ class Config:
       PNG would be.
   """
   steps: int = 10
-  norm: str = "linf"
+  norm: str = 'linf'
   random_init: bool = False
   decay: float | None = None
   nesterov: bool = False
@@ -169,6 +169,29 @@ class Config:
 
 
 GradientFn = Callable[[jnp.ndarray, jax.Array | None], jnp.ndarray]
+
+
+def check_update_config(config: Config) -> None:
+  """Raises ValueError (one line) for update options ``update_loop`` cannot run: an unknown
+  norm, soft steps off L-inf, a negative momentum decay or soft scale, NI without momentum,
+  an even or non-positive TI kernel size, a non-positive kernel sigma."""
+  c = config
+  if c.norm not in NORMS:
+    raise ValueError(f'norm must be one of {NORMS}, got {c.norm!r}')
+  if not c.soft >= 0:
+    raise ValueError(f'soft must be >= 0 (0: sign steps), got {c.soft}')
+  if c.soft and c.norm != 'linf':
+    raise ValueError(f'soft steps are L-inf steps; got norm {c.norm!r}')
+  if c.decay is not None and not c.decay >= 0:
+    raise ValueError(f'decay must be None (no momentum) or >= 0, got {c.decay}')
+  if c.nesterov and c.decay is None:
+    raise ValueError('nesterov=True needs a momentum decay (decay=1.0 in NI-FGSM)')
+  if c.kernel_size is not None and (c.kernel_size < 1 or c.kernel_size % 2 == 0):
+    raise ValueError(f'kernel_size must be None (no TI smoothing) or odd >= 1, got '
+                     f'{c.kernel_size}')
+  if isinstance(c.kernel_sigma, (int, float)) and not c.kernel_sigma > 0:
+    raise ValueError(f'kernel_sigma must be None ((kernel_size - 1) / 6) or > 0, got '
+                     f'{c.kernel_sigma}')
 
 
 def update_loop(gradient_fn: GradientFn, images: jnp.ndarray, eps: float | jnp.ndarray,
@@ -199,13 +222,12 @@ def update_loop(gradient_fn: GradientFn, images: jnp.ndarray, eps: float | jnp.n
     ``config.quantize``).
   """
   c = config
+  check_update_config(c)
   decay, nesterov, variance_samples = c.decay, c.nesterov, c.variance_samples
-  if c.soft and c.norm != "linf":
-    raise ValueError(f"soft steps are L-inf steps; got norm {c.norm!r}")
   eps_b = core._per_example(eps, images)
   alpha = core._per_example(step_size, images)
   direction = core.step_direction(c.targeted)
-  project = core.project_linf if c.norm == "linf" else core.project_l2
+  project = core.project_linf if c.norm == 'linf' else core.project_l2
   kernel = None
   if c.kernel_size is not None:
     sigma = (c.kernel_size - 1) / 6 if c.kernel_sigma is None else c.kernel_sigma
@@ -213,7 +235,7 @@ def update_loop(gradient_fn: GradientFn, images: jnp.ndarray, eps: float | jnp.n
 
   def gradient(x, grad_keys):
     g = gradient_fn(x, grad_keys)
-    return g if kernel is None else transforms_lib.gaussian_smooth(g, kernel, "zero")
+    return g if kernel is None else transforms_lib.gaussian_smooth(g, kernel, 'zero')
 
   def neighbourhood_gradient(x, t):
     """VMI: mean gradient over x + U(-beta eps, beta eps) neighbours (not clipped, as in
@@ -243,7 +265,7 @@ def update_loop(gradient_fn: GradientFn, images: jnp.ndarray, eps: float | jnp.n
     if decay is not None:
       new_momentum = decay * momentum + g / mean_abs(g, scope)
       g = new_momentum
-    if c.norm == "l2":
+    if c.norm == 'l2':
       update = core.l2_normalize(g)
     elif c.soft > 0:
       update = jnp.clip(g / (c.soft * mean_abs(g, scope)), -1.0, 1.0)
@@ -281,7 +303,7 @@ def update_loop(gradient_fn: GradientFn, images: jnp.ndarray, eps: float | jnp.n
   return adv
 
 
-@validate.jit_attack(static_argnames=("apply_fn", "config"))
+@validate.jit_attack(static_argnames=('apply_fn', 'config'))
 def iterative_attack(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
                      labels: jnp.ndarray, eps: float | jnp.ndarray, *,
                      key: jax.Array | None = None,
@@ -308,13 +330,10 @@ def iterative_attack(apply_fn: core.ApplyFnLike, params: core.Params, images: jn
   c = config
   steps, transform, loss_fn, per_example = c.steps, c.transform, c.loss_fn, c.per_example
   core.check_images(images)
-  if c.norm not in NORMS:
-    raise ValueError(f"norm must be one of {NORMS}, got {c.norm!r}")
+  check_update_config(c)
   if steps < 0 or c.eot_samples < 1 or c.variance_samples < 0:
-    raise ValueError(f"expected steps >= 0, eot_samples >= 1, variance_samples >= 0, got "
-                     f"{steps}, {c.eot_samples}, {c.variance_samples}")
-  if c.nesterov and c.decay is None:
-    raise ValueError("nesterov=True needs a momentum decay (decay=1.0 in NI-FGSM)")
+    raise ValueError(f'expected steps >= 0, eot_samples >= 1, variance_samples >= 0, got '
+                     f'{steps}, {c.eot_samples}, {c.variance_samples}')
   images = images.astype(jnp.float32)
   randomised = c.random_init or transform is not None or c.variance_samples > 0
   keys = example_keys(key, images.shape[0]) if randomised else None

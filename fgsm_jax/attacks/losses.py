@@ -18,15 +18,15 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
   """Softmax cross-entropy of integer labels. logits N x C float, labels N int -> N."""
   if logits.ndim != 2 or labels.shape != logits.shape[:1]:
     raise ValueError(
-        f"expected logits N x C and labels (N,), got {logits.shape} and {labels.shape}")
+        f'expected logits N x C and labels (N,), got {logits.shape} and {labels.shape}')
   return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
 def _squared_distance(descriptors: jnp.ndarray, references: jnp.ndarray) -> jnp.ndarray:
   if descriptors.shape != references.shape or descriptors.ndim != 2:
     raise ValueError(
-        f"expected descriptors and references both N x D, got {descriptors.shape} and "
-        f"{references.shape}")
+        f'expected descriptors and references both N x D, got {descriptors.shape} and '
+        f'{references.shape}')
   diff = descriptors.astype(jnp.float32) - references.astype(jnp.float32)
   return jnp.sum(diff * diff, axis=-1)
 

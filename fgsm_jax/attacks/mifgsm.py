@@ -16,7 +16,7 @@ from fgsm_jax.attacks import core, iterative
 def mifgsm(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
            labels: jnp.ndarray, eps: float | jnp.ndarray, *, key: jax.Array | None = None,
            steps: int = 10, step_size: float | jnp.ndarray | None = None, decay: float = 1.0,
-           norm: str = "linf", **options: Any) -> jnp.ndarray:
+           norm: str = 'linf', **options: Any) -> jnp.ndarray:
   """I-FGSM with an accumulated, L1-normalised gradient (momentum), for transferability:
 
     g_{t+1} = decay * g_t + grad_x J(x_t, y) / ||grad_x J(x_t, y)||_1,

@@ -15,7 +15,7 @@ from fgsm_jax.attacks import core, iterative
 
 def pgd(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray, labels: jnp.ndarray,
         eps: float | jnp.ndarray, *, key: jax.Array | None = None, steps: int = 10,
-        step_size: float | jnp.ndarray | None = None, norm: str = "linf",
+        step_size: float | jnp.ndarray | None = None, norm: str = 'linf',
         random_init: bool = True, **options: Any) -> jnp.ndarray:
   """Projected gradient ascent on the loss from a uniform random point of the eps-ball:
 
@@ -55,4 +55,4 @@ def pgd(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray, la
 def pgd_l2(apply_fn: core.ApplyFnLike, params: core.Params, images: jnp.ndarray,
            labels: jnp.ndarray, eps: float | jnp.ndarray, **kwargs: Any) -> jnp.ndarray:
   """PGD with ``norm='l2'``: eps is each image's L2 radius (pixel units); see ``pgd``."""
-  return pgd(apply_fn, params, images, labels, eps, norm="l2", **kwargs)
+  return pgd(apply_fn, params, images, labels, eps, norm='l2', **kwargs)

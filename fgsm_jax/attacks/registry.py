@@ -33,20 +33,20 @@ Attack = Callable[..., Any]
 
 # name: (attack, its defaults here, the norm eps measures).
 TABLE: dict[str, tuple[Attack, dict[str, Any], str]] = {
-    "fgsm": (fgsm, {}, "linf"),
-    "fgm_l2": (fgm_l2, {}, "l2"),
-    "ifgsm": (ifgsm, dict(steps=10), "linf"),
-    "pgd": (pgd, dict(steps=10), "linf"),
-    "pgd_l2": (pgd, dict(steps=10, norm="l2"), "l2"),
-    "mifgsm": (mifgsm, dict(steps=10, decay=1.0), "linf"),
-    "nifgsm": (nifgsm, dict(steps=10, decay=1.0), "linf"),
-    "vmifgsm": (vmifgsm, dict(steps=10, decay=1.0, samples=20, beta=1.5), "linf"),
-    "difgsm": (difgsm, dict(steps=10, prob=0.5), "linf"),
-    "tifgsm": (tifgsm, dict(steps=10, kernel_size=7), "linf"),
+    'fgsm': (fgsm, {}, 'linf'),
+    'fgm_l2': (fgm_l2, {}, 'l2'),
+    'ifgsm': (ifgsm, dict(steps=10), 'linf'),
+    'pgd': (pgd, dict(steps=10), 'linf'),
+    'pgd_l2': (pgd, dict(steps=10, norm='l2'), 'l2'),
+    'mifgsm': (mifgsm, dict(steps=10, decay=1.0), 'linf'),
+    'nifgsm': (nifgsm, dict(steps=10, decay=1.0), 'linf'),
+    'vmifgsm': (vmifgsm, dict(steps=10, decay=1.0, samples=20, beta=1.5), 'linf'),
+    'difgsm': (difgsm, dict(steps=10, prob=0.5), 'linf'),
+    'tifgsm': (tifgsm, dict(steps=10, kernel_size=7), 'linf'),
     # The usual strong transfer baseline: DI + TI + MI together, straight from the engine.
-    "ditimifgsm": (iterative.run, dict(steps=10, decay=1.0, kernel_size=7,
-                                       transform=ResizePad(min_scale=0.9, prob=0.5)), "linf"),
-    "eot_pgd": (eot_pgd, dict(steps=10, samples=4), "linf"),
+    'ditimifgsm': (iterative.run, dict(steps=10, decay=1.0, kernel_size=7,
+                                       transform=ResizePad(min_scale=0.9, prob=0.5)), 'linf'),
+    'eot_pgd': (eot_pgd, dict(steps=10, samples=4), 'linf'),
 }
 
 ATTACKS: dict[str, Attack] = {name: functools.partial(fn, **defaults)

@@ -58,7 +58,7 @@ def _linear_resize_matrix(out_positions: jnp.ndarray, in_size: int, in_valid: jn
 
 def _apply_separable(image: jnp.ndarray, rows: jnp.ndarray, cols: jnp.ndarray) -> jnp.ndarray:
   """out[i, j, c] = sum_h,w rows[i, h] image[h, w, c] cols[j, w]."""
-  return jnp.einsum("ih,hwc,jw->ijc", rows, image, cols)
+  return jnp.einsum('ih,hwc,jw->ijc', rows, image, cols)
 
 
 def _random_side(key: jax.Array, size: int, min_scale: float) -> jnp.ndarray:
@@ -132,14 +132,14 @@ class DownUpResize:
 def gaussian_kernel(size: int, sigma: jnp.ndarray) -> jnp.ndarray:
   """A normalised 2-D Gaussian, size x size (size odd), standard deviation ``sigma`` pixels."""
   if size < 1 or size % 2 == 0:
-    raise ValueError(f"expected an odd kernel size >= 1, got {size}")
+    raise ValueError(f'expected an odd kernel size >= 1, got {size}')
   x = jnp.arange(size, dtype=jnp.float32) - (size - 1) / 2
   g = jnp.exp(-0.5 * jnp.square(x / jnp.maximum(sigma, 1e-3)))
   g = g / jnp.sum(g)
   return jnp.outer(g, g)
 
 
-def gaussian_smooth(x: jnp.ndarray, kernel: jnp.ndarray, padding: str = "zero") -> jnp.ndarray:
+def gaussian_smooth(x: jnp.ndarray, kernel: jnp.ndarray, padding: str = 'zero') -> jnp.ndarray:
   """Depthwise 2-D convolution of N x H x W x C ``x`` with a k x k ``kernel`` per channel.
 
   ``padding``: 'zero' (as TI-FGSM's reference, tf depthwise_conv2d 'SAME') or 'reflect'
@@ -147,19 +147,19 @@ def gaussian_smooth(x: jnp.ndarray, kernel: jnp.ndarray, padding: str = "zero") 
   """
   k = kernel.shape[0]
   c = x.shape[-1]
-  if padding == "reflect":
+  if padding == 'reflect':
     r = k // 2
-    mode = "reflect" if min(x.shape[1:3]) > r else "edge"
+    mode = 'reflect' if min(x.shape[1:3]) > r else 'edge'
     x = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0)), mode=mode)
-    pad = "VALID"
-  elif padding == "zero":
-    pad = "SAME"
+    pad = 'VALID'
+  elif padding == 'zero':
+    pad = 'SAME'
   else:
     raise ValueError(f"padding must be 'zero' or 'reflect', got {padding!r}")
   rhs = jnp.tile(kernel.astype(x.dtype)[:, :, None, None], (1, 1, 1, c))   # HWIO, I = 1
   return jax.lax.conv_general_dilated(
       x, rhs, window_strides=(1, 1), padding=pad,
-      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=c)
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'), feature_group_count=c)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +177,7 @@ class GaussianBlur:
   def __call__(self, key: jax.Array, image: jnp.ndarray) -> jnp.ndarray:
     k_apply, k_sigma = jax.random.split(key)
     sigma = jax.random.uniform(k_sigma, (), minval=self.min_sigma, maxval=self.max_sigma)
-    out = gaussian_smooth(image[None], gaussian_kernel(self.kernel_size, sigma), "reflect")[0]
+    out = gaussian_smooth(image[None], gaussian_kernel(self.kernel_size, sigma), 'reflect')[0]
     return _maybe(k_apply, self.prob, image, out)
 
 
@@ -228,7 +228,7 @@ def round_cubic(x: jnp.ndarray) -> jnp.ndarray:
   return r + (x - r) ** 3
 
 
-def jpeg_approx(image: jnp.ndarray, quality: jnp.ndarray, rounding: str = "ste") -> jnp.ndarray:
+def jpeg_approx(image: jnp.ndarray, quality: jnp.ndarray, rounding: str = 'ste') -> jnp.ndarray:
   """Differentiable JPEG compress-decompress of one H x W x C image (C = 1 or 3) in [0, 1].
 
   What it computes: baseline JPEG as libjpeg does at 4:4:4 (no chroma subsampling) -- JFIF
@@ -242,12 +242,12 @@ def jpeg_approx(image: jnp.ndarray, quality: jnp.ndarray, rounding: str = "ste")
   """
   h, w, c = image.shape
   if c not in (1, 3):
-    raise ValueError(f"JPEG needs 1 or 3 channels, got image shape {image.shape}")
-  round_fn = {"ste": round_ste, "cubic": round_cubic}.get(rounding)
+    raise ValueError(f'JPEG needs 1 or 3 channels, got image shape {image.shape}')
+  round_fn = {'ste': round_ste, 'cubic': round_cubic}.get(rounding)
   if round_fn is None:
     raise ValueError(f"rounding must be 'ste' or 'cubic', got {rounding!r}")
   ph, pw = -h % 8, -w % 8
-  x = jnp.pad(image.astype(jnp.float32) * 255.0, ((0, ph), (0, pw), (0, 0)), mode="edge")
+  x = jnp.pad(image.astype(jnp.float32) * 255.0, ((0, ph), (0, pw), (0, 0)), mode='edge')
   if c == 3:
     x = x @ jnp.asarray(RGB_TO_YCC).T       # chroma centred on 0 already
     x = x.at[..., 0].add(-128.0)
@@ -278,7 +278,7 @@ class JpegApprox:
   """
   min_quality: int = 50
   max_quality: int = 90
-  rounding: str = "ste"
+  rounding: str = 'ste'
   prob: float = 1.0
 
   def __call__(self, key: jax.Array, image: jnp.ndarray) -> jnp.ndarray:

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("fgsm_jax_validation",
+_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar('fgsm_jax_validation',
                                                                default=True)
 
 
@@ -48,37 +48,37 @@ def _is_concrete(x: Any) -> bool:
 
 def check_attack_inputs(images: Any, labels: Any = None, eps: Any = None) -> None:
   """Raises ValueError for malformed attack inputs (see the module docstring)."""
-  shape = getattr(images, "shape", None)
+  shape = getattr(images, 'shape', None)
   if shape is None or len(shape) != 4:
-    raise ValueError(f"expected images N x H x W x C, got shape {shape}")
+    raise ValueError(f'expected images N x H x W x C, got shape {shape}')
   dtype = jnp.result_type(images)
   if not jnp.issubdtype(dtype, jnp.floating):
-    raise ValueError(f"expected floating images in [0, 1], got dtype {dtype} (divide 8-bit "
-                     "images by 255)")
+    raise ValueError(f'expected floating images in [0, 1], got dtype {dtype} (divide 8-bit '
+                     'images by 255)')
   n = shape[0]
-  label_shape = getattr(labels, "shape", None)
+  label_shape = getattr(labels, 'shape', None)
   if label_shape is not None and len(label_shape) >= 1 and label_shape[0] != n:
-    raise ValueError(f"expected labels for {n} images (leading axis {n}), got shape "
-                     f"{label_shape}")
+    raise ValueError(f'expected labels for {n} images (leading axis {n}), got shape '
+                     f'{label_shape}')
   eps_shape = np.shape(eps) if eps is not None else ()
   if len(eps_shape) >= 1 and eps_shape[0] not in (1, n):
-    raise ValueError(f"expected eps a scalar or ({n},), one per image, got shape {eps_shape}")
+    raise ValueError(f'expected eps a scalar or ({n},), one per image, got shape {eps_shape}')
   if eps is not None and _is_concrete(eps):
     e = np.asarray(jax.device_get(eps), np.float64)
     if np.isnan(e).any():
-      raise ValueError("eps is NaN")
+      raise ValueError('eps is NaN')
     if (e < 0).any():
-      raise ValueError(f"eps must be >= 0 (a negative budget reverses the attack), got "
-                       f"min {e.min():g}")
+      raise ValueError(f'eps must be >= 0 (a negative budget reverses the attack), got '
+                       f'min {e.min():g}')
   if _is_concrete(images) and n and np.prod(shape[1:]):
     # One reduction: NaN propagates through min/max, so it also flags NaN pixels.
     lo, hi = np.asarray(jax.device_get(jnp.stack([jnp.min(images), jnp.max(images)])),
                         np.float64)
     if np.isnan(lo) or np.isnan(hi):
-      raise ValueError("images hold NaN pixels")
+      raise ValueError('images hold NaN pixels')
     if lo < 0.0 or hi > 1.0:
-      raise ValueError(f"expected images in [0, 1], got values in [{lo:g}, {hi:g}] (divide "
-                       "0-255 images by 255)")
+      raise ValueError(f'expected images in [0, 1], got values in [{lo:g}, {hi:g}] (divide '
+                       '0-255 images by 255)')
 
 
 def jit_attack(fn: Callable | None = None, *, static_argnames: tuple[str, ...] = ()
@@ -98,7 +98,7 @@ def jit_attack(fn: Callable | None = None, *, static_argnames: tuple[str, ...] =
   def attack(*args, **kwargs):
     if _ENABLED.get():
       bound = signature.bind_partial(*args, **kwargs).arguments
-      check_attack_inputs(bound.get("images"), bound.get("labels"), bound.get("eps"))
+      check_attack_inputs(bound.get('images'), bound.get('labels'), bound.get('eps'))
     return jitted(*args, **kwargs)
 
   attack.__wrapped__ = fn

@@ -44,7 +44,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-PEERS = ("tf", "torch")
+PEERS = ('tf', 'torch')
 # (features, pool) of the original CNN's conv blocks, as in fgsm_jax.models.OriginalCNN.
 _BLOCKS = ((8, 2), (16, 3), (32, 3))
 
@@ -70,17 +70,17 @@ def tf_model(params: Any, num_classes: int, image_size: int = 160):
   p = _np(params)
   layers = [tf.keras.Input((image_size, image_size, 3))]
   for features, pool in _BLOCKS:
-    layers += [tf.keras.layers.Conv2D(features, 3, padding="same", activation="relu"),
+    layers += [tf.keras.layers.Conv2D(features, 3, padding='same', activation='relu'),
                tf.keras.layers.MaxPooling2D(pool)]
-  layers += [tf.keras.layers.Flatten(), tf.keras.layers.Dense(512, activation="relu"),
+  layers += [tf.keras.layers.Flatten(), tf.keras.layers.Dense(512, activation='relu'),
              tf.keras.layers.Dense(num_classes)]
   model = tf.keras.Sequential(layers)
   convs = [l for l in model.layers if isinstance(l, tf.keras.layers.Conv2D)]
   denses = [l for l in model.layers if isinstance(l, tf.keras.layers.Dense)]
   for i, layer in enumerate(convs):
-    layer.set_weights([p[f"Conv_{i}"]["kernel"], p[f"Conv_{i}"]["bias"]])
+    layer.set_weights([p[f'Conv_{i}']['kernel'], p[f'Conv_{i}']['bias']])
   for i, layer in enumerate(denses):
-    layer.set_weights([p[f"Dense_{i}"]["kernel"], p[f"Dense_{i}"]["bias"]])
+    layer.set_weights([p[f'Dense_{i}']['kernel'], p[f'Dense_{i}']['bias']])
   return model
 
 
@@ -104,7 +104,7 @@ class TFPeer:
   model: Any
   eps: float
   function: bool
-  attack: str = "fgsm"
+  attack: str = 'fgsm'
 
   def __post_init__(self):
     import tensorflow as tf
@@ -113,11 +113,11 @@ class TFPeer:
 
   @property
   def name(self) -> str:
-    return "tf-function" if self.function else "tf-eager"
+    return 'tf-function' if self.function else 'tf-eager'
 
   @property
   def implementation(self) -> str:
-    return f"{self.name} (GradientTape, TensorFlow {_tf_version()})"
+    return f'{self.name} (GradientTape, TensorFlow {_tf_version()})'
 
   def prepare(self, images: np.ndarray, labels: np.ndarray):
     import tensorflow as tf
@@ -164,20 +164,20 @@ def torch_model(params: Any, num_classes: int, image_size: int = 160):
   c_last = _BLOCKS[-1][0]
   with torch.no_grad():
     for i, conv in enumerate(model.convs):
-      conv.weight.copy_(torch.from_numpy(p[f"Conv_{i}"]["kernel"].transpose(3, 2, 0, 1).copy()))
-      conv.bias.copy_(torch.from_numpy(p[f"Conv_{i}"]["bias"]))
+      conv.weight.copy_(torch.from_numpy(p[f'Conv_{i}']['kernel'].transpose(3, 2, 0, 1).copy()))
+      conv.bias.copy_(torch.from_numpy(p[f'Conv_{i}']['bias']))
     # Flax flattens (h, w, c); torch flattens (c, h, w).
-    k0 = p["Dense_0"]["kernel"].reshape(side, side, c_last, -1).transpose(2, 0, 1, 3)
+    k0 = p['Dense_0']['kernel'].reshape(side, side, c_last, -1).transpose(2, 0, 1, 3)
     model.dense0.weight.copy_(torch.from_numpy(k0.reshape(side * side * c_last, -1).T.copy()))
-    model.dense0.bias.copy_(torch.from_numpy(p["Dense_0"]["bias"]))
-    model.dense1.weight.copy_(torch.from_numpy(p["Dense_1"]["kernel"].T.copy()))
-    model.dense1.bias.copy_(torch.from_numpy(p["Dense_1"]["bias"]))
+    model.dense0.bias.copy_(torch.from_numpy(p['Dense_0']['bias']))
+    model.dense1.weight.copy_(torch.from_numpy(p['Dense_1']['kernel'].T.copy()))
+    model.dense1.bias.copy_(torch.from_numpy(p['Dense_1']['bias']))
   return model.eval()
 
 
 def _tree_np(tree: Any) -> Any:
   """A nested dict of arrays as writable float32 NumPy copies."""
-  if isinstance(tree, dict) or hasattr(tree, "items"):
+  if isinstance(tree, dict) or hasattr(tree, 'items'):
     return {k: _tree_np(v) for k, v in tree.items()}
   return np.array(tree, np.float32)
 
@@ -200,12 +200,12 @@ def torch_dlib_model(params: Any):
   p = _tree_np(params)
 
   def conv(leaves: dict, stride: int) -> nn.Conv2d:
-    kernel = leaves["kernel"]                       # HWIO
+    kernel = leaves['kernel']                       # HWIO
     size, _, cin, cout = kernel.shape
     layer = nn.Conv2d(cin, cout, size, stride=stride, padding=size // 2 if stride == 1 else 0)
     with torch.no_grad():
       layer.weight.copy_(torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()))   # -> OIHW
-      layer.bias.copy_(torch.from_numpy(leaves["bias"]))
+      layer.bias.copy_(torch.from_numpy(leaves['bias']))
     return layer
 
   class Affine(nn.Module):
@@ -213,8 +213,8 @@ def torch_dlib_model(params: Any):
 
     def __init__(self, leaves: dict):
       super().__init__()
-      self.scale = nn.Parameter(torch.from_numpy(leaves["scale"]).reshape(1, -1, 1, 1))
-      self.bias = nn.Parameter(torch.from_numpy(leaves["bias"]).reshape(1, -1, 1, 1))
+      self.scale = nn.Parameter(torch.from_numpy(leaves['scale']).reshape(1, -1, 1, 1))
+      self.bias = nn.Parameter(torch.from_numpy(leaves['bias']).reshape(1, -1, 1, 1))
 
     def forward(self, x):
       return x * self.scale + self.bias
@@ -238,10 +238,10 @@ def torch_dlib_model(params: Any):
     def __init__(self, leaves: dict, down: bool):
       super().__init__()
       self.down = down
-      self.conv1 = conv(leaves["conv1"], 2 if down else 1)
-      self.affine1 = Affine(leaves["affine1"])
-      self.conv2 = conv(leaves["conv2"], 1)
-      self.affine2 = Affine(leaves["affine2"])
+      self.conv1 = conv(leaves['conv1'], 2 if down else 1)
+      self.affine1 = Affine(leaves['affine1'])
+      self.conv2 = conv(leaves['conv2'], 1)
+      self.affine2 = Affine(leaves['affine2'])
 
     def forward(self, x):
       y = torch.relu(self.affine1(self.conv1(x)))
@@ -252,12 +252,12 @@ def torch_dlib_model(params: Any):
   class DlibResNetTorch(nn.Module):
     def __init__(self):
       super().__init__()
-      self.register_buffer("mean_rgb", torch.from_numpy(p["mean_rgb"]).reshape(1, 3, 1, 1))
-      self.stem_conv = conv(p["stem_conv"], 2)
-      self.stem_affine = Affine(p["stem_affine"])
-      self.units = nn.ModuleList(ResUnit(p[f"unit{u}"], down)
+      self.register_buffer('mean_rgb', torch.from_numpy(p['mean_rgb']).reshape(1, 3, 1, 1))
+      self.stem_conv = conv(p['stem_conv'], 2)
+      self.stem_affine = Affine(p['stem_affine'])
+      self.units = nn.ModuleList(ResUnit(p[f'unit{u}'], down)
                                  for u, (_, down) in enumerate(RESNET_UNITS))
-      kernel = p["fc"]["kernel"]                    # (in, out)
+      kernel = p['fc']['kernel']                    # (in, out)
       self.fc = nn.Linear(kernel.shape[0], kernel.shape[1], bias=False)
       with torch.no_grad():
         self.fc.weight.copy_(torch.from_numpy(kernel.T.copy()))
@@ -265,7 +265,7 @@ def torch_dlib_model(params: Any):
     def forward(self, chips):
       if chips.ndim != 4 or tuple(chips.shape[1:]) != (3, CHIP_SIZE, CHIP_SIZE):
         raise ValueError(
-            f"expected chips N x 3 x {CHIP_SIZE} x {CHIP_SIZE}, got {tuple(chips.shape)}")
+            f'expected chips N x 3 x {CHIP_SIZE} x {CHIP_SIZE}, got {tuple(chips.shape)}')
       x = (chips * 255.0 - self.mean_rgb) / 256.0
       x = torch.relu(self.stem_affine(self.stem_conv(x)))
       x = functional.max_pool2d(x, 3, 2)
@@ -303,7 +303,7 @@ def dodging_logits(descriptor_model):
 
     def forward(self, x):
       if self.references is None:
-        raise ValueError("set .references (N x D reference descriptors) before calling")
+        raise ValueError('set .references (N x D reference descriptors) before calling')
       diff = self.model(x) - self.references
       d = torch.sum(diff * diff, dim=1)
       return torch.stack([torch.zeros_like(d), d], dim=1)
@@ -348,23 +348,23 @@ def torch_attack(model, attack: str, eps: float, *, steps: int = 10,
                  alpha: float | None = None) -> tuple[Callable, str]:
   """(attack(images NCHW, labels) -> adversarial NCHW, description). PGD starts at x (no
   random start), so its result is comparable with fgsm_jax's ``pgd(random_init=False)``."""
-  if attack not in ("fgsm", "pgd"):
-    raise ValueError(f"no PyTorch peer for attack {attack!r} (fgsm, pgd)")
+  if attack not in ('fgsm', 'pgd'):
+    raise ValueError(f'no PyTorch peer for attack {attack!r} (fgsm, pgd)')
   alpha = eps / steps if alpha is None else alpha
   try:
     import torchattacks
-    if attack == "fgsm":
-      return torchattacks.FGSM(model, eps=eps), f"torchattacks {torchattacks.__version__} FGSM"
+    if attack == 'fgsm':
+      return torchattacks.FGSM(model, eps=eps), f'torchattacks {torchattacks.__version__} FGSM'
     return (torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=False),
-            f"torchattacks {torchattacks.__version__} PGD")
+            f'torchattacks {torchattacks.__version__} PGD')
   except ImportError:
-    if attack == "fgsm":
-      return _HandFGSM(model, eps), "hand-written torch FGSM (torchattacks not importable)"
+    if attack == 'fgsm':
+      return _HandFGSM(model, eps), 'hand-written torch FGSM (torchattacks not importable)'
     return (_HandPGD(model, eps, alpha, steps),
-            "hand-written torch PGD (torchattacks not importable)")
+            'hand-written torch PGD (torchattacks not importable)')
 
 
-LOSSES = ("cross_entropy", "dodging")
+LOSSES = ('cross_entropy', 'dodging')
 
 
 @dataclasses.dataclass
@@ -381,44 +381,44 @@ class TorchPeer:
   eps: float
   steps: int = 10
   alpha: float | None = None
-  name: str = "torch"
-  loss: str = "cross_entropy"
+  name: str = 'torch'
+  loss: str = 'cross_entropy'
 
   def __post_init__(self):
     import torch
     if self.loss not in LOSSES:
-      raise ValueError(f"unknown loss {self.loss!r}; expected one of {LOSSES}")
-    if self.loss == "dodging":
+      raise ValueError(f'unknown loss {self.loss!r}; expected one of {LOSSES}')
+    if self.loss == 'dodging':
       self.model = dodging_logits(self.model)
     # The GPU when this torch build has one (a CUDA wheel), as fgsm_jax's JAX would use it.
-    self.device = "cuda" if torch.cuda.is_available() else "cpu"
+    self.device = 'cuda' if torch.cuda.is_available() else 'cpu'
     self.model = self.model.to(self.device)
     self._fn, self.implementation = torch_attack(self.model, self.attack, self.eps,
                                                  steps=self.steps, alpha=self.alpha)
-    if self.loss == "dodging":
-      self.implementation += " (dodging loss as cross-entropy of [0, ||f(x) - r||^2])"
-    self.implementation += f" on {self.device}"
+    if self.loss == 'dodging':
+      self.implementation += ' (dodging loss as cross-entropy of [0, ||f(x) - r||^2])'
+    self.implementation += f' on {self.device}'
 
   def prepare(self, images: np.ndarray, labels: np.ndarray) -> tuple:
     """(images NCHW, labels[, references]) as tensors on the peer's device."""
     import torch
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(self.device)
-    if self.loss == "dodging":
+    if self.loss == 'dodging':
       refs = np.array(labels, np.float32)
       if refs.ndim != 2 or refs.shape[0] != images.shape[0]:
-        raise ValueError(f"expected reference descriptors N x D for {images.shape[0]} images, "
-                         f"got shape {refs.shape}")
+        raise ValueError(f'expected reference descriptors N x D for {images.shape[0]} images, '
+                         f'got shape {refs.shape}')
       return (x, torch.zeros(len(refs), dtype=torch.int64, device=self.device),
               torch.from_numpy(refs).to(self.device))   # refs: a fresh writable copy
     return x, torch.from_numpy(np.asarray(labels, np.int64)).to(self.device)
 
   def run(self, inputs):
     import torch
-    if self.loss == "dodging":
+    if self.loss == 'dodging':
       images, zeros, self.model.references = inputs
       inputs = (images, zeros)
     out = self._fn(*inputs)
-    if self.device == "cuda":
+    if self.device == 'cuda':
       torch.cuda.synchronize()   # CPU torch is synchronous already
     return out
 
@@ -426,12 +426,12 @@ class TorchPeer:
     return out.detach().cpu().numpy().transpose(0, 2, 3, 1)
 
 
-MODELS = ("cnn", "dlib")
+MODELS = ('cnn', 'dlib')
 
 
 def build_peers(names: list[str], attack: str, params: Any, num_classes: int, eps: float, *,
                 image_size: int = 160, steps: int = 10, alpha: float | None = None,
-                model: str = "cnn") -> list:
+                model: str = 'cnn') -> list:
   """The peers called ``names`` (from PEERS) that exist for ``attack`` on ``model``.
 
   ``model='cnn'``: OriginalCNN's ``params``, cross-entropy on ``num_classes`` logits of
@@ -441,22 +441,22 @@ def build_peers(names: list[str], attack: str, params: Any, num_classes: int, ep
   the dodging loss (labels are reference descriptors); only 'torch' (FGSM and PGD).
   """
   if model not in MODELS:
-    raise ValueError(f"no peers for model {model!r}; expected one of {MODELS}")
+    raise ValueError(f'no peers for model {model!r}; expected one of {MODELS}')
   peers = []
   for name in names:
     if name not in PEERS:
-      raise ValueError(f"unknown peer {name!r}; expected some of {PEERS}")
-    if name == "tf" and attack == "fgsm" and model == "cnn":
+      raise ValueError(f'unknown peer {name!r}; expected some of {PEERS}')
+    if name == 'tf' and attack == 'fgsm' and model == 'cnn':
       keras_model = tf_model(params, num_classes, image_size)
       peers += [TFPeer(keras_model, eps, function=False),
                 TFPeer(keras_model, eps, function=True)]
-    elif name == "torch" and attack in ("fgsm", "pgd"):
-      if model == "cnn":
+    elif name == 'torch' and attack in ('fgsm', 'pgd'):
+      if model == 'cnn':
         peers.append(TorchPeer(torch_model(params, num_classes, image_size), attack, eps,
                                steps=steps, alpha=alpha))
       else:
         peers.append(TorchPeer(torch_dlib_model(params), attack, eps, steps=steps,
-                               alpha=alpha, loss="dodging"))
+                               alpha=alpha, loss='dodging'))
   return peers
 
 
@@ -483,18 +483,18 @@ def compare_adversarials(ours: np.ndarray, theirs: np.ndarray, eps: float,
   ours = np.asarray(ours, np.float32)
   theirs = np.asarray(theirs, np.float32)
   if ours.shape != theirs.shape:
-    raise ValueError(f"shape mismatch: {ours.shape} vs {theirs.shape}")
+    raise ValueError(f'shape mismatch: {ours.shape} vs {theirs.shape}')
   diff = np.abs(ours - theirs)
-  out = {"max_abs_diff": float(diff.max()),
-         "frac_pixels_differ": float(np.mean(diff > eps / 10)),
-         "mean_abs_diff": float(diff.mean())}
+  out = {'max_abs_diff': float(diff.max()),
+         'frac_pixels_differ': float(np.mean(diff > eps / 10)),
+         'mean_abs_diff': float(diff.mean())}
   if gradient is not None:
     g = np.abs(np.asarray(gradient, np.float32))
     if g.shape != ours.shape:
       raise ValueError(f"expected a gradient of the images' shape {ours.shape}, got {g.shape}")
     peak = g.reshape(len(g), -1).max(axis=1).reshape((-1,) + (1,) * (g.ndim - 1))
     decided = g > floor * peak
-    out["frac_pixels_below_floor"] = float(1.0 - decided.mean())
-    out["frac_pixels_differ_above_floor"] = (float(np.mean(diff[decided] > eps / 10))
+    out['frac_pixels_below_floor'] = float(1.0 - decided.mean())
+    out['frac_pixels_differ_above_floor'] = (float(np.mean(diff[decided] > eps / 10))
                                              if decided.any() else 0.0)
   return out

@@ -13,7 +13,7 @@ import statistics
 import time
 from typing import Callable
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2}
+DTYPE_BYTES = {'float32': 4, 'bfloat16': 2}
 # (features, pool) of the original CNN's conv blocks (fgsm_jax.models.OriginalCNN).
 _CNN_BLOCKS = ((8, 2), (16, 3), (32, 3))
 
@@ -48,8 +48,8 @@ def cnn_fgsm_cost(image_size: int = 160, num_classes: int = 50,
   macs += side * side * cin * 512 + 512 * num_classes
   elements += 512 + num_classes
   image = image_size * image_size * 3
-  return {"flops_per_image": 2.0 * 2 * macs,
-          "bytes_per_image": dtype_bytes * 5.0 * elements + 4.0 * 3 * image}
+  return {'flops_per_image': 2.0 * 2 * macs,
+          'bytes_per_image': dtype_bytes * 5.0 * elements + 4.0 * 3 * image}
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -75,9 +75,9 @@ def measure_ceilings(copy_mib: int = 4096, matmul_n: int = 8192, repeats: int = 
   x = jnp.ones((copy_mib * 2**20 // 4,), jnp.float32)
   scale = jax.jit(lambda v: v * 1.5)
   t = _median_seconds(lambda: scale(x).block_until_ready(), repeats)
-  out = {"device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
-         "jax": jax.__version__, "copy_bytes": 2 * x.nbytes, "copy_s": t,
-         "copy_bytes_per_s": 2 * x.nbytes / t, "matmul_n": matmul_n, "matmul_flops_per_s": {}}
+  out = {'device': jax.devices()[0].device_kind, 'backend': jax.default_backend(),
+         'jax': jax.__version__, 'copy_bytes': 2 * x.nbytes, 'copy_s': t,
+         'copy_bytes_per_s': 2 * x.nbytes / t, 'matmul_n': matmul_n, 'matmul_flops_per_s': {}}
   del x
   keys = jax.random.split(jax.random.key(0))
   matmul = jax.jit(jnp.matmul)
@@ -85,7 +85,7 @@ def measure_ceilings(copy_mib: int = 4096, matmul_n: int = 8192, repeats: int = 
     a = jax.random.normal(keys[0], (matmul_n, matmul_n), jnp.float32).astype(dtype)
     b = jax.random.normal(keys[1], (matmul_n, matmul_n), jnp.float32).astype(dtype)
     t = _median_seconds(lambda: matmul(a, b).block_until_ready(), repeats)
-    out["matmul_flops_per_s"][dtype] = 2.0 * matmul_n**3 / t
+    out['matmul_flops_per_s'][dtype] = 2.0 * matmul_n**3 / t
   return out
 
 
@@ -96,23 +96,23 @@ def roofline_rows(records: list[dict], ceilings: dict) -> list[dict]:
   images_per_s, plus attainable_images_per_s, share (measured / attainable), bound ('memory'
   or 'compute') and the achieved bytes/s and FLOP/s under ``cnn_fgsm_cost``'s counts.
   """
-  bw = ceilings["copy_bytes_per_s"]
-  peaks = ceilings["matmul_flops_per_s"]
+  bw = ceilings['copy_bytes_per_s']
+  peaks = ceilings['matmul_flops_per_s']
   rows = []
   for r in records:
-    if r.get("model") not in ("cnn", "cnn-xla", "cnn-fused") or not r.get("images_per_s"):
+    if r.get('model') not in ('cnn', 'cnn-xla', 'cnn-fused') or not r.get('images_per_s'):
       continue
-    dtype = r.get("dtype", "float32")
-    steps = r.get("steps") or 1
+    dtype = r.get('dtype', 'float32')
+    steps = r.get('steps') or 1
     cost = cnn_fgsm_cost(dtype_bytes=DTYPE_BYTES.get(dtype, 4))
-    flops, traffic = steps * cost["flops_per_image"], steps * cost["bytes_per_image"]
-    compute_rate, memory_rate = peaks.get(dtype, peaks["float32"]) / flops, bw / traffic
+    flops, traffic = steps * cost['flops_per_image'], steps * cost['bytes_per_image']
+    compute_rate, memory_rate = peaks.get(dtype, peaks['float32']) / flops, bw / traffic
     attainable = min(compute_rate, memory_rate)
-    rows.append({**{k: r.get(k) for k in ("framework", "attack", "model", "dtype",
-                                          "batch_size", "steps", "images_per_s")},
-                 "attainable_images_per_s": attainable,
-                 "share": r["images_per_s"] / attainable,
-                 "bound": "memory" if memory_rate < compute_rate else "compute",
-                 "achieved_bytes_per_s": r["images_per_s"] * traffic,
-                 "achieved_flops_per_s": r["images_per_s"] * flops})
+    rows.append({**{k: r.get(k) for k in ('framework', 'attack', 'model', 'dtype',
+                                          'batch_size', 'steps', 'images_per_s')},
+                 'attainable_images_per_s': attainable,
+                 'share': r['images_per_s'] / attainable,
+                 'bound': 'memory' if memory_rate < compute_rate else 'compute',
+                 'achieved_bytes_per_s': r['images_per_s'] * traffic,
+                 'achieved_flops_per_s': r['images_per_s'] * flops})
   return rows

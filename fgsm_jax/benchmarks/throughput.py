@@ -108,22 +108,22 @@ from typing import Any, Callable
 
 import numpy as np
 
-PEER_NAMES = ("tf", "torch")
-PEER_MODELS = ("cnn", "dlib")   # models that have peers (fgsm_jax.benchmarks.peers.MODELS)
+PEER_NAMES = ('tf', 'torch')
+PEER_MODELS = ('cnn', 'dlib')   # models that have peers (fgsm_jax.benchmarks.peers.MODELS)
 # Steps of the fallback comparison of iterative attacks (see the docstring): one. On an AVX2
 # CPU (2026-12-07) two PGD steps on the dlib ResNet already differ from torch's in 0.33% of
 # pixels against 7e-6 after one: the second step's gradient is taken at points that one
 # flipped ReLU already set apart (on the AVX-512 machines before, two steps agreed).
 CHECK_STEPS = 1
-DTYPES = ("float32", "bfloat16")
-EXTRA_ATTACKS = ("fgsm_naive",)
+DTYPES = ('float32', 'bfloat16')
+EXTRA_ATTACKS = ('fgsm_naive',)
 
 
 def _cnn_variants() -> dict[str, Callable]:
   from fgsm_jax.models import OriginalCNN, fast_original_cnn
-  return {"cnn": lambda n, dtype: fast_original_cnn(n, dtype),
-          "cnn-xla": lambda n, dtype: OriginalCNN(num_classes=n, dtype=dtype),
-          "cnn-fused": lambda n, dtype: fast_original_cnn(n, dtype, impl="fused")}
+  return {'cnn': lambda n, dtype: fast_original_cnn(n, dtype),
+          'cnn-xla': lambda n, dtype: OriginalCNN(num_classes=n, dtype=dtype),
+          'cnn-fused': lambda n, dtype: fast_original_cnn(n, dtype, impl='fused')}
 
 
 # --models name of the original CNN -> (num_classes, dtype) -> its module.
@@ -134,7 +134,7 @@ def models_available() -> list[str]:
   names = list(CNN_VARIANTS)
   try:
     import fgsm_jax.models.dlib_resnet  # noqa: F401
-    names.append("dlib")
+    names.append('dlib')
   except ImportError:
     pass
   return names
@@ -160,31 +160,31 @@ def build_workload(model: str, dtype: str, num_classes: int, seed: int) -> Workl
   import jax.numpy as jnp
   from fgsm_jax.attacks import losses
   from fgsm_jax.models import ApplyFn
-  compute = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype]
+  compute = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[dtype]
   if model in CNN_VARIANTS:
     module = CNN_VARIANTS[model](num_classes, compute)
-    params = module.init(jax.random.key(seed), jnp.zeros((1, 160, 160, 3)))["params"]
+    params = module.init(jax.random.key(seed), jnp.zeros((1, 160, 160, 3)))['params']
     return Workload(model, dtype, ApplyFn(module), params, 160, losses.cross_entropy,
                     lambda rng, n: rng.integers(0, num_classes, n).astype(np.int32),
-                    "random (Flax init)")
-  if model == "dlib":
+                    'random (Flax init)')
+  if model == 'dlib':
     from fgsm_jax.models import dlib_resnet
-    if dtype != "float32":
-      raise NotImplementedError("DlibResNet computes in float32 only")
+    if dtype != 'float32':
+      raise NotImplementedError('DlibResNet computes in float32 only')
     module = dlib_resnet.fast_dlib_resnet()
     size = dlib_resnet.CHIP_SIZE
     try:
       params, weights = dlib_resnet.load_dlib_resnet(), "dlib's trained weights"
     except (dlib_resnet.DlibModelError, FileNotFoundError):   # bad or no model file
-      params = module.init(jax.random.key(seed), jnp.zeros((1, size, size, 3)))["params"]
-      weights = "random (Flax init)"
+      params = module.init(jax.random.key(seed), jnp.zeros((1, size, size, 3)))['params']
+      weights = 'random (Flax init)'
     dim = dlib_resnet.DESCRIPTOR_DIM
     # Dodging away from a descriptor that is not the image's own (at its own, the loss and
     # its gradient are 0).
     return Workload(model, dtype, ApplyFn(module), params, size, losses.dodging,
                     lambda rng, n: (0.1 * rng.standard_normal((n, dim))).astype(np.float32),
                     weights)
-  raise ValueError(f"unknown model {model!r}")
+  raise ValueError(f'unknown model {model!r}')
 
 
 def attack_function(attack: str, work: Workload, eps: float, steps: int,
@@ -195,17 +195,17 @@ def attack_function(attack: str, work: Workload, eps: float, steps: int,
   """
   from fgsm_jax.attacks import ATTACKS, fgsm
   from fgsm_jax.models import ApplyFn, OriginalCNN
-  if attack == "fgsm_naive":   # the library's plain FGSM, jit(vmap(grad)), on the plain network
+  if attack == 'fgsm_naive':   # the library's plain FGSM, jit(vmap(grad)), on the plain network
     apply_fn = ApplyFn(work.apply_fn.module, cpu_chunk=None)
     if work.model in CNN_VARIANTS:
       apply_fn = ApplyFn(OriginalCNN(work.apply_fn.module.num_classes,
                                      dtype=work.apply_fn.module.dtype), cpu_chunk=None)
     return lambda params, images, labels, key: fgsm(apply_fn, params, images, labels, eps,
                                                     loss_fn=work.loss_fn)
-  overrides: dict[str, Any] = {"loss_fn": work.loss_fn}
-  if attack != "fgsm" and attack != "fgm_l2":
-    overrides["steps"] = steps
-  if attack in ("pgd", "pgd_l2"):
+  overrides: dict[str, Any] = {'loss_fn': work.loss_fn}
+  if attack != 'fgsm' and attack != 'fgm_l2':
+    overrides['steps'] = steps
+  if attack in ('pgd', 'pgd_l2'):
     overrides.update(random_init=False,
                      step_size=pgd_step_size(eps, steps) if step_size is None else step_size)
   fn = ATTACKS[attack]
@@ -222,7 +222,7 @@ def pgd_step_size(eps: float, steps: int) -> float:
 def _device_info() -> tuple[str, str]:
   import jax
   d = jax.devices()[0]
-  return jax.default_backend(), f"{d.device_kind} x{jax.device_count()}"
+  return jax.default_backend(), f'{d.device_kind} x{jax.device_count()}'
 
 
 def _peak_bytes() -> int | None:
@@ -231,12 +231,12 @@ def _peak_bytes() -> int | None:
     stats = jax.devices()[0].memory_stats()
   except Exception:   # not every backend implements it
     return None
-  return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+  return int(stats['peak_bytes_in_use']) if stats and 'peak_bytes_in_use' in stats else None
 
 
 class JaxRunner:
   """fgsm_jax's attack, compiled once; ``call()`` runs it to completion."""
-  framework = "fgsm_jax"
+  framework = 'fgsm_jax'
 
   def __init__(self, attack: str, work: Workload, batch: int, eps: float, steps: int,
                images: np.ndarray, targets: np.ndarray):
@@ -248,7 +248,7 @@ class JaxRunner:
     if self.devices > 1:   # data-parallel over the devices (--cpu-devices)
       mesh = sharding.batch_mesh()
       if batch % self.devices:
-        raise ValueError(f"batch {batch} does not split over {self.devices} devices")
+        raise ValueError(f'batch {batch} does not split over {self.devices} devices')
       fn = sharding.data_parallel(attack_fn, mesh, 4, batched_argnums=(1, 2))
       images, targets = sharding.shard_batch((images, targets), mesh)
       # Placed once: unplaced parameters would be copied to every device on every call.
@@ -272,15 +272,15 @@ class JaxRunner:
     self.flops_per_image = self.bytes_accessed_per_image = None
     try:   # of one device's program: meaningless per image of a sharded batch
       if self.devices > 1:
-        raise ValueError("sharded")
+        raise ValueError('sharded')
       cost = self.compiled.cost_analysis()
       cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-      self.flops_per_image = float(cost["flops"]) / batch
-      self.bytes_accessed_per_image = float(cost["bytes accessed"]) / batch
+      self.flops_per_image = float(cost['flops']) / batch
+      self.bytes_accessed_per_image = float(cost['bytes accessed']) / batch
     except Exception:   # likewise
       pass
-    where = f", sharded over {self.devices} devices" if self.devices > 1 else ""
-    self.implementation = f"fgsm_jax ({work.model}, {work.dtype}{where})"
+    where = f', sharded over {self.devices} devices' if self.devices > 1 else ''
+    self.implementation = f'fgsm_jax ({work.model}, {work.dtype}{where})'
 
   def call(self):
     return self.compiled(*self.args).block_until_ready()
@@ -313,39 +313,39 @@ class PeerRunner:
 class ProcessRunner:
   """fgsm_jax's attack run by ``count`` worker processes (``python -m
   fgsm_jax.benchmarks.workers``; the protocol is that module's docstring)."""
-  framework = "fgsm_jax"
+  framework = 'fgsm_jax'
 
   def __init__(self, attack: str, model: str, dtype: str, batch: int, count: int,
                args: argparse.Namespace, images: np.ndarray, targets: np.ndarray):
     self.devices = count
     self.temp_bytes = self.flops_per_image = self.bytes_accessed_per_image = None
-    self.implementation = (f"fgsm_jax ({model}, {dtype}, {count} processes, one per core, "
-                           f"jax.distributed)")
-    self.dir = pathlib.Path(tempfile.mkdtemp(prefix="fgsm_jax_workers_"))
+    self.implementation = (f'fgsm_jax ({model}, {dtype}, {count} processes, one per core, '
+                           f'jax.distributed)')
+    self.dir = pathlib.Path(tempfile.mkdtemp(prefix='fgsm_jax_workers_'))
     self.procs: list[subprocess.Popen] = []
     try:
-      np.save(self.dir / "images.npy", images)
-      np.save(self.dir / "targets.npy", targets)
+      np.save(self.dir / 'images.npy', images)
+      np.save(self.dir / 'targets.npy', targets)
       job = dict(attack=attack, model=model, dtype=dtype, batch=batch, steps=args.steps,
                  eps=args.eps, num_classes=args.num_classes, seed=args.seed)
-      (self.dir / "job.json").write_text(json.dumps(job))
+      (self.dir / 'job.json').write_text(json.dumps(job))
       from fgsm_jax import processes
       port = processes.free_local_port()
       for rank in range(count):
-        with open(self.dir / f"worker_{rank}.log", "w") as log:
+        with open(self.dir / f'worker_{rank}.log', 'w') as log:
           self.procs.append(subprocess.Popen(
-              [sys.executable, "-m", "fgsm_jax.benchmarks.workers", str(rank), str(count),
+              [sys.executable, '-m', 'fgsm_jax.benchmarks.workers', str(rank), str(count),
                str(port), str(self.dir)],
               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
               bufsize=1))
-      self.compile_s = max(float(reply.split()[1]) for reply in self._expect("ready"))
+      self.compile_s = max(float(reply.split()[1]) for reply in self._expect('ready'))
     except BaseException:
       self.close()
       raise
 
   def _send(self, command: str):
     for proc in self.procs:
-      proc.stdin.write(command + "\n")
+      proc.stdin.write(command + '\n')
       proc.stdin.flush()
 
   def _expect(self, word: str) -> list[str]:
@@ -353,28 +353,28 @@ class ProcessRunner:
     for rank, proc in enumerate(self.procs):
       line = proc.stdout.readline()
       if not line.startswith(word):
-        log = (self.dir / f"worker_{rank}.log").read_text(errors="replace").strip()
-        last = log.splitlines()[-1] if log else "(no output)"
-        raise RuntimeError(f"worker {rank} of {len(self.procs)} answered {line.strip()!r} "
-                           f"instead of {word!r}; its last log line: {last}")
+        log = (self.dir / f'worker_{rank}.log').read_text(errors='replace').strip()
+        last = log.splitlines()[-1] if log else '(no output)'
+        raise RuntimeError(f'worker {rank} of {len(self.procs)} answered {line.strip()!r} '
+                           f'instead of {word!r}; its last log line: {last}')
       replies.append(line)
     return replies
 
   def call(self):
-    self._send("run")
-    self._expect("done")
+    self._send('run')
+    self._expect('done')
 
   def result(self) -> np.ndarray:
-    self._send("save")
-    self._expect("saved")
-    return np.concatenate([np.load(self.dir / f"adversarial_{rank}.npy")
+    self._send('save')
+    self._expect('saved')
+    return np.concatenate([np.load(self.dir / f'adversarial_{rank}.npy')
                            for rank in range(len(self.procs))])
 
   def close(self):
     for proc in self.procs:
       try:
         if proc.poll() is None:
-          proc.stdin.write("quit\n")
+          proc.stdin.write('quit\n')
           proc.stdin.flush()
         proc.wait(timeout=60)
       except (OSError, subprocess.TimeoutExpired):
@@ -403,8 +403,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[l
   batch_sizes, peers, cpu_processes, ...); returns (records, every peer matched)."""
   import jax
   backend, device = _device_info()
-  log(f"backend {backend}, device {device}, jax {jax.__version__}, "
-      f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+  log(f'backend {backend}, device {device}, jax {jax.__version__}, '
+      f'{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}')
   records: list[dict] = []
   all_match = True
   rng = np.random.default_rng(args.seed)
@@ -413,10 +413,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[l
       try:
         work = build_workload(model, dtype, args.num_classes, args.seed)
       except NotImplementedError as e:
-        log(f"skip {model} {dtype}: {e}")
+        log(f'skip {model} {dtype}: {e}')
         continue
       for attack in args.attacks:
-        steps = None if attack in ("fgsm", "fgm_l2", "fgsm_naive") else args.steps
+        steps = None if attack in ('fgsm', 'fgm_l2', 'fgsm_naive') else args.steps
         for batch in args.batch_sizes:
           images = rng.random((batch, work.image_size, work.image_size, 3), np.float32)
           targets = work.make_targets(rng, batch)
@@ -427,13 +427,13 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[l
             else:
               ours = JaxRunner(attack, work, batch, args.eps, args.steps, images, targets)
           except Exception as e:   # e.g. bfloat16 unsupported on this backend
-            log(f"skip {attack} {model} {dtype} batch {batch}: "
+            log(f'skip {attack} {model} {dtype} batch {batch}: '
                 f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             continue
           try:
             runners: list = [ours]
             matches: dict[int, dict] = {}
-            if args.peers and model in PEER_MODELS and dtype == "float32":
+            if args.peers and model in PEER_MODELS and dtype == 'float32':
               from fgsm_jax.benchmarks import peers as peers_lib
               adv = ours.result()
               for peer in peers_lib.build_peers(
@@ -448,15 +448,15 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[l
                 # One flipped sign changes every later gradient of an iterative attack, so
                 # its allowance grows with the steps. A single step is judged where its
                 # gradient is above the rounding floor (peers_lib.GRADIENT_FLOOR).
-                differ = match.get("frac_pixels_differ_above_floor", match["frac_pixels_differ"])
-                match["ok"] = differ <= args.peer_tolerance * (steps or 1)
-                if not match["ok"] and steps is not None and steps > CHECK_STEPS:
+                differ = match.get('frac_pixels_differ_above_floor', match['frac_pixels_differ'])
+                match['ok'] = differ <= args.peer_tolerance * (steps or 1)
+                if not match['ok'] and steps is not None and steps > CHECK_STEPS:
                   short = _short_check(args, attack, work, model, peer, images, targets, steps)
                   match.update(check_steps=CHECK_STEPS, check_frac_pixels_differ=short)
-                  match["ok"] = short <= args.peer_tolerance * CHECK_STEPS
-                if not match["ok"]:
+                  match['ok'] = short <= args.peer_tolerance * CHECK_STEPS
+                if not match['ok']:
                   all_match = False
-                  log(f"MISMATCH {peer.name} {attack} batch {batch}: {match}; not timed")
+                  log(f'MISMATCH {peer.name} {attack} batch {batch}: {match}; not timed')
                   records.append(_record(attack, model, batch, dtype, None, None, backend,
                                          device, steps, runner, [], match=match))
                   continue
@@ -475,9 +475,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[l
                             runner, t, peak_bytes=peak if i == 0 else None,
                             match=matches.get(i))
               if i == 0 and args.cpu_processes > 1:   # the parent's JAX is one device
-                rec["device"] = f"{device.rsplit(' x', 1)[0]} x{args.cpu_processes}"
+                rec['device'] = f"{device.rsplit(' x', 1)[0]} x{args.cpu_processes}"
               if i > 0:
-                rec["ratio"] = ours_rate / rate
+                rec['ratio'] = ours_rate / rate
               records.append(rec)
               log(_line(rec))
           finally:
@@ -485,7 +485,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> tuple[l
   return records, all_match
 
 
-def _input_gradient(work: "Workload", images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+def _input_gradient(work: 'Workload', images: np.ndarray, targets: np.ndarray) -> np.ndarray:
   """The plain float32 input gradient of the workload's loss (what a single step's sign is
   taken of), for judging peers above the rounding floor."""
   import jax
@@ -504,45 +504,45 @@ def _short_check(args: argparse.Namespace, attack: str, work: Workload, model: s
   alpha = pgd_step_size(args.eps, steps)
   fn = jax.jit(attack_function(attack, work, args.eps, CHECK_STEPS, step_size=alpha))
   ours = np.asarray(fn(work.params, images, targets, jax.random.key(0)))
-  kind = "tf" if peer.name.startswith("tf") else peer.name
+  kind = 'tf' if peer.name.startswith('tf') else peer.name
   [short_peer] = [p for p in peers_lib.build_peers(
       [kind], attack, work.params, args.num_classes, args.eps, image_size=work.image_size,
       steps=CHECK_STEPS, alpha=alpha, model=model) if p.name == peer.name]
   theirs = short_peer.to_numpy(short_peer.run(short_peer.prepare(images, targets)))
-  return peers_lib.compare_adversarials(ours, theirs, args.eps)["frac_pixels_differ"]
+  return peers_lib.compare_adversarials(ours, theirs, args.eps)['frac_pixels_differ']
 
 
 def _record(attack, model, batch, dtype, rate, compile_s, backend, device, steps, runner,
             times, *, peak_bytes=None, match=None) -> dict:
-  rec = {"attack": attack, "model": model, "batch_size": batch, "dtype": dtype,
-         "images_per_s": rate, "compile_s": compile_s, "backend": backend, "device": device,
-         "devices": runner.devices, "precision": _precision(), "peak_bytes": peak_bytes,
-         "temp_bytes": runner.temp_bytes, "flops_per_image": runner.flops_per_image,
-         "bytes_accessed_per_image": runner.bytes_accessed_per_image, "steps": steps,
-         "framework": runner.framework, "implementation": runner.implementation,
-         "times_s": [round(t, 6) for t in times]}
+  rec = {'attack': attack, 'model': model, 'batch_size': batch, 'dtype': dtype,
+         'images_per_s': rate, 'compile_s': compile_s, 'backend': backend, 'device': device,
+         'devices': runner.devices, 'precision': _precision(), 'peak_bytes': peak_bytes,
+         'temp_bytes': runner.temp_bytes, 'flops_per_image': runner.flops_per_image,
+         'bytes_accessed_per_image': runner.bytes_accessed_per_image, 'steps': steps,
+         'framework': runner.framework, 'implementation': runner.implementation,
+         'times_s': [round(t, 6) for t in times]}
   if match is not None:
-    rec["match"] = match
+    rec['match'] = match
   return rec
 
 
 def _precision() -> str:
   import jax
-  return jax.config.jax_default_matmul_precision or "default"
+  return jax.config.jax_default_matmul_precision or 'default'
 
 
 def _line(rec: dict) -> str:
-  rate = "-" if rec["images_per_s"] is None else f"{rec['images_per_s']:9.1f} img/s"
-  comp = "" if rec["compile_s"] is None else f"  compile {rec['compile_s']:6.2f} s"
-  ratio = f"  fgsm_jax/peer {rec['ratio']:5.2f}x" if "ratio" in rec else ""
-  match = ""
-  if "match" in rec:
-    m = rec["match"]
+  rate = '-' if rec['images_per_s'] is None else f"{rec['images_per_s']:9.1f} img/s"
+  comp = '' if rec['compile_s'] is None else f"  compile {rec['compile_s']:6.2f} s"
+  ratio = f"  fgsm_jax/peer {rec['ratio']:5.2f}x" if 'ratio' in rec else ''
+  match = ''
+  if 'match' in rec:
+    m = rec['match']
     match = f"  differ {m['frac_pixels_differ']:.1e} max {m['max_abs_diff']:.3f}"
-    if "frac_pixels_differ_above_floor" in m:
+    if 'frac_pixels_differ_above_floor' in m:
       match += f" (above the gradient floor {m['frac_pixels_differ_above_floor']:.1e})"
-    if "check_steps" in m:
+    if 'check_steps' in m:
       match += f" (first {m['check_steps']} steps: differ {m['check_frac_pixels_differ']:.1e})"
-  steps = f" {rec['steps']} steps" if rec["steps"] else ""
+  steps = f" {rec['steps']} steps" if rec['steps'] else ''
   return (f"{rec['attack']:>10s}{steps} {rec['model']:>7s} {rec['dtype']:>8s} "
           f"batch {rec['batch_size']:4d} {rec['framework']:>12s} {rate}{comp}{ratio}{match}")

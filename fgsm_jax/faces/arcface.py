@@ -87,7 +87,7 @@ def arcface_points(landmarks68: np.ndarray) -> np.ndarray:
   """
   lm = np.asarray(landmarks68, np.float64)
   if lm.shape != (68, 2):
-    raise ValueError(f'expected 68 x 2 landmarks (x, y) from dlib\'s 68-point predictor, '
+    raise ValueError(f"expected 68 x 2 landmarks (x, y) from dlib's 68-point predictor, "
                      f'got shape {lm.shape}')
   return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
 

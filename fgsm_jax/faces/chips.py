@@ -302,7 +302,7 @@ def chip_plan(transform: ChipTransform, window_hw: tuple[int, int] | None = None
     window_hw = (-(-ch // bucket) * bucket, -(-cw // bucket) * bucket)
   wh, ww = int(window_hw[0]), int(window_hw[1])
   if wh < ch or ww < cw:
-    raise ValueError(f'window {window_hw} is smaller than the chip\'s crop of {ch} x {cw}')
+    raise ValueError(f"window {window_hw} is smaller than the chip's crop of {ch} x {cw}")
   lh, lw = _level_shape(ch, cw, transform.n_down)  # the level dlib samples
   wlh, wlw = _level_shape(wh, ww, transform.n_down)  # the same level of the window
   a, b, c, d, e, f = transform.affine
@@ -363,7 +363,7 @@ def extract_chip(photo: jax.Array, chip: ChipTransform | ChipPlan, size: int | N
   """
   plan = chip_plan(chip) if isinstance(chip, ChipTransform) else chip
   if size is not None and size != plan.size:
-    raise ValueError(f'size {size} differs from the transform\'s chip size {plan.size}; '
+    raise ValueError(f"size {size} differs from the transform's chip size {plan.size}; "
                      'build the transform with chip_transform(..., size=size)')
   photo = jnp.asarray(photo)
   if photo.ndim not in (3, 4) or photo.shape[-1] != 3:

@@ -15,15 +15,15 @@ from fgsm_jax.models.resnet import ResNet, fast_resnet  # noqa: F401
 
 # Classifier constructors by name (num_classes -> module, fast forms), for configs and flags.
 CLASSIFIERS: dict[str, Callable[[int], nn.Module]] = {
-    "cnn": fast_original_cnn,
-    "resnet": fast_resnet,
+    'cnn': fast_original_cnn,
+    'resnet': fast_resnet,
 }
 
 
 def build_classifier(name: str, num_classes: int) -> nn.Module:
   """The classifier called ``name`` (a key of CLASSIFIERS) with ``num_classes`` outputs."""
   if name not in CLASSIFIERS:
-    raise ValueError(f"unknown model {name!r}; expected one of {sorted(CLASSIFIERS)}")
+    raise ValueError(f'unknown model {name!r}; expected one of {sorted(CLASSIFIERS)}')
   return CLASSIFIERS[name](num_classes)
 
 # dlib's face-recognition ResNet (150x150 aligned chip -> 128-D descriptor) and its files.

@@ -9,16 +9,16 @@ import jax.numpy as jnp
 
 from fgsm_jax.ops.conv_relu_pool import FusedConvReluPool
 
-AUTO = "auto"
+AUTO = 'auto'
 
 
-def check_face_batch(x: jnp.ndarray, size: int, what: str = "crops") -> None:
+def check_face_batch(x: jnp.ndarray, size: int, what: str = 'crops') -> None:
   """Raises ValueError unless ``x`` is an N x size x size x 3 float batch (RGB in [0, 1]):
   the input every face network of ``fgsm_jax.models`` takes, checked once at trace time."""
   if x.ndim != 4 or x.shape[1:] != (size, size, 3):
-    raise ValueError(f"expected {what} N x {size} x {size} x 3, got {x.shape}")
+    raise ValueError(f'expected {what} N x {size} x {size} x 3, got {x.shape}')
   if not jnp.issubdtype(x.dtype, jnp.floating):
-    raise ValueError(f"expected float {what} in [0, 1], got dtype {x.dtype}")
+    raise ValueError(f'expected float {what} in [0, 1], got dtype {x.dtype}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,14 +38,14 @@ class ApplyFn:
 
   def __post_init__(self):
     if self.cpu_chunk == AUTO:
-      object.__setattr__(self, "cpu_chunk", default_cpu_chunk(self.module))
+      object.__setattr__(self, 'cpu_chunk', default_cpu_chunk(self.module))
     elif self.cpu_chunk is not None and (not isinstance(self.cpu_chunk, int)
                                          or self.cpu_chunk < 1):
       raise ValueError(f"cpu_chunk must be a positive int, None or 'auto', got "
-                       f"{self.cpu_chunk!r}")
+                       f'{self.cpu_chunk!r}')
 
   def __call__(self, params, images: jnp.ndarray) -> jnp.ndarray:
-    return self.module.apply({"params": params}, images)
+    return self.module.apply({'params': params}, images)
 
 
 def default_cpu_chunk(module: nn.Module) -> int | None:
@@ -57,8 +57,8 @@ def default_cpu_chunk(module: nn.Module) -> int | None:
   otherwise: the plain blocks' reduce_window gradient, and dlib's ResNet, run slower inside
   XLA:CPU's chunk loop than over a whole batch.
   """
-  block = getattr(module, "block", None)
-  block = getattr(block, "func", block)   # a functools.partial of the block
+  block = getattr(module, 'block', None)
+  block = getattr(block, 'func', block)   # a functools.partial of the block
   if isinstance(block, type) and issubclass(block, FusedConvReluPool):
     return 4
   return None

@@ -29,7 +29,7 @@ class ConvReluPool(nn.Conv):
   def __call__(self, x):
     x = nn.relu(super().__call__(x))
     return nn.max_pool(x, (self.pool, self.pool), strides=(self.pool, self.pool),
-                       padding="VALID")
+                       padding='VALID')
 
 
 class OriginalCNN(nn.Module):
@@ -56,11 +56,11 @@ class OriginalCNN(nn.Module):
   @nn.compact
   def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
     if images.ndim != 4 or images.shape[-1] != 3:
-      raise ValueError(f"expected images N x H x W x 3, got shape {images.shape}")
+      raise ValueError(f'expected images N x H x W x 3, got shape {images.shape}')
     x = images.astype(self.dtype)
     for i, (features, pool) in enumerate(LAYERS):
-      x = self.block(features, (3, 3), padding="SAME", pool=pool, dtype=self.dtype,
-                     name=f"Conv_{i}")(x)
+      x = self.block(features, (3, 3), padding='SAME', pool=pool, dtype=self.dtype,
+                     name=f'Conv_{i}')(x)
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(512, dtype=self.dtype)(x))
     x = nn.Dense(self.num_classes, dtype=self.dtype)(x)
@@ -69,12 +69,12 @@ class OriginalCNN(nn.Module):
 
 
 def fast_original_cnn(num_classes: int, dtype: Any = jnp.float32,
-                      impl: str = "auto") -> OriginalCNN:
+                      impl: str = 'auto') -> OriginalCNN:
   """``OriginalCNN`` with the fused conv-ReLU-pool blocks (``ops.conv_relu_pool``; ``impl``
   'auto': fused on CPU and CUDA GPUs, plain elsewhere; 'fused' everywhere). Same params."""
-  block = FusedConvReluPool if impl == "auto" else _FUSED_BLOCKS[impl]
+  block = FusedConvReluPool if impl == 'auto' else _FUSED_BLOCKS[impl]
   return OriginalCNN(num_classes=num_classes, dtype=dtype, block=block)
 
 
 # Module-level partials, so two fast_original_cnn(...) with one impl hash equal (one compile).
-_FUSED_BLOCKS = {"fused": functools.partial(FusedConvReluPool, impl="fused")}
+_FUSED_BLOCKS = {'fused': functools.partial(FusedConvReluPool, impl='fused')}

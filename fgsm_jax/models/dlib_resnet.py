@@ -71,8 +71,8 @@ class _Affine(nn.Module):
 
   @nn.compact
   def __call__(self) -> tuple[jax.Array, jax.Array]:
-    scale = self.param("scale", nn.initializers.ones, (self.features,), jnp.float32)
-    bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+    scale = self.param('scale', nn.initializers.ones, (self.features,), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
     return scale, bias
 
 
@@ -105,12 +105,12 @@ class _ResUnit(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     stride = 2 if self.down else 1
-    conv1 = _con(self.conv, self.features, 3, stride, "conv1")
-    y = nn.relu(conv1(x, *_Affine(self.features, name="affine1")()))
-    conv2 = _con(self.conv, self.features, 3, 1, "conv2")
-    y = conv2(y, *_Affine(self.features, name="affine2")())
+    conv1 = _con(self.conv, self.features, 3, stride, 'conv1')
+    y = nn.relu(conv1(x, *_Affine(self.features, name='affine1')()))
+    conv2 = _con(self.conv, self.features, 3, 1, 'conv2')
+    y = conv2(y, *_Affine(self.features, name='affine2')())
     # residual_down's shortcut: avg_pool<2,2,2,2> of the input (channel count unchanged).
-    shortcut = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="VALID") if self.down else x
+    shortcut = nn.avg_pool(x, (2, 2), strides=(2, 2), padding='VALID') if self.down else x
     return nn.relu(_add_prev(y, shortcut))
 
 
@@ -131,17 +131,17 @@ class DlibResNet(nn.Module):
 
   @nn.compact
   def __call__(self, chips: jax.Array) -> jax.Array:
-    check_face_batch(chips, CHIP_SIZE, "chips")
-    mean_rgb = self.param("mean_rgb", lambda *_: jnp.asarray(DLIB_MEAN_RGB, jnp.float32))
+    check_face_batch(chips, CHIP_SIZE, 'chips')
+    mean_rgb = self.param('mean_rgb', lambda *_: jnp.asarray(DLIB_MEAN_RGB, jnp.float32))
     # input_rgb_image_sized: (pixel - mean) / 256 in 0..255 pixel units.
     x = (chips.astype(jnp.float32) * 255.0 - mean_rgb) / 256.0
-    stem = _con(self.conv, 32, 7, 2, "stem_conv")
-    x = nn.relu(stem(x, *_Affine(32, name="stem_affine")()))
+    stem = _con(self.conv, 32, 7, 2, 'stem_conv')
+    x = nn.relu(stem(x, *_Affine(32, name='stem_affine')()))
     x = self.max_pool(x, 3, 2)  # max_pool<3,3,2,2>, VALID.
     for u, (features, down) in enumerate(RESNET_UNITS):
-      x = _ResUnit(features, down, self.conv, name=f"unit{u}")(x)
+      x = _ResUnit(features, down, self.conv, name=f'unit{u}')(x)
     x = jnp.mean(x, axis=(1, 2))  # avg_pool_everything.
-    return nn.Dense(DESCRIPTOR_DIM, use_bias=False, name="fc")(x)  # fc_no_bias.
+    return nn.Dense(DESCRIPTOR_DIM, use_bias=False, name='fc')(x)  # fc_no_bias.
 
 
 def fast_dlib_resnet() -> DlibResNet:
@@ -152,11 +152,11 @@ def fast_dlib_resnet() -> DlibResNet:
 @jax.jit
 def dlib_resnet_apply(params: dict[str, Any], chips: jax.Array) -> jax.Array:
   """Descriptors of face chips: N x 150 x 150 x 3 in [0, 1] -> N x 128 (jitted, fast forms)."""
-  return fast_dlib_resnet().apply({"params": params}, chips)
+  return fast_dlib_resnet().apply({'params': params}, chips)
 
 
 def descriptor_distance(a: jax.Array, b: jax.Array) -> jax.Array:
   """L2 distance between descriptors along the last axis (broadcasting); < 0.6: same person.
 
   `fgsm_jax.models.distance.distance` with the 'l2' metric, on JAX arrays."""
-  return distance(jnp.asarray(a), jnp.asarray(b), "l2")
+  return distance(jnp.asarray(a), jnp.asarray(b), 'l2')

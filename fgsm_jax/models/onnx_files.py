@@ -62,10 +62,10 @@ def read_onnx(path: str | os.PathLike) -> OnnxGraph:
   try:
     model = onnx.load_from_string(data)
   except Exception as e:  # noqa: BLE001 -- protobuf's DecodeError and friends.
-    raise OnnxModelError(f"{path}: not an ONNX model ({type(e).__name__}: {e})") from None
+    raise OnnxModelError(f'{path}: not an ONNX model ({type(e).__name__}: {e})') from None
   g = model.graph
   if not g.node:
-    raise OnnxModelError(f"{path}: not an ONNX model (no graph nodes)")
+    raise OnnxModelError(f'{path}: not an ONNX model (no graph nodes)')
   try:
     inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     nodes = [OnnxNode(op=n.op_type, name=n.name, inputs=tuple(n.input),
@@ -74,15 +74,15 @@ def read_onnx(path: str | os.PathLike) -> OnnxGraph:
                              for a in n.attribute})
              for n in g.node]
   except Exception as e:  # noqa: BLE001 -- external data, unknown types.
-    raise OnnxModelError(f"{path}: cannot read its weights or attributes "
-                         f"({type(e).__name__}: {e})") from None
+    raise OnnxModelError(f'{path}: cannot read its weights or attributes '
+                         f'({type(e).__name__}: {e})') from None
   inputs = {}
   for i in g.input:
     if i.name in inits:  # Older exporters list initializers as inputs too.
       continue
     dims = i.type.tensor_type.shape.dim
-    inputs[i.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
-  opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+    inputs[i.name] = tuple(d.dim_value if d.HasField('dim_value') else None for d in dims)
+  opset = max((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')),
               default=0)
   return OnnxGraph(nodes=nodes, initializers=inits, inputs=inputs,
                    outputs=tuple(o.name for o in g.output), opset=int(opset))
@@ -90,7 +90,7 @@ def read_onnx(path: str | os.PathLike) -> OnnxGraph:
 
 def _attr(value: Any) -> Any:
   if isinstance(value, bytes):
-    return value.decode("utf-8", "replace")
+    return value.decode('utf-8', 'replace')
   if isinstance(value, (list, tuple)):
     return [_attr(v) for v in value]
   return value

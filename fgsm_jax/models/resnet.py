@@ -28,18 +28,18 @@ class BasicBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     Conv = self.conv
-    y = Conv(self.features, (3, 3), (self.strides, self.strides), padding="SAME",
+    y = Conv(self.features, (3, 3), (self.strides, self.strides), padding='SAME',
              use_bias=False, dtype=self.dtype)(x)
     y = nn.relu(nn.GroupNorm(num_groups=self.groups, dtype=self.dtype)(y))
-    y = Conv(self.features, (3, 3), padding="SAME", use_bias=False, dtype=self.dtype)(y)
+    y = Conv(self.features, (3, 3), padding='SAME', use_bias=False, dtype=self.dtype)(y)
     # Zero-initialised last scale: each block starts as the identity (Goyal et al., 2017),
     # which lets the net train well from the start without normalising batches.
     y = nn.GroupNorm(num_groups=self.groups, scale_init=nn.initializers.zeros,
                      dtype=self.dtype)(y)
     if x.shape[-1] != self.features or self.strides != 1:
       x = Conv(self.features, (1, 1), (self.strides, self.strides), use_bias=False,
-               dtype=self.dtype, name="shortcut_conv")(x)
-      x = nn.GroupNorm(num_groups=self.groups, dtype=self.dtype, name="shortcut_norm")(x)
+               dtype=self.dtype, name='shortcut_conv')(x)
+      x = nn.GroupNorm(num_groups=self.groups, dtype=self.dtype, name='shortcut_norm')(x)
     return nn.relu(x + y)
 
 
@@ -70,12 +70,12 @@ class ResNet(nn.Module):
   @nn.compact
   def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
     if images.ndim != 4 or images.shape[-1] != 3:
-      raise ValueError(f"expected images N x H x W x 3, got shape {images.shape}")
+      raise ValueError(f'expected images N x H x W x 3, got shape {images.shape}')
     x = (images.astype(self.dtype) - 0.5) * 2.0   # centre the [0, 1] pixels
-    x = self.conv(self.widths[0], (7, 7), (2, 2), padding="SAME", use_bias=False,
-             dtype=self.dtype, name="stem_conv")(x)
-    x = nn.relu(nn.GroupNorm(num_groups=self.groups, dtype=self.dtype, name="stem_norm")(x))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+    x = self.conv(self.widths[0], (7, 7), (2, 2), padding='SAME', use_bias=False,
+             dtype=self.dtype, name='stem_conv')(x)
+    x = nn.relu(nn.GroupNorm(num_groups=self.groups, dtype=self.dtype, name='stem_norm')(x))
+    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
     for stage, (blocks, features) in enumerate(zip(self.stage_sizes, self.widths)):
       for block in range(blocks):
         strides = 2 if stage > 0 and block == 0 else 1

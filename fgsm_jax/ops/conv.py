@@ -145,7 +145,7 @@ def _conv_one_position(x, kernel, padding):
   (t0, t1, r0), (u0, u1, c0) = taps
   window = x[:, r0:r0 + t1 - t0, c0:c0 + u1 - u0]
   live = kernel[t0:t1, u0:u1]
-  y = jnp.einsum("nhwc,hwco->no", window, live)
+  y = jnp.einsum('nhwc,hwco->no', window, live)
   return y[:, None, None, :]
 
 
@@ -153,20 +153,20 @@ def _resolve_padding(padding: str | int | Sequence[Any], in_hw: Sequence[int],
                      kernel_hw: Sequence[int], strides: Sequence[int]) -> Pads:
   """nn.Conv's padding forms ('SAME', 'VALID', int, (lo, hi) pairs) -> explicit pairs."""
   if isinstance(padding, str):
-    if padding.upper() not in ("SAME", "VALID"):
+    if padding.upper() not in ('SAME', 'VALID'):
       raise ValueError(f"padding must be 'SAME', 'VALID', an int or (lo, hi) pairs, got "
-                       f"{padding!r}")
+                       f'{padding!r}')
     return tuple(lax.padtype_to_pads(in_hw, kernel_hw, strides, padding.upper()))  # type: ignore
   if isinstance(padding, int):
     return ((padding, padding), (padding, padding))
   pads = tuple(tuple(p) if isinstance(p, (tuple, list)) else (p, p) for p in padding)
   if len(pads) != 2 or any(len(p) != 2 for p in pads):
-    raise ValueError(f"expected padding as 2 (lo, hi) pairs, got {padding!r}")
+    raise ValueError(f'expected padding as 2 (lo, hi) pairs, got {padding!r}')
   return tuple((int(lo), int(hi)) for lo, hi in pads)  # type: ignore[return-value]
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, strides: int | Sequence[int] = 1,
-           padding: str | int | Sequence[Any] = "SAME",
+           padding: str | int | Sequence[Any] = 'SAME',
            scale: jax.Array | None = None, *, fast: bool = True) -> jax.Array:
   """2-D cross-correlation, NHWC x HWIO -> NHWC, as ``lax.conv_general_dilated``.
 
@@ -183,14 +183,14 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides: int | Sequence[int] = 1,
     N x Ho x Wo x O; its input gradient is one convolution (see the module docstring).
   """
   if x.ndim != 4 or kernel.ndim != 4 or kernel.shape[2] != x.shape[3]:
-    raise ValueError(f"expected x N x H x W x C and kernel kh x kw x C x O, got {x.shape} and "
-                     f"{kernel.shape}")
+    raise ValueError(f'expected x N x H x W x C and kernel kh x kw x C x O, got {x.shape} and '
+                     f'{kernel.shape}')
   strides = (strides, strides) if isinstance(strides, int) else tuple(int(s) for s in strides)
   if len(strides) != 2 or min(strides) < 1:
-    raise ValueError(f"expected 2 positive strides, got {strides}")
+    raise ValueError(f'expected 2 positive strides, got {strides}')
   pads = _resolve_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
   if scale is not None and jnp.shape(scale) != (kernel.shape[3],):
-    raise ValueError(f"expected scale of shape ({kernel.shape[3]},), got {jnp.shape(scale)}")
+    raise ValueError(f'expected scale of shape ({kernel.shape[3]},), got {jnp.shape(scale)}')
   out_hw = [(size + lo + hi - k) // s + 1
             for size, k, s, (lo, hi) in zip(x.shape[1:3], kernel.shape[:2], strides, pads)]
   if not fast:
@@ -220,7 +220,7 @@ class Conv(nn.Module):
   features: int
   kernel_size: int | Sequence[int]
   strides: int | Sequence[int] = 1
-  padding: str | int | Sequence[Any] = "SAME"
+  padding: str | int | Sequence[Any] = 'SAME'
   use_bias: bool = True
   dtype: Any = None
   param_dtype: Any = jnp.float32
@@ -234,12 +234,12 @@ class Conv(nn.Module):
     """N x H x W x C -> N x Ho x Wo x O; with ``scale`` / ``shift`` ((O,) each), returns
     ``self(x) * scale + shift`` with the scale folded into the kernel (``conv2d``)."""
     if x.ndim != 4:
-      raise ValueError(f"expected x N x H x W x C, got shape {x.shape}")
+      raise ValueError(f'expected x N x H x W x C, got shape {x.shape}')
     ks = self.kernel_size
     ks = (ks, ks) if isinstance(ks, int) else tuple(ks)
-    kernel = self.param("kernel", self.kernel_init, (*ks, x.shape[-1], self.features),
+    kernel = self.param('kernel', self.kernel_init, (*ks, x.shape[-1], self.features),
                         self.param_dtype)
-    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+    bias = (self.param('bias', self.bias_init, (self.features,), self.param_dtype)
             if self.use_bias else None)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     if scale is not None:

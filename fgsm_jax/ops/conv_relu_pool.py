@@ -57,11 +57,11 @@ from jax import lax
 from fgsm_jax.ops.layout import DN, depth_to_space, first_argmax, flip_io, space_to_depth
 from fgsm_jax.ops.pool import max_pool_reference
 
-IMPLS = ("auto", "fused", "reference")
+IMPLS = ('auto', 'fused', 'reference')
 
 
 def conv_relu_maxpool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, pool: int, *,
-                      impl: str = "auto", widen: bool = True) -> jnp.ndarray:
+                      impl: str = 'auto', widen: bool = True) -> jnp.ndarray:
   """relu(maxpool_k(conv_same(x, kernel) + bias)): Keras' Conv2D(same, relu) + MaxPooling2D(k).
 
   Args:
@@ -78,22 +78,22 @@ def conv_relu_maxpool(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, po
     N x H // k x W // k x O, in x's dtype.
   """
   if impl not in IMPLS:
-    raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
   if x.ndim != 4 or kernel.ndim != 4 or kernel.shape[2] != x.shape[3]:
-    raise ValueError(f"expected x N x H x W x C and kernel kh x kw x C x O, got {x.shape} and "
-                     f"{kernel.shape}")
+    raise ValueError(f'expected x N x H x W x C and kernel kh x kw x C x O, got {x.shape} and '
+                     f'{kernel.shape}')
   if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
-    raise ValueError(f"expected an odd kernel size, got {kernel.shape[:2]}")
+    raise ValueError(f'expected an odd kernel size, got {kernel.shape[:2]}')
   if bias.shape != kernel.shape[3:]:
-    raise ValueError(f"expected bias ({kernel.shape[3]},), got {bias.shape}")
+    raise ValueError(f'expected bias ({kernel.shape[3]},), got {bias.shape}')
   if not 1 <= pool <= min(x.shape[1], x.shape[2]) or pool * pool > 127:
-    raise ValueError(f"pool must be in [1, min(H, W)] and pool**2 <= 127, got {pool} for "
-                     f"{x.shape}")
-  if impl == "reference":
+    raise ValueError(f'pool must be in [1, min(H, W)] and pool**2 <= 127, got {pool} for '
+                     f'{x.shape}')
+  if impl == 'reference':
     return reference(x, kernel, bias, pool)
   for_cpu = lambda *a: _fused(*a, pool, True, widen)
   for_gpu = lambda *a: _fused(*a, pool, False, widen)
-  if impl == "fused":
+  if impl == 'fused':
     return lax.platform_dependent(x, kernel, bias, cpu=for_cpu, default=for_gpu)
   return lax.platform_dependent(x, kernel, bias, cpu=for_cpu, cuda=for_gpu,
                                 default=lambda *a: reference(*a, pool))
@@ -162,7 +162,7 @@ def _s2d_kernel(kernel):
 def _s2d_preact(x, kernel):
   """The 3 x 3 SAME convolution of x, as N x H/2 x W/2 x (4 window positions x O)."""
   blocks = space_to_depth(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))))
-  return _conv(blocks, _s2d_kernel(kernel), "VALID")
+  return _conv(blocks, _s2d_kernel(kernel), 'VALID')
 
 
 def _forward(x, kernel, bias, pool, for_cpu, widen):
@@ -203,7 +203,7 @@ def _s2d_input_grad(g_pre, kernel):
   c = kernel.shape[2]
   k = _s2d_kernel(kernel)                                   # 2 x 2 x 4C x 4O
   n, h, w, _ = g_pre.shape
-  p = jnp.einsum("nhwo,oc->nhwc", g_pre,
+  p = jnp.einsum('nhwo,oc->nhwc', g_pre,
                  jnp.transpose(k, (3, 0, 1, 2)).reshape(k.shape[3], 4 * k.shape[2]))
   p = jnp.pad(p.reshape(n, h, w, 2, 2, 4 * c), ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
   # Block (R, S) of the padded image gets p[R - dr, S - ds, dr, ds].
@@ -278,18 +278,18 @@ class FusedConvReluPool(nn.Conv):
   ``widen``: as ``conv_relu_maxpool``.
   """
   pool: int = 1
-  impl: str = "auto"
+  impl: str = 'auto'
   widen: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     ks = (self.kernel_size,) * 2 if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
-    if (self.strides not in (1, (1, 1), None) or self.padding != "SAME" or not self.use_bias
+    if (self.strides not in (1, (1, 1), None) or self.padding != 'SAME' or not self.use_bias
         or self.feature_group_count != 1):
       raise ValueError("FusedConvReluPool supports stride 1, padding='SAME', use_bias=True "
-                       f"and one feature group, got {self}")
-    kernel = self.param("kernel", self.kernel_init, (*ks, x.shape[-1], self.features),
+                       f'and one feature group, got {self}')
+    kernel = self.param('kernel', self.kernel_init, (*ks, x.shape[-1], self.features),
                         self.param_dtype)
-    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+    bias = self.param('bias', self.bias_init, (self.features,), self.param_dtype)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     return conv_relu_maxpool(x, kernel, bias, self.pool, impl=self.impl, widen=self.widen)

@@ -94,7 +94,7 @@ _depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
 
 
 def depthwise_conv2d(x: jax.Array, kernel: jax.Array, strides: int | Sequence[int] = 1,
-                     padding: str | int | Sequence[Any] = "SAME", *,
+                     padding: str | int | Sequence[Any] = 'SAME', *,
                      fast: bool = True) -> jax.Array:
   """Depthwise cross-correlation, NHWC x (kh x kw x 1 x C) -> NHWC, one filter per channel.
 
@@ -111,14 +111,14 @@ def depthwise_conv2d(x: jax.Array, kernel: jax.Array, strides: int | Sequence[in
     N x Ho x Wo x C.
   """
   if x.ndim != 4 or kernel.ndim != 4 or kernel.shape[2] != 1 or kernel.shape[3] != x.shape[3]:
-    raise ValueError(f"expected x N x H x W x C and kernel kh x kw x 1 x C, got {x.shape} and "
-                     f"{kernel.shape}")
+    raise ValueError(f'expected x N x H x W x C and kernel kh x kw x 1 x C, got {x.shape} and '
+                     f'{kernel.shape}')
   strides = (strides, strides) if isinstance(strides, int) else tuple(int(s) for s in strides)
   if len(strides) != 2 or min(strides) < 1:
-    raise ValueError(f"expected 2 positive strides, got {strides}")
+    raise ValueError(f'expected 2 positive strides, got {strides}')
   pads = _resolve_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
   if min(p for pair in pads for p in pair) < 0:
-    raise ValueError(f"expected padding of at least 0, got {pads}")
+    raise ValueError(f'expected padding of at least 0, got {pads}')
   if not fast:
     return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=DN,
                                     feature_group_count=x.shape[3])
@@ -138,7 +138,7 @@ class DepthwiseConv(nn.Module):
   """
   kernel_size: int | Sequence[int]
   strides: int | Sequence[int] = 1
-  padding: str | int | Sequence[Any] = "SAME"
+  padding: str | int | Sequence[Any] = 'SAME'
   use_bias: bool = True
   kernel_init: Any = nn.initializers.lecun_normal()
   bias_init: Any = nn.initializers.zeros_init()
@@ -147,14 +147,14 @@ class DepthwiseConv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     if x.ndim != 4:
-      raise ValueError(f"expected x N x H x W x C, got shape {x.shape}")
+      raise ValueError(f'expected x N x H x W x C, got shape {x.shape}')
     ks = self.kernel_size
     ks = (ks, ks) if isinstance(ks, int) else tuple(ks)
     c = x.shape[-1]
-    kernel = self.param("kernel", self.kernel_init, (*ks, 1, c))
+    kernel = self.param('kernel', self.kernel_init, (*ks, 1, c))
     y = depthwise_conv2d(x, kernel, self.strides, self.padding, fast=self.fast)
     if self.use_bias:
-      y = y + self.param("bias", self.bias_init, (c,))
+      y = y + self.param('bias', self.bias_init, (c,))
     return y
 
 

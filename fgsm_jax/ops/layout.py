@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 # Images NHWC, kernels HWIO (kh x kw x in x out), as nn.Conv.
-DN = ("NHWC", "HWIO", "NHWC")
+DN = ('NHWC', 'HWIO', 'NHWC')
 
 
 def space_to_depth(x: jax.Array) -> jax.Array:
@@ -44,7 +44,7 @@ def first_argmax(parts: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
   transposed into one axis first, and measured no faster).
   """
   if not parts or len(parts) > 127:
-    raise ValueError(f"expected 1 to 127 window positions, got {len(parts)}")
+    raise ValueError(f'expected 1 to 127 window positions, got {len(parts)}')
   items = [(p, jnp.full(p.shape, i, jnp.int8)) for i, p in enumerate(parts)]
   while len(items) > 1:
     merged = []

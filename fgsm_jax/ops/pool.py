@@ -22,7 +22,7 @@ from fgsm_jax.ops.layout import first_argmax, window_slices
 
 def max_pool_reference(x: jax.Array, size: int, stride: int) -> jax.Array:
   """Plain VALID max pooling of N x H x W x C: ``nn.max_pool``."""
-  return nn.max_pool(x, (size, size), strides=(stride, stride), padding="VALID")
+  return nn.max_pool(x, (size, size), strides=(stride, stride), padding='VALID')
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))

@@ -54,64 +54,53 @@ from fgsm_jax.models.distance import distance as descriptor_distance
 from fgsm_jax.protect import warp
 
 DEGRADATIONS = image_ops.DEGRADATIONS
-# The changed clean crops whose descriptors `AttackConfig.hull` adds to the references.
-HULL_VIEWS = ('blur', 'dark', 'half', 'flip')
-
-
-def hull_view(crops: jax.Array, kind: str) -> jax.Array:
-  """One of ``HULL_VIEWS`` of K x S x S x 3 crops in [0, 1]: 'blur' (sd 1.5 px), 'dark'
-  (x 0.75), 'half' (2 x 2 means, then bilinear back), 'flip' (mirrored)."""
-  if kind == 'blur':
-    return image_ops.blur(crops)
-  if kind == 'dark':
-    return crops * 0.75
-  if kind == 'half':
-    k, s = crops.shape[0], crops.shape[1]
-    small = crops[:, :s // 2 * 2, :s // 2 * 2].reshape(k, s // 2, 2, s // 2, 2, 3).mean((2, 4))
-    return jax.image.resize(small, crops.shape, 'bilinear')
-  if kind == 'flip':
-    return crops[:, :, ::-1]
-  raise ValueError(kind)
+# The fields of `AttackConfig` that are `iterative.Config`'s own, passed to it by name.
+UPDATE_FIELDS = ('decay', 'kernel_size', 'kernel_sigma', 'soft')
 
 
 @dataclasses.dataclass(frozen=True)
 class AttackConfig:
   """How the attack runs (static: hashable, part of the compile key).
 
+  The update rule is the shared engine's (`fgsm_jax.attacks.iterative.Config`), and
+  ``decay``, ``kernel_size``, ``kernel_sigma`` and ``soft`` are its fields with its meanings
+  (`UPDATE_FIELDS`): MI-FGSM and TI-FGSM mean the same here as in `fgsm_jax.attacks`. The
+  rest is what protecting a face adds: the step as a share of a per-pixel budget, the views
+  (EOT over jitter, degradations, DI), the loss (capped distance, feature term) and the
+  perceptual terms.
+
   Attributes:
     step: step size as a fraction of each pixel's budget.
-    decay: momentum decay (MI-FGSM's mu); 0 turns momentum off.
+    decay: momentum decay (MI-FGSM's mu), or None for no momentum (as `iterative.Config`).
+    kernel_size: TI's Gaussian kernel size on the gradient (odd), or None for none.
+    kernel_sigma: its standard deviation in pixels; None: (kernel_size - 1) / 6, the
+      library's default (the presets tuned with size / 6 say so).
+    soft: 0: sign steps (L-inf FGSM); s > 0: a pixel steps by its gradient over s times
+      the mean |gradient|, clipped to [-1, 1] -- a full step only where the gradient is
+      large, so the perturbation concentrates there instead of filling the budget.
     eot_samples: views per step (gradient averaged over them).
     degradations: what view k goes through, cycled (see DEGRADATIONS).
     jitter_px, jitter_deg, jitter_scale: sd of the chip jitter (chip pixels, degrees, log);
       all 0: no jitter.
-    di_prob, di_min_scale: DI's resize-and-pad of the chip (prob 0: off).
-    ti_kernel: TI's Gaussian kernel size on the gradient (0: off), sigma = size / 6.
+    di_prob, di_min_scale: DI's resize-and-pad of the chip (prob 0: off; the ``--attack
+      difgsm`` override turns it on).
     cap: the dodging distance, in units of the recognizer's threshold, stops counting above
       this (views already far enough give no gradient, so the others get the budget).
-    soft: 0: sign steps (L-inf FGSM); s > 0: a pixel steps by its gradient over s times
-      the mean |gradient|, clipped to [-1, 1] -- a full step only where the gradient is
-      large, so the perturbation concentrates there instead of filling the budget.
     feature_weight: w > 0 adds w times an intermediate-layer loss to each member's: the
       relative change ||F(x) - F(x0)|| / ||F(x0)|| of the output F of its middle block
       (its spec's ``feature_layer``) between the protected and the clean window, mean over the views
       (feature-level losses transfer better than output losses in the literature: Inkawhich
-      et al. 2019, Huang et al. 2019 ILA); 0: off.
+      et al. 2019, Huang et al. 2019 ILA); 0: off. Set by no preset: an ingredient of the
+      transfer measurements (BENCHMARKS.md sections 6 and 9).
     feature_dropout: drop this share of every convolution's outputs of each surrogate,
-      afresh each step (model augmentation, for transfer); 0: off.
-    hull: names in ``HULL_VIEWS``: besides the face's clean descriptor, the attack moves
-      away from each member's descriptors of its clean crop so changed (blurred, darker,
-      halved, mirrored), the nearest of them counting ("identity hull": the person's other
-      photos differ from this one in such ways, and a change that only moves this exact
-      photo's descriptor leaves them near; OPOM, Zhong & Deng 2022); (): the clean
-      descriptor alone.
+      afresh each step (model augmentation, for transfer); 0: off. Set by no preset, as
+      ``feature_weight``.
     ssim_weight: w > 0 adds w times the gradient of the window's summed SSIM map against the
       clean window (`image_ops.window_ssim_sum`: SSIM's own 11 x 11 Gaussian, per RGB
-      channel) to the
-      ensemble's (per-member normalised) gradient, so each step also climbs back towards
-      the clean window where a change costs SSIM and moves no recognizer much: a perceptual
-      penalty in the loss (as LowKey's LPIPS term, Cherepanova et al. 2021) where the budget
-      map only caps; 0: off.
+      channel) to the ensemble's (per-member normalised) gradient, so each step also climbs
+      back towards the clean window where a change costs SSIM and moves no recognizer much:
+      a perceptual penalty in the loss (as LowKey's LPIPS term, Cherepanova et al. 2021)
+      where the budget map only caps; 0: off.
     lpips_weight: w > 0 adds -w times the gradient of LPIPS-AlexNet between the window and
       the clean window (`fgsm_jax.models.lpips`; its spatial means scaled back to a sum over
       the window's pixels), so each step also pulls back the changes a person would see
@@ -122,7 +111,10 @@ class AttackConfig:
       the same change in brightness.
   """
   step: float = 0.25
-  decay: float = 1.0
+  decay: float | None = 1.0
+  kernel_size: int | None = None
+  kernel_sigma: float | None = None
+  soft: float = 0.0
   eot_samples: int = 2
   degradations: tuple[str, ...] = ('none',)
   jitter_px: float = 1.0
@@ -130,12 +122,9 @@ class AttackConfig:
   jitter_scale: float = 0.015
   di_prob: float = 0.0
   di_min_scale: float = 0.9
-  ti_kernel: int = 0
   cap: float = 2.0  # dlib: 1.2 in its L2 units (threshold 0.6)
-  soft: float = 0.0
   feature_dropout: float = 0.0
   feature_weight: float = 0.0
-  hull: tuple[str, ...] = ()
   ssim_weight: float = 0.0
   lpips_weight: float = 0.0
   chroma: float = 1.0
@@ -145,12 +134,10 @@ class AttackConfig:
     if bad or not self.degradations:
       raise ValueError(f'degradations must be a non-empty tuple of {DEGRADATIONS}, got '
                        f'{self.degradations}')
-    if self.eot_samples < 1 or self.step <= 0 or self.decay < 0:
-      raise ValueError(f'expected eot_samples >= 1, step > 0, decay >= 0; got '
-                       f'{self.eot_samples}, {self.step}, {self.decay}')
-    bad = [h for h in self.hull if h not in HULL_VIEWS]
-    if bad or len(set(self.hull)) != len(self.hull):
-      raise ValueError(f'hull must name distinct views among {HULL_VIEWS}, got {self.hull}')
+    if self.eot_samples < 1 or self.step <= 0:
+      raise ValueError(f'expected eot_samples >= 1, step > 0; got {self.eot_samples}, '
+                       f'{self.step}')
+    iterative.check_update_config(self.update_config())
     if not self.ssim_weight >= 0:
       raise ValueError(f'ssim_weight must be >= 0, got {self.ssim_weight}')
     if not self.lpips_weight >= 0:
@@ -161,8 +148,12 @@ class AttackConfig:
       raise ValueError(f'feature_weight must be >= 0, got {self.feature_weight}')
     if not 0 <= self.feature_dropout < 1:
       raise ValueError(f'feature_dropout must be in [0, 1), got {self.feature_dropout}')
-    if self.ti_kernel < 0 or (self.ti_kernel and self.ti_kernel % 2 == 0):
-      raise ValueError(f'ti_kernel must be 0 or odd, got {self.ti_kernel}')
+
+  def update_config(self) -> iterative.Config:
+    """The shared engine's options for this config: its own update fields, L-inf steps, and
+    the result rounded to 8-bit levels (what a saved photo holds)."""
+    return iterative.Config(norm='linf', quantize=True,
+                            **{name: getattr(self, name) for name in UPDATE_FIELDS})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,17 +349,6 @@ def _chip_member(members: tuple[Surrogate, ...]) -> tuple[int | None, int]:
   return None, 0
 
 
-def _update_config(config: AttackConfig) -> iterative.Config:
-  """The update options of the shared attack engine (`iterative.update_loop`) for
-  ``config``: MI momentum (decay 0: none), TI smoothing (sigma = size / 6), sign or
-  gradient-scaled (soft) L-inf steps, the result rounded to 8-bit levels."""
-  return iterative.Config(
-      norm='linf', decay=config.decay if config.decay > 0 else None,
-      kernel_size=config.ti_kernel or None,
-      kernel_sigma=config.ti_kernel / 6.0 if config.ti_kernel else None,
-      soft=config.soft, quantize=True)
-
-
 def _lpips_pull(lpips_params: Any, window0: jax.Array) -> Any:
   """x -> the gradient of LPIPS-AlexNet(clean window, x) w.r.t. the window x (H x W x 3 in
   [0, 1]), scaled by the window's pixel count; the clean features are computed once."""
@@ -437,15 +417,10 @@ def _run(members, params, window0, start, budget, scope, geoms, refs, key, steps
   inside too: eager ops would each compile on their own)."""
   scope = scope[None]
   clean_refs = tuple(r if r.ndim == 1 else r[0] for r in refs)
-  if config.hull:
-    refs = tuple(jnp.concatenate([r.reshape(-1, r.shape[-1]), jax.lax.stop_gradient(mem.apply_fn(
-        params[i], jnp.concatenate([hull_view(c, h) for h in config.hull])))])
-                 for i, (mem, r, c) in enumerate(zip(
-                     members, refs, _clean_crops(members, window0, geoms))))
   x = iterative.update_loop(
       _ensemble_gradient(members, params, window0, geoms, refs, scope, config, lpips_params),
       window0[None],
-      budget[None], config.step * budget[None], steps, config=_update_config(config),
+      budget[None], config.step * budget[None], steps, config=config.update_config(),
       keys=key[None], start=start[None], scope=scope)[0]
   dists = [_distance(mem.metric, mem.apply_fn(params[i], c), clean_refs[i])[0]
            for i, (mem, c) in enumerate(zip(members, _clean_crops(members, x, geoms)))]

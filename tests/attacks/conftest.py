@@ -24,7 +24,7 @@ class Linear:
   """logits = flatten(x) @ w + b: the input gradient of softmax CE is w (p - onehot) by hand."""
 
   def __call__(self, params, images):
-    return images.reshape(images.shape[0], -1) @ params["w"] + params["b"]
+    return images.reshape(images.shape[0], -1) @ params['w'] + params['b']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,10 +32,10 @@ class TinyCNN:
   """conv 3x3 (4 channels, tanh) -> flatten -> dense: non-linear and spatial."""
 
   def __call__(self, params, images):
-    h = jax.lax.conv_general_dilated(images, params["conv"], (1, 1), "SAME",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    h = jax.lax.conv_general_dilated(images, params['conv'], (1, 1), 'SAME',
+                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
     h = jnp.tanh(h)
-    return h.reshape(h.shape[0], -1) @ params["w"] + params["b"]
+    return h.reshape(h.shape[0], -1) @ params['w'] + params['b']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,15 +52,15 @@ class Counting:
 
 def linear_params(h=H, w=W, c=C, k=K, seed=0):
   rng = np.random.default_rng(seed)
-  return {"w": jnp.asarray(rng.normal(0, 0.3, (h * w * c, k)), jnp.float32),
-          "b": jnp.asarray(rng.normal(0, 0.1, (k,)), jnp.float32)}
+  return {'w': jnp.asarray(rng.normal(0, 0.3, (h * w * c, k)), jnp.float32),
+          'b': jnp.asarray(rng.normal(0, 0.1, (k,)), jnp.float32)}
 
 
 def cnn_params(seed=1):
   rng = np.random.default_rng(seed)
-  return {"conv": jnp.asarray(rng.normal(0, 0.4, (3, 3, C, 4)), jnp.float32),
-          "w": jnp.asarray(rng.normal(0, 0.2, (H * W * 4, K)), jnp.float32),
-          "b": jnp.zeros((K,), jnp.float32)}
+  return {'conv': jnp.asarray(rng.normal(0, 0.4, (3, 3, C, 4)), jnp.float32),
+          'w': jnp.asarray(rng.normal(0, 0.2, (H * W * 4, K)), jnp.float32),
+          'b': jnp.zeros((K,), jnp.float32)}
 
 
 def tiny_images(n=3, h=H, w=W, c=C, seed=0):
@@ -72,7 +72,7 @@ def tiny_images(n=3, h=H, w=W, c=C, seed=0):
   return jnp.asarray(x)
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope='module', autouse=True)
 def fast_xla_compiles():
   """Compile these tests' many tiny programs without XLA's optimisation passes.
 
@@ -81,23 +81,23 @@ def fast_xla_compiles():
   keeps this suite within its time budget. Restored after each module, so tests elsewhere
   run with the default settings.
   """
-  before = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
+  before = jax.config.read('jax_disable_most_optimizations')
+  jax.config.update('jax_disable_most_optimizations', True)
   yield
-  jax.config.update("jax_disable_most_optimizations", before)
+  jax.config.update('jax_disable_most_optimizations', before)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope='session')
 def linear():
   return Linear(), linear_params()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope='session')
 def cnn():
   return TinyCNN(), cnn_params()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope='session')
 def batch():
   images = tiny_images()
   labels = jnp.array([0, 1, 2], jnp.int32)

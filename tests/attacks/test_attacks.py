@@ -17,19 +17,19 @@ from conftest import TRACES, Counting, Linear, linear_params, tiny_images, H, W,
 EPS_LINF = 0.03
 EPS_L2 = EPS_LINF * np.sqrt(H * W * C)   # the L2 norm of a full-budget sign perturbation
 # Fewer steps and samples than the defaults, to keep the tests fast.
-OVERRIDES = {name: {"steps": 3} for name in ATTACKS}
-OVERRIDES["fgsm"] = OVERRIDES["fgm_l2"] = {}
-OVERRIDES["vmifgsm"] = {"steps": 3, "samples": 3}
+OVERRIDES = {name: {'steps': 3} for name in ATTACKS}
+OVERRIDES['fgsm'] = OVERRIDES['fgm_l2'] = {}
+OVERRIDES['vmifgsm'] = {'steps': 3, 'samples': 3}
 # A cheap transformation here; the default (with JPEG) is tested in test_transforms.py.
-OVERRIDES["eot_pgd"] = {"steps": 3, "samples": 2,
-                        "transform": GaussianBlur(kernel_size=3, max_sigma=1.0)}
+OVERRIDES['eot_pgd'] = {'steps': 3, 'samples': 2,
+                        'transform': GaussianBlur(kernel_size=3, max_sigma=1.0)}
 # DI's default min_scale 0.9 cannot shrink an 8-pixel side (ceil(7.2) = 8): shrink more.
-OVERRIDES["difgsm"] = {"steps": 3, "min_scale": 0.5}
-OVERRIDES["ditimifgsm"] = {"steps": 3, "transform": ResizePad(min_scale=0.5, prob=0.5)}
-RANDOMISED = ("pgd", "pgd_l2", "vmifgsm", "difgsm", "ditimifgsm", "eot_pgd")
+OVERRIDES['difgsm'] = {'steps': 3, 'min_scale': 0.5}
+OVERRIDES['ditimifgsm'] = {'steps': 3, 'transform': ResizePad(min_scale=0.5, prob=0.5)}
+RANDOMISED = ('pgd', 'pgd_l2', 'vmifgsm', 'difgsm', 'ditimifgsm', 'eot_pgd')
 NAMES = sorted(ATTACKS)
 
-MODEL = Counting(Linear(), tag="registry")
+MODEL = Counting(Linear(), tag='registry')
 PARAMS = linear_params()
 IMAGES = tiny_images()
 LABELS = jnp.array([0, 1, 2], jnp.int32)
@@ -38,7 +38,7 @@ KEY = jax.random.key(42)
 
 
 def eps_of(name):
-  return EPS_L2 if ATTACK_NORMS[name] == "l2" else EPS_LINF
+  return EPS_L2 if ATTACK_NORMS[name] == 'l2' else EPS_LINF
 
 
 def run(name, images=IMAGES, labels=LABELS, key=KEY, eps=None, **kwargs):
@@ -66,14 +66,14 @@ def test_randomised_list_is_complete():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("targeted", [False, True])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize('targeted', [False, True])
+@pytest.mark.parametrize('name', NAMES)
 def test_within_budget_and_unit_range(name, targeted):
   adv = adversarial(name, targeted)
   assert adv.shape == IMAGES.shape and adv.dtype == np.float32
   assert adv.min() >= 0.0 and adv.max() <= 1.0
   linf, l2 = distances(adv)
-  if ATTACK_NORMS[name] == "linf":
+  if ATTACK_NORMS[name] == 'linf':
     assert np.all(linf <= EPS_LINF + 1e-6)
     assert np.all(linf >= EPS_LINF - 1e-6)   # the budget is used, not just respected
   else:
@@ -81,8 +81,8 @@ def test_within_budget_and_unit_range(name, targeted):
     assert np.all(l2 >= 0.5 * EPS_L2)
 
 
-@pytest.mark.parametrize("targeted", [False, True])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize('targeted', [False, True])
+@pytest.mark.parametrize('name', NAMES)
 def test_moves_the_loss_the_right_way(name, targeted):
   labels = TARGETS if targeted else LABELS
   clean = cross_entropy(Linear()(PARAMS, IMAGES), labels)
@@ -94,17 +94,17 @@ def test_moves_the_loss_the_right_way(name, targeted):
 
 
 # The engine shares the projections; these cover each norm and both one-step attacks.
-@pytest.mark.parametrize("name", ["fgsm", "fgm_l2", "ifgsm", "pgd", "pgd_l2"])
+@pytest.mark.parametrize('name', ['fgsm', 'fgm_l2', 'ifgsm', 'pgd', 'pgd_l2'])
 def test_per_example_budgets(name):
   scale = np.array([0.0, 0.5, 1.0], np.float32)
   adv = run(name, eps=jnp.asarray(eps_of(name) * scale))
   linf, l2 = distances(adv)
-  dist = linf if ATTACK_NORMS[name] == "linf" else l2
+  dist = linf if ATTACK_NORMS[name] == 'linf' else l2
   assert np.all(dist <= eps_of(name) * scale * (1 + 1e-5) + 1e-6)
   assert dist[0] == 0.0 and dist[2] > dist[1] > 0
 
 
-@pytest.mark.parametrize("name", RANDOMISED)
+@pytest.mark.parametrize('name', RANDOMISED)
 def test_same_key_same_result_other_key_other_result(name):
   a, b = run(name), run(name)
   c = run(name, key=jax.random.key(43))
@@ -113,11 +113,11 @@ def test_same_key_same_result_other_key_other_result(name):
 
 
 def test_raw_uint32_keys_give_the_draws_of_the_typed_key():
-  np.testing.assert_array_equal(run("pgd"), run("pgd", key=jax.random.key_data(KEY)))
+  np.testing.assert_array_equal(run('pgd'), run('pgd', key=jax.random.key_data(KEY)))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize('name', NAMES)
 def test_batched_equals_per_example(name):
   # One key is split into one key per example; example i alone with its key must give the
   # same result as within the batch.
@@ -133,18 +133,18 @@ def test_batched_equals_per_example(name):
 # compile as primitives), called with the options the attack should pass.
 # (difgsm is ditimifgsm without TI and momentum.)
 TRANSFORMED = {
-    "ditimifgsm": {"transform": ResizePad(min_scale=0.5, prob=0.5), "decay": 1.0,
-                   "kernel_size": 7},
-    "eot_pgd": {"transform": OVERRIDES["eot_pgd"]["transform"], "eot_samples": 2,
-                "random_init": True, "step_size": 2.5 * EPS_LINF / 2},
+    'ditimifgsm': {'transform': ResizePad(min_scale=0.5, prob=0.5), 'decay': 1.0,
+                   'kernel_size': 7},
+    'eot_pgd': {'transform': OVERRIDES['eot_pgd']['transform'], 'eot_samples': 2,
+                'random_init': True, 'step_size': 2.5 * EPS_LINF / 2},
 }
 
 
 # Eager execution compiles every primitive separately, the PRNG's hashing most slowly.
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in TRANSFORMED and n != "difgsm"])
+@pytest.mark.parametrize('name', [n for n in NAMES if n not in TRANSFORMED and n != 'difgsm'])
 def test_jitted_equals_eager(name):
-  short = {k: min(v, 2) for k, v in OVERRIDES[name].items() if k in ("steps", "samples")}
+  short = {k: min(v, 2) for k, v in OVERRIDES[name].items() if k in ('steps', 'samples')}
   jitted = run(name, **short)
   with jax.disable_jit():
     eager = run(name, **short)
@@ -152,38 +152,38 @@ def test_jitted_equals_eager(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(TRANSFORMED))
+@pytest.mark.parametrize('name', sorted(TRANSFORMED))
 def test_jitted_equals_the_python_engine(name):
-  short = {k: min(v, 2) for k, v in OVERRIDES[name].items() if k in ("steps", "samples")}
+  short = {k: min(v, 2) for k, v in OVERRIDES[name].items() if k in ('steps', 'samples')}
   jitted = run(name, **short)
   options = dict(TRANSFORMED[name])
-  step_size = options.pop("step_size", None)
+  step_size = options.pop('step_size', None)
   python = iterative_attack.__wrapped__(MODEL, PARAMS, IMAGES, LABELS, EPS_LINF, key=KEY,
                                         step_size=step_size, config=Config(steps=2, **options))
   np.testing.assert_allclose(jitted, python, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize('name', NAMES)
 def test_compiles_once_for_a_fixed_shape(name):
   run(name)
-  traced = TRACES["registry"]
+  traced = TRACES['registry']
   assert traced > 0
   for eps_scale, labels, seed in ((0.5, TARGETS, 1), (0.25, LABELS[::-1], 2)):
     adv = run(name, labels=labels, key=jax.random.key(seed), eps=eps_of(name) * eps_scale)
     linf, l2 = distances(adv)
-    assert np.all((linf if ATTACK_NORMS[name] == "linf" else l2)
+    assert np.all((linf if ATTACK_NORMS[name] == 'linf' else l2)
                   <= eps_of(name) * eps_scale * (1 + 1e-5) + 1e-7)
-  assert TRACES["registry"] == traced
+  assert TRACES['registry'] == traced
 
 
-@pytest.mark.parametrize("name", ["pgd", "mifgsm"])
+@pytest.mark.parametrize('name', ['pgd', 'mifgsm'])
 def test_bad_shapes_and_options_raise(name):
-  with pytest.raises(ValueError, match="N x H x W x C"):
+  with pytest.raises(ValueError, match='N x H x W x C'):
     run(name, images=IMAGES[0])
-  if name == "pgd":
-    with pytest.raises(ValueError, match="PRNG key"):
+  if name == 'pgd':
+    with pytest.raises(ValueError, match='PRNG key'):
       run(name, key=jax.random.split(KEY, 5))   # 5 keys for 3 images
-    with pytest.raises(ValueError, match="PRNG key"):
+    with pytest.raises(ValueError, match='PRNG key'):
       run(name, key=None)
-  with pytest.raises(ValueError, match="norm"):
-    run(name, norm="l1")
+  with pytest.raises(ValueError, match='norm'):
+    run(name, norm='l1')

@@ -23,13 +23,13 @@ class ChunkedTinyCNN(TinyCNN):
   cpu_chunk: int = CHUNK
 
 
-@pytest.mark.parametrize("n,chunk", [(12, 4), (13, 4), (3, 8), (9, 1)])
+@pytest.mark.parametrize('n,chunk', [(12, 4), (13, 4), (3, 8), (9, 1)])
 def test_map_batch_chunks_equals_one_call(n, chunk):
   x = jnp.arange(n * 2, dtype=jnp.float32).reshape(n, 2)
-  tree = {"a": x, "b": jnp.arange(n)}
+  tree = {'a': x, 'b': jnp.arange(n)}
 
   def fn(t, scale):
-    return {"sum": t["a"].sum(axis=1) * scale, "b": t["b"] + 1}
+    return {'sum': t['a'].sum(axis=1) * scale, 'b': t['b'] + 1}
 
   scale = jnp.linspace(1.0, 2.0, n)
   got = core.map_batch_chunks(fn, chunk, tree, scale)
@@ -37,7 +37,7 @@ def test_map_batch_chunks_equals_one_call(n, chunk):
   for key in want:
     assert got[key].shape == want[key].shape
     np.testing.assert_array_equal(np.asarray(got[key]), np.asarray(want[key]))
-  with pytest.raises(ValueError, match="chunk"):
+  with pytest.raises(ValueError, match='chunk'):
     core.map_batch_chunks(fn, 0, tree, scale)
 
 
@@ -62,7 +62,7 @@ def test_chunked_input_gradient_and_fgsm_equal_per_example_results():
 
 
 def _has_loop(fn, *args):
-  return "scan" in str(jax.make_jaxpr(fn)(*args))   # lax.map is a scan
+  return 'scan' in str(jax.make_jaxpr(fn)(*args))   # lax.map is a scan
 
 
 def test_only_models_that_ask_are_chunked():
@@ -78,5 +78,5 @@ def test_only_models_that_ask_are_chunked():
   assert ApplyFn(OriginalCNN(num_classes=4)).cpu_chunk is None
   assert ApplyFn(fast_original_cnn(4), cpu_chunk=None).cpu_chunk is None
   assert ApplyFn(OriginalCNN(num_classes=4), cpu_chunk=2).cpu_chunk == 2
-  with pytest.raises(ValueError, match="cpu_chunk"):
+  with pytest.raises(ValueError, match='cpu_chunk'):
     ApplyFn(OriginalCNN(num_classes=4), cpu_chunk=0)

@@ -33,14 +33,14 @@ def test_logit_fusion_is_the_weighted_sum_and_attacks_every_member():
 
 def test_rebuilt_ensembles_are_equal_static_arguments():
   # The same members and weights give an equal, equally hashed apply_fn: no recompile.
-  counted = ((Counting(Linear(), "ensemble"), linear_params(seed=0)), MEMBERS[1])
+  counted = ((Counting(Linear(), 'ensemble'), linear_params(seed=0)), MEMBERS[1])
   a, params, _ = ensemble(counted)
   b, _, _ = ensemble(counted)
   assert a == b and hash(a) == hash(b) and isinstance(a, LogitEnsemble)
   mifgsm(a, params, X, LABELS, 0.05, steps=2)
-  traced = TRACES["ensemble"]
+  traced = TRACES['ensemble']
   mifgsm(b, params, X, LABELS, 0.02, steps=2)
-  assert traced > 0 and TRACES["ensemble"] == traced
+  assert traced > 0 and TRACES['ensemble'] == traced
 
 
 def soft_cross_entropy(logits, one_hot):
@@ -58,7 +58,7 @@ def test_loss_fusion_with_different_output_kinds():
   # weight) is not 0 and the check below sees both members.
   own = embed(w_embed, X)
   refs = own + jnp.asarray(np.random.default_rng(1).normal(0, 0.5, own.shape), jnp.float32)
-  apply_fn, params, loss_fn = ensemble(members, (1.0, 2.0), fuse="loss",
+  apply_fn, params, loss_fn = ensemble(members, (1.0, 2.0), fuse='loss',
                                        loss_fn=(soft_cross_entropy, dodging))
   targets = jnp.concatenate([one_hot, refs], axis=1)
   loss = loss_fn(apply_fn(params, X), targets)
@@ -76,7 +76,7 @@ def test_loss_fusion_with_different_output_kinds():
   assert bool(jnp.all(cross_entropy(Linear()(members[0][1], adv), LABELS)
                       > cross_entropy(Linear()(members[0][1], X), LABELS)))
   assert bool(jnp.all(dodging(embed(w_embed, adv), refs) > dodging(own, refs)))
-  with pytest.raises(ValueError, match="concatenated"):
+  with pytest.raises(ValueError, match='concatenated'):
     loss_fn(apply_fn(params, X), refs)
 
 
@@ -94,13 +94,13 @@ class Embed:
 
 
 def test_bad_ensembles_raise():
-  with pytest.raises(ValueError, match="at least one"):
+  with pytest.raises(ValueError, match='at least one'):
     ensemble(())
-  with pytest.raises(ValueError, match="2 ensemble weights"):
+  with pytest.raises(ValueError, match='2 ensemble weights'):
     ensemble(MEMBERS, (1.0,))
-  with pytest.raises(ValueError, match="fuse"):
-    ensemble(MEMBERS, fuse="votes")
+  with pytest.raises(ValueError, match='fuse'):
+    ensemble(MEMBERS, fuse='votes')
   apply_fn, params, _ = ensemble(((Linear(), linear_params()),
                                   (Embed(), jnp.zeros((192, 5)))))
-  with pytest.raises(ValueError, match="equal output shapes"):
+  with pytest.raises(ValueError, match='equal output shapes'):
     apply_fn(params, X)

@@ -23,10 +23,10 @@ def numpy_ce_gradient(w, b, x, labels):
   return (p @ w.T).reshape(x.shape)
 
 
-@pytest.mark.parametrize("model", ["linear", "cnn"])
-@pytest.mark.parametrize("targeted", [False, True])
+@pytest.mark.parametrize('model', ['linear', 'cnn'])
+@pytest.mark.parametrize('targeted', [False, True])
 def test_budget_range_and_loss(model, targeted):
-  apply_fn, params = (Linear(), linear_params()) if model == "linear" else (TinyCNN(),
+  apply_fn, params = (Linear(), linear_params()) if model == 'linear' else (TinyCNN(),
                                                                            cnn_params())
   x = tiny_images()
   labels = jnp.array([0, 1, 2]) if not targeted else jnp.array([1, 2, 3])
@@ -41,13 +41,13 @@ def test_budget_range_and_loss(model, targeted):
     assert bool(jnp.all(after > before))
 
 
-@pytest.mark.parametrize("targeted", [False, True])
+@pytest.mark.parametrize('targeted', [False, True])
 def test_linear_model_equals_the_hand_derived_gradient_sign(targeted):
   params = linear_params()
   x = tiny_images()
   labels = np.array([3, 0, 2])
   adv = np.asarray(fgsm(Linear(), params, x, jnp.asarray(labels), EPS, targeted=targeted))
-  g = numpy_ce_gradient(np.asarray(params["w"], np.float64), np.asarray(params["b"]),
+  g = numpy_ce_gradient(np.asarray(params['w'], np.float64), np.asarray(params['b']),
                         np.asarray(x), labels)
   expected = np.clip(np.asarray(x) + (-1 if targeted else 1) * EPS * np.sign(g), 0, 1)
   assert np.all(np.abs(g) > 1e-6)   # no ties in the sign on this model
@@ -86,35 +86,35 @@ def test_per_example_eps_and_zero_eps():
 
 
 def test_rejects_non_image_input():
-  with pytest.raises(ValueError, match="N x H x W x C"):
+  with pytest.raises(ValueError, match='N x H x W x C'):
     fgsm(Linear(), linear_params(), jnp.zeros((8, 8, 3)), jnp.zeros((1,), jnp.int32), EPS)
-  with pytest.raises(ValueError, match="floating"):
+  with pytest.raises(ValueError, match='floating'):
     fgsm(Linear(), linear_params(), jnp.zeros((1, 8, 8, 3), jnp.uint8),
          jnp.zeros((1,), jnp.int32), EPS)
 
 
 NAN_CALLS = {   # every way a caller reaches fgsm with one NaN pixel in image 1 of 3
-    "direct": lambda x, **kw: fgsm(Linear(), linear_params(), x, jnp.array([0, 1, 2]), EPS,
+    'direct': lambda x, **kw: fgsm(Linear(), linear_params(), x, jnp.array([0, 1, 2]), EPS,
                                    **kw),
-    "numpy images": lambda x, **kw: fgsm(Linear(), linear_params(), np.asarray(x),
+    'numpy images': lambda x, **kw: fgsm(Linear(), linear_params(), np.asarray(x),
                                          np.array([0, 1, 2]), EPS, **kw),
-    "per-image eps": lambda x, **kw: fgsm(Linear(), linear_params(), x, jnp.array([0, 1, 2]),
+    'per-image eps': lambda x, **kw: fgsm(Linear(), linear_params(), x, jnp.array([0, 1, 2]),
                                           jnp.array([EPS, EPS, 0.0]), **kw),
-    "per-pixel eps": lambda x, **kw: fgsm(Linear(), linear_params(), x, jnp.array([0, 1, 2]),
+    'per-pixel eps': lambda x, **kw: fgsm(Linear(), linear_params(), x, jnp.array([0, 1, 2]),
                                           jnp.full(x.shape, EPS), **kw),
-    "the ATTACKS table": lambda x, **kw: ATTACKS["fgsm"](Linear(), linear_params(), x,
+    'the ATTACKS table': lambda x, **kw: ATTACKS['fgsm'](Linear(), linear_params(), x,
                                                           jnp.array([0, 1, 2]), EPS, **kw),
 }
 
 
-@pytest.mark.parametrize("options", [{}, {"targeted": True}, {"per_example": False}],
-                         ids=["untargeted", "targeted", "summed"])
-@pytest.mark.parametrize("how", sorted(NAN_CALLS))
+@pytest.mark.parametrize('options', [{}, {'targeted': True}, {'per_example': False}],
+                         ids=['untargeted', 'targeted', 'summed'])
+@pytest.mark.parametrize('how', sorted(NAN_CALLS))
 def test_refuses_nan_pixels(how, options):
   # A NaN pixel would otherwise come back NaN in the "adversarial" image, unreported.
   x = tiny_images().at[1, 4, 5, 2].set(jnp.nan)
-  with pytest.raises(ValueError, match="NaN pixels") as info:
+  with pytest.raises(ValueError, match='NaN pixels') as info:
     NAN_CALLS[how](x, **options)
-  assert "\n" not in str(info.value)
-  with jax.disable_jit(), pytest.raises(ValueError, match="NaN pixels"):
+  assert '\n' not in str(info.value)
+  with jax.disable_jit(), pytest.raises(ValueError, match='NaN pixels'):
     NAN_CALLS[how](x, **options)

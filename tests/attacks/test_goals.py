@@ -55,13 +55,13 @@ def labels_for_mix():
 
 def test_early_stopping_freezes_examples_once_misclassified():
   labels, _ = labels_for_mix()
-  model = Counting(Linear(), "goals")
+  model = Counting(Linear(), 'goals')
   eps, steps = 0.1, 20   # many small steps: most examples flip before the budget is spent
   full = ifgsm(model, PARAMS, X, labels, eps, steps=steps)
   early = ifgsm(model, PARAMS, X, labels, eps, steps=steps, done_fn=Misclassified())
-  traced = TRACES["goals"]
+  traced = TRACES['goals']
   ifgsm(model, PARAMS, X, labels[::-1], eps / 2, steps=steps, done_fn=Misclassified())
-  assert TRACES["goals"] == traced   # one compile serves new labels and eps
+  assert TRACES['goals'] == traced   # one compile serves new labels and eps
   np.testing.assert_array_equal(early[:2], X[:2])   # already misclassified: untouched
   pred = np.asarray(jnp.argmax(Linear()(PARAMS, early), -1))
   dist_early = np.abs(np.asarray(early - X)).reshape(6, -1).max(1)
@@ -88,7 +88,7 @@ def test_targeted_early_stopping_and_all_done_at_start():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("attack", ["pgd", "mifgsm"])
+@pytest.mark.parametrize('attack', ['pgd', 'mifgsm'])
 def test_dodging_and_impersonation_on_an_embedding(attack):
   # Each face's reference descriptor comes from another photo of the same person (here the
   # image slightly changed): at the image's own descriptor the squared distance has zero
@@ -96,10 +96,10 @@ def test_dodging_and_impersonation_on_an_embedding(attack):
   other_photo = jnp.clip(X + 0.05 * jax.random.normal(jax.random.key(9), X.shape), 0, 1)
   refs = Embed()(W_EMBED, other_photo)
   others = jnp.roll(refs, 1, axis=0)         # another person's descriptor
-  kwargs = {"steps": 5}
+  kwargs = {'steps': 5}
 
   def run(labels, loss_fn, targeted, done_fn=None):
-    if attack == "pgd":
+    if attack == 'pgd':
       return pgd(Embed(), W_EMBED, X, labels, 0.05, key=jax.random.key(1), loss_fn=loss_fn,
                  targeted=targeted, done_fn=done_fn, **kwargs)
     return mifgsm(Embed(), W_EMBED, X, labels, 0.05, loss_fn=loss_fn, targeted=targeted,
@@ -107,7 +107,7 @@ def test_dodging_and_impersonation_on_an_embedding(attack):
 
   dodge = run(refs, dodging, False)
   assert bool(jnp.all(dodging(Embed()(W_EMBED, dodge), refs) > dodging(Embed()(W_EMBED, X), refs)))
-  if attack == "pgd":
+  if attack == 'pgd':
     own = Embed()(W_EMBED, X)
     escaped = pgd(Embed(), W_EMBED, X, own, 0.05, key=jax.random.key(1), loss_fn=dodging, steps=5)
     assert bool(jnp.all(dodging(Embed()(W_EMBED, escaped), own) > 1e-4))

@@ -22,7 +22,7 @@ SHAPES = st.tuples(st.integers(1, 3), st.sampled_from([4, 6]), st.sampled_from([
 # Every attack of the registry, each with its own few drawn examples (sampling the name
 # among 8 examples left some attacks untried).
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize('name', sorted(ATTACKS))
 @settings(max_examples=3, deadline=None, derandomize=True, database=None)
 @given(shape=SHAPES, eps=st.floats(0.0, 0.1, allow_subnormal=False), steps=st.integers(1, 3),
        targeted=st.booleans(), seed=st.integers(0, 1000))
@@ -31,16 +31,16 @@ def test_any_attack_stays_in_budget_and_range(name, shape, eps, steps, targeted,
   params = linear_params(side, side, channels, k=3, seed=seed)
   images = tiny_images(n, side, side, channels, seed=seed)
   labels = jnp.asarray(np.random.default_rng(seed).integers(0, 3, n), jnp.int32)
-  kwargs = {k: v for k, v in OVERRIDES[name].items() if k != "min_scale"}
-  if "steps" in kwargs:
-    kwargs["steps"] = steps
-  budget = eps * np.sqrt(side * side * channels) if ATTACK_NORMS[name] == "l2" else eps
+  kwargs = {k: v for k, v in OVERRIDES[name].items() if k != 'min_scale'}
+  if 'steps' in kwargs:
+    kwargs['steps'] = steps
+  budget = eps * np.sqrt(side * side * channels) if ATTACK_NORMS[name] == 'l2' else eps
   adv = np.asarray(ATTACKS[name](Linear(), params, images, labels, budget,
                                  key=jax.random.key(seed), targeted=targeted, **kwargs))
   assert adv.shape == images.shape and adv.dtype == np.float32
   assert np.all(np.isfinite(adv)) and adv.min() >= 0.0 and adv.max() <= 1.0
   delta = (adv - np.asarray(images)).reshape(n, -1)
-  if ATTACK_NORMS[name] == "linf":
+  if ATTACK_NORMS[name] == 'linf':
     assert np.abs(delta).max() <= eps + 1e-6
   else:
     assert np.sqrt((delta ** 2).sum(1)).max() <= budget * (1 + 1e-5) + 1e-6
@@ -52,7 +52,7 @@ def test_any_attack_stays_in_budget_and_range(name, shape, eps, steps, targeted,
 def test_fgsm_and_ifgsm_match_numpy_on_any_shape(shape, eps, steps, targeted, seed):
   n, side, channels = shape
   params = linear_params(side, side, channels, k=3, seed=seed)
-  w, b = np.asarray(params["w"], np.float64), np.asarray(params["b"], np.float64)
+  w, b = np.asarray(params['w'], np.float64), np.asarray(params['b'], np.float64)
   x = np.asarray(tiny_images(n, side, side, channels, seed=seed))
   labels = np.random.default_rng(seed).integers(0, 3, n)
   sign = -1.0 if targeted else 1.0

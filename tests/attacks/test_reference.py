@@ -13,7 +13,7 @@ from conftest import Linear, linear_params, tiny_images
 from test_fgsm import numpy_ce_gradient
 
 PARAMS = linear_params()
-W64, B64 = np.asarray(PARAMS["w"], np.float64), np.asarray(PARAMS["b"], np.float64)
+W64, B64 = np.asarray(PARAMS['w'], np.float64), np.asarray(PARAMS['b'], np.float64)
 X = np.asarray(tiny_images())
 LABELS = np.array([1, 3, 0])
 
@@ -34,7 +34,7 @@ def np_pgd(x, start, eps, alpha, steps, norm, momentum=None, nesterov=False, sig
     if momentum is not None:
       m = momentum * m + g / np.abs(g).reshape(len(g), -1).mean(1).reshape(-1, 1, 1, 1)
       g = m
-    if norm == "linf":
+    if norm == 'linf':
       adv = np.clip(np.clip(adv + sign * alpha * np.sign(g), x - eps, x + eps), 0, 1)
     else:
       adv = adv + sign * alpha * g / l2(g)
@@ -43,16 +43,16 @@ def np_pgd(x, start, eps, alpha, steps, norm, momentum=None, nesterov=False, sig
   return adv
 
 
-@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize('norm', ['linf', 'l2'])
 def test_pgd_matches_numpy(norm):
-  eps = 0.03 if norm == "linf" else 0.4
+  eps = 0.03 if norm == 'linf' else 0.4
   keys = example_keys(jax.random.key(5), len(X))
   # The start: our random_start with the key stream pgd uses (fold_in 0), checked to lie in
   # the ball; the iterations after it are recomputed independently in NumPy.
   start_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, 0)
-  start = np.asarray(jax.jit(random_start, static_argnames="norm")(
+  start = np.asarray(jax.jit(random_start, static_argnames='norm')(
       start_keys, jnp.asarray(X), eps, norm))
-  if norm == "linf":
+  if norm == 'linf':
     assert np.abs(start - X).max() <= eps + 1e-7
   else:
     assert l2(start - X).max() <= eps * (1 + 1e-5)
@@ -67,13 +67,13 @@ def test_ifgsm_mifgsm_nifgsm_match_numpy():
   eps, steps = 0.05, 4
   args = (Linear(), PARAMS, jnp.asarray(X), jnp.asarray(LABELS), eps)
   np.testing.assert_allclose(ifgsm(*args, steps=steps),
-                             np_pgd(X, X, eps, eps / steps, steps, "linf"), atol=2e-5)
+                             np_pgd(X, X, eps, eps / steps, steps, 'linf'), atol=2e-5)
   np.testing.assert_allclose(mifgsm(*args, steps=steps, decay=0.8),
-                             np_pgd(X, X, eps, eps / steps, steps, "linf", 0.8), atol=2e-5)
-  np.testing.assert_allclose(mifgsm(*args, steps=steps, norm="l2"),
-                             np_pgd(X, X, eps, eps / steps, steps, "l2", 1.0), atol=2e-5)
+                             np_pgd(X, X, eps, eps / steps, steps, 'linf', 0.8), atol=2e-5)
+  np.testing.assert_allclose(mifgsm(*args, steps=steps, norm='l2'),
+                             np_pgd(X, X, eps, eps / steps, steps, 'l2', 1.0), atol=2e-5)
   np.testing.assert_allclose(nifgsm(*args, steps=steps),
-                             np_pgd(X, X, eps, eps / steps, steps, "linf", 1.0, True),
+                             np_pgd(X, X, eps, eps / steps, steps, 'linf', 1.0, True),
                              atol=2e-5)
 
 

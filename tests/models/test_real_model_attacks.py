@@ -24,9 +24,9 @@ EPS = 4 / 255
 KEY = jax.random.key(3)
 # Short attacks (2 steps): eager execution runs every operation separately.
 ATTACKS = {
-    "fgsm": lambda f, p, x, y, loss: fgsm(f, p, x, y, EPS, loss_fn=loss),
-    "pgd": lambda f, p, x, y, loss: pgd(f, p, x, y, EPS, key=KEY, steps=2, loss_fn=loss),
-    "mifgsm": lambda f, p, x, y, loss: mifgsm(f, p, x, y, EPS, steps=2, loss_fn=loss),
+    'fgsm': lambda f, p, x, y, loss: fgsm(f, p, x, y, EPS, loss_fn=loss),
+    'pgd': lambda f, p, x, y, loss: pgd(f, p, x, y, EPS, key=KEY, steps=2, loss_fn=loss),
+    'mifgsm': lambda f, p, x, y, loss: mifgsm(f, p, x, y, EPS, steps=2, loss_fn=loss),
 }
 
 
@@ -34,7 +34,7 @@ ATTACKS = {
 def cnn_case():
   # 5 images: more than the CNN's CPU chunk of 4, so the padded chunk loop runs too.
   module = fast_original_cnn(50)
-  params = module.init(jax.random.key(0), jnp.zeros((1, 160, 160, 3)))["params"]
+  params = module.init(jax.random.key(0), jnp.zeros((1, 160, 160, 3)))['params']
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.uniform(0, 1, (5, 160, 160, 3)), jnp.float32)
   labels = jnp.asarray(rng.integers(0, 50, 5), jnp.int32)
@@ -46,8 +46,8 @@ def dlib_case(gt_dir):
   # Two GT faces; each chip is pushed away from the other's descriptor (at its own, the
   # dodging loss and its gradient are 0).
   chips = []
-  for person in ("s03", "s11"):
-    rgb = np.asarray(Image.open(gt_dir / person / "02.jpg").convert("RGB"))
+  for person in ('s03', 's11'):
+    rgb = np.asarray(Image.open(gt_dir / person / '02.jpg').convert('RGB'))
     (face,) = faces.find_faces(rgb)
     chips.append(faces.extract_chip(jnp.asarray(rgb / 255.0, jnp.float32), face.chip))
   apply_fn, params = ApplyFn(fast_dlib_resnet()), load_dlib_resnet()
@@ -58,14 +58,14 @@ def dlib_case(gt_dir):
 
 @functools.cache
 def _jitted(which, name, gt_dir):
-  apply_fn, params, x, y, loss = cnn_case() if which == "cnn" else dlib_case(gt_dir)
+  apply_fn, params, x, y, loss = cnn_case() if which == 'cnn' else dlib_case(gt_dir)
   return np.asarray(ATTACKS[name](apply_fn, params, x, y, loss))
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
-@pytest.mark.parametrize("which", ["cnn", "dlib"])
+@pytest.mark.parametrize('name', sorted(ATTACKS))
+@pytest.mark.parametrize('which', ['cnn', 'dlib'])
 def test_jitted_equals_eager_on_the_real_models(which, name, gt_dir):
-  apply_fn, params, x, y, loss = cnn_case() if which == "cnn" else dlib_case(gt_dir)
+  apply_fn, params, x, y, loss = cnn_case() if which == 'cnn' else dlib_case(gt_dir)
   jitted = _jitted(which, name, gt_dir)
   with jax.disable_jit():
     eager = np.asarray(ATTACKS[name](apply_fn, params, x, y, loss))
@@ -77,10 +77,10 @@ def test_jitted_equals_eager_on_the_real_models(which, name, gt_dir):
   assert np.abs(jitted - eager).max() <= 2 * EPS + 1e-6
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
-@pytest.mark.parametrize("which", ["cnn", "dlib"])
+@pytest.mark.parametrize('name', sorted(ATTACKS))
+@pytest.mark.parametrize('which', ['cnn', 'dlib'])
 def test_budget_range_and_loss_on_the_real_models(which, name, gt_dir):
-  apply_fn, params, x, y, loss = cnn_case() if which == "cnn" else dlib_case(gt_dir)
+  apply_fn, params, x, y, loss = cnn_case() if which == 'cnn' else dlib_case(gt_dir)
   adv = _jitted(which, name, gt_dir)
   x = np.asarray(x)
   assert adv.shape == x.shape and adv.dtype == np.float32

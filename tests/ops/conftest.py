@@ -11,8 +11,8 @@ import numpy as np
 def assert_same_param_trees(ours, ref, x: jax.Array) -> None:
   """Two linen modules initialised with the same key give the same tree, shapes, dtypes and
   values: a fast module is a drop-in for its reference, checkpoints included."""
-  p_ours = ours.init(jax.random.key(0), x)["params"]
-  p_ref = ref.init(jax.random.key(0), x)["params"]
+  p_ours = ours.init(jax.random.key(0), x)['params']
+  p_ref = ref.init(jax.random.key(0), x)['params']
   assert jax.tree.structure(p_ours) == jax.tree.structure(p_ref)
   for a, b in zip(jax.tree.leaves(p_ours), jax.tree.leaves(p_ref)):
     assert a.shape == b.shape and a.dtype == b.dtype
@@ -37,21 +37,21 @@ def assert_outputs_and_gradients_equal(ours, ref, x: jax.Array, jit: bool = Fals
   (bias made nonzero, so the forward's bias term and its gradient are both exercised):
   outputs, and the input, kernel and bias gradients of a loss through a nonlinearity with a
   non-uniform cotangent (so every output position matters). ``jit``: ours runs jitted."""
-  params = ref.init(jax.random.key(0), x)["params"]
-  params = {**params, "bias": jnp.arange(params["bias"].size, dtype=jnp.float32) / 7}
-  y_ours = (jax.jit(ours.apply) if jit else ours.apply)({"params": params}, x)
-  y_ref = ref.apply({"params": params}, x)
+  params = ref.init(jax.random.key(0), x)['params']
+  params = {**params, 'bias': jnp.arange(params['bias'].size, dtype=jnp.float32) / 7}
+  y_ours = (jax.jit(ours.apply) if jit else ours.apply)({'params': params}, x)
+  y_ref = ref.apply({'params': params}, x)
   assert y_ours.shape == y_ref.shape
   np.testing.assert_allclose(y_ours, y_ref, rtol=1e-5, atol=1e-5)
   w = jax.random.normal(jax.random.key(2), y_ref.shape)
 
   def loss(model, p, x):
-    return jnp.sum(jnp.tanh(model.apply({"params": p}, x)) * w)
+    return jnp.sum(jnp.tanh(model.apply({'params': p}, x)) * w)
 
   grad = jax.grad(loss, argnums=(1, 2))
   g_ours = (jax.jit(grad, static_argnums=0) if jit else grad)(ours, params, x)
   g_ref = grad(ref, params, x)
   np.testing.assert_allclose(g_ours[1], g_ref[1], rtol=1e-5, atol=1e-5)   # input
-  for name in ("kernel", "bias"):
+  for name in ('kernel', 'bias'):
     np.testing.assert_allclose(g_ours[0][name], g_ref[0][name], rtol=1e-4, atol=1e-4)
   assert float(jnp.abs(g_ref[1]).max()) > 0

@@ -12,7 +12,7 @@ from fgsm_jax.ops.pool import max_pool, max_pool_reference
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape,size,stride", [((2, 9, 9, 3), 3, 2), ((1, 10, 7, 2), 3, 2),
+@pytest.mark.parametrize('shape,size,stride', [((2, 9, 9, 3), 3, 2), ((1, 10, 7, 2), 3, 2),
                                                ((2, 8, 8, 4), 2, 2), ((1, 7, 9, 1), 3, 3)])
 def test_value_and_gradient_equal_nn_max_pool(shape, size, stride):
   x = jax.random.normal(jax.random.key(0), shape)   # continuous values: no ties

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fgsm_jax import quality
+from fgsm_jax.attacks import iterative
 from fgsm_jax.models.dlib_resnet import dlib_resnet_apply
 from fgsm_jax.protect import attack, photo, registry, warp
 
@@ -61,8 +62,23 @@ def test_the_step_count_is_traced_and_the_key_decides(face_window):
 def test_config_is_checked():
   with pytest.raises(ValueError, match='degradations'):
     attack.AttackConfig(degradations=('gif',))
-  with pytest.raises(ValueError, match='ti_kernel'):
-    attack.AttackConfig(ti_kernel=4)
+  # The update fields are the engine's, checked by the engine's own rules.
+  with pytest.raises(ValueError, match='kernel_size'):
+    attack.AttackConfig(kernel_size=4)
+  with pytest.raises(ValueError, match='decay'):
+    attack.AttackConfig(decay=-1.0)
+  with pytest.raises(ValueError, match='soft'):
+    attack.AttackConfig(soft=-1.0)
+
+
+def test_the_update_is_the_engines_with_the_same_meanings():
+  # MI and TI mean what they mean in fgsm_jax.attacks: None is "off" and the TI sigma
+  # defaults to (size - 1) / 6 in both halves.
+  config = attack.AttackConfig(decay=None, kernel_size=5, soft=2.0)
+  update = config.update_config()
+  assert update == iterative.Config(norm='linf', decay=None, kernel_size=5, kernel_sigma=None,
+                                    soft=2.0, quantize=True)
+  assert set(attack.UPDATE_FIELDS) <= {f.name for f in dataclasses.fields(iterative.Config)}
 
 
 @pytest.mark.slow
@@ -92,50 +108,12 @@ def test_padding_to_a_compile_bucket_leaves_the_result_unchanged(face_window):
   assert np.array_equal(levels(b)[h:], levels(window)[h:])  # padding untouched
 
 
-@pytest.mark.slow
-def test_hull_views_do_what_they_name():
-  rng = np.random.default_rng(0)
-  crops = jnp.asarray(rng.uniform(size=(2, 16, 16, 3)), jnp.float32)
-  np.testing.assert_array_equal(attack.hull_view(crops, 'flip'), crops[:, :, ::-1])
-  np.testing.assert_allclose(attack.hull_view(crops, 'dark'), 0.75 * crops, rtol=1e-6)
-  flat = jnp.full((1, 16, 16, 3), 0.3)
-  for kind in attack.HULL_VIEWS:  # a flat crop stays flat (no shift, no gain)
-    want = 0.225 if kind == 'dark' else 0.3
-    np.testing.assert_allclose(attack.hull_view(flat, kind), want, atol=1e-6)
-  blurred = np.asarray(attack.hull_view(crops, 'blur'))
-  halved = np.asarray(attack.hull_view(crops, 'half'))
-  assert blurred.std() < 0.5 * float(crops.std()) and halved.std() < 0.8 * float(crops.std())
-  with pytest.raises(ValueError, match='hull'):
-    attack.AttackConfig(hull=('sepia',))
-  with pytest.raises(ValueError, match='hull'):
-    attack.AttackConfig(hull=('blur', 'blur'))
-
-
 def test_distance_to_several_references_is_to_the_nearest():
   desc = jnp.asarray([[0.0, 0.0], [3.0, 4.0]])
   refs = jnp.asarray([[3.0, 4.0], [0.0, 1.0]])
   np.testing.assert_allclose(attack._distance('l2', desc, refs), [1.0, 0.0], atol=1e-5)
   cos = attack._distance('cosine', jnp.asarray([[1.0, 0.0]]), jnp.asarray([[0.0, 2.0], [1.0, 1.0]]))
   np.testing.assert_allclose(cos, [1 - np.sqrt(0.5)], atol=1e-6)
-
-
-@pytest.mark.slow
-def test_the_hull_enters_the_loss_and_the_reported_distance_stays_the_clean_ones(face_window):
-  fw = face_window
-
-  def attack_with(config):
-    return attack.protect_window(_dlib(fw), (fw['params'],), fw['window'], fw['window'],
-                                 fw['budget'], (fw['geom'],), (fw['ref'],), jax.random.key(3),
-                                 4, config=config)
-
-  plain, _ = attack_with(CONFIG)
-  with_hull, d = attack_with(dataclasses.replace(CONFIG, hull=('blur', 'half', 'flip')))
-  # The hull's references change the steps (an ignored option would give the same window) ...
-  assert np.any(np.asarray(with_hull) != np.asarray(plain))
-  # ... but the distance returned is the one from the clean descriptor, as without a hull.
-  chip = warp.window_chip(with_hull, fw['geom'], fw['n_down'])[None]
-  want = attack._distance('l2', dlib_resnet_apply(fw['params'], chip), fw['ref'])[0]
-  np.testing.assert_allclose(float(d[0]), float(want), rtol=1e-4)
 
 
 @pytest.mark.slow

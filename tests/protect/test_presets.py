@@ -10,16 +10,16 @@ from fgsm_jax.protect import presets
 def test_set_changes_preset_and_attack_fields():
   before = presets.PRESETS['default'].eps
   p = presets.with_fields(presets.PRESETS['default'],
-                          ['eps=6', 'attack.ti_kernel=9', 'weights=[["mobileface", 3]]',
+                          ['eps=6', 'attack.kernel_size=9', 'weights=[["mobileface", 3]]',
                            'attack.degradations=["none", "jpeg75"]'])
-  assert p.eps == 6 and p.attack.ti_kernel == 9 and p.weight('mobileface') == 3
+  assert p.eps == 6 and p.attack.kernel_size == 9 and p.weight('mobileface') == 3
   assert p.weight('dlib') == 1.0 and p.attack.degradations == ('none', 'jpeg75')
   hash(p)  # still a compile key
   assert presets.PRESETS['default'].eps == before != 6  # the table is untouched
 
 
 @pytest.mark.parametrize('setting, message', [
-    ('nope=1', 'unknown setting'), ('eps', 'FIELD=VALUE'), ('attack.ti_kernel=4', 'odd'),
+    ('nope=1', 'unknown setting'), ('eps', 'FIELD=VALUE'), ('attack.kernel_size=4', 'odd'),
     ('eps=-1', 'eps must be'), ('attack.degradations=["gif"]', 'degradations')])
 def test_bad_settings_are_one_line_errors(setting, message):
   with pytest.raises(ValueError, match=message) as e:
@@ -58,3 +58,16 @@ def test_eps_is_a_ceiling_for_every_rung(name):
   assert all(a < b for a, b in zip((capped.eps,) + capped.eps_ladder, capped.eps_ladder))
   # A tiny budget stays tiny: no rung climbs past it.
   assert presets.with_overrides(base, eps=0.01).max_eps == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize('name', sorted(presets.ATTACKS))
+def test_an_attack_override_is_what_it_names(name):
+  preset = presets.with_overrides(presets.PRESETS['default'], attack=name)
+  config = preset.attack
+  assert presets.attack_name(config) == name
+  # The engine's conventions: no momentum is None, TI's sigma the library's default.
+  assert (config.decay is None) == (name == 'pgd')
+  assert config.kernel_sigma is None
+  assert (config.kernel_size == 5) == (name == 'tifgsm')
+  # Only the update rule changes: the preset's views stay.
+  assert config.eot_samples == presets.PRESETS['default'].attack.eot_samples

@@ -19,14 +19,14 @@ from fgsm_jax.protect import attack, files, photo, presets, recognizer, registry
 # real photos.
 pytestmark = pytest.mark.slow
 
-PHOTO = ("s07", "04.jpg")
+PHOTO = ('s07', '04.jpg')
 
 
 def _pil_jpeg(rgb: np.ndarray, quality: int, subsampling: int | None = None) -> np.ndarray:
   buf = io.BytesIO()
-  kwargs = {} if subsampling is None else {"subsampling": subsampling}
-  Image.fromarray(rgb).save(buf, "JPEG", quality=quality, **kwargs)
-  return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+  kwargs = {} if subsampling is None else {'subsampling': subsampling}
+  Image.fromarray(rgb).save(buf, 'JPEG', quality=quality, **kwargs)
+  return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert('RGB'))
 
 
 def test_robust_preset_survives_jpeg75_for_real_dlib(gt_dir, tmp_path):
@@ -34,13 +34,13 @@ def test_robust_preset_survives_jpeg75_for_real_dlib(gt_dir, tmp_path):
   rgb = images.load_rgb(source)
   # Fewer steps and rounds than the preset's 24 + 3 x 8 (for time); every other setting,
   # the JPEG 75 and halving views and the check after JPEG 75 included, is the preset's.
-  preset = dataclasses.replace(presets.PRESETS["robust"], steps=8, rounds=2)
-  out = tmp_path / "protected.png"
+  preset = dataclasses.replace(presets.PRESETS['robust'], steps=8, rounds=2)
+  out = tmp_path / 'protected.png'
   result = files.protect_file(source, out, preset, jax.random.key(0),
-                              recognizers=photo.load_recognizers(["dlib"]))
+                              recognizers=photo.load_recognizers(['dlib']))
   assert result.error is None, result.error
   with Image.open(out) as saved:
-    assert saved.format == "PNG"
+    assert saved.format == 'PNG'
   protected = images.load_rgb(out)
   assert protected.shape == rgb.shape
   assert np.abs(protected.astype(int) - rgb).max() <= preset.eps   # 0-255 budget
@@ -58,7 +58,7 @@ def test_robust_preset_survives_jpeg75_for_real_dlib(gt_dir, tmp_path):
                               np.asarray(clean.descriptor_of('dlib')))) < 0.3
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def face_window(gt_dir):
   rgb = images.load_rgb(gt_dir / PHOTO[0] / PHOTO[1])
   face = recognizer.describe(rgb)[0]
@@ -78,13 +78,13 @@ def test_protect_window_jitted_equals_eager(face_window):
   # Every degradation (the JPEG 75 view goes through chroma_420 and the differentiable
   # JPEG), momentum and jitter: 2 steps.
   config = attack.AttackConfig(step=0.25, eot_samples=3,
-                               degradations=("none", "jpeg75", "resize_half"))
+                               degradations=('none', 'jpeg75', 'resize_half'))
 
-  member = attack.Surrogate(registry.SPECS["dlib"], n_down=fw["n_down"])
+  member = attack.Surrogate(registry.SPECS['dlib'], n_down=fw['n_down'])
 
   def run():
-    adv, d = attack.protect_window((member,), (fw["params"],), fw["window"], fw["window"],
-                                   fw["budget"], (fw["geom"],), (fw["ref"],),
+    adv, d = attack.protect_window((member,), (fw['params'],), fw['window'], fw['window'],
+                                   fw['budget'], (fw['geom'],), (fw['ref'],),
                                    jax.random.key(5), 2, config=config)
     return adv, d[0]
 
@@ -102,4 +102,4 @@ def test_protect_window_jitted_equals_eager(face_window):
   assert differ.mean() <= 0.06, differ.mean()
   assert np.abs(jitted - eager).max() <= 6 + 1e-3
   assert abs(float(d_jit) - float(d_eager)) < 2e-3, (float(d_jit), float(d_eager))
-  assert np.abs(jitted - np.asarray(fw["window"]) * 255).max() >= 2   # it did move
+  assert np.abs(jitted - np.asarray(fw['window']) * 255).max() >= 2   # it did move
