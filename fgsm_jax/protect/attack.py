@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import zlib
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -95,6 +95,11 @@ class AttackConfig:
     feature_dropout: drop this share of every convolution's outputs of each surrogate,
       afresh each step (model augmentation, for transfer); 0: off. Set by no preset, as
       ``feature_weight``.
+    balance: t > 0: worst-member weighting (loss balancing for transfer): each step the
+      members' shares of the update are their weights times exp(-loss / t), normalised,
+      the loss being the member's capped distance in units of its threshold, so the
+      recognizers that still place the face nearest get most of the step
+      (`worst_member_shares`); 0: the fixed weights.
     ssim_weight: w > 0 adds w times the gradient of the window's summed SSIM map against the
       clean window (`image_ops.window_ssim_sum`: SSIM's own 11 x 11 Gaussian, per RGB
       channel) to the ensemble's (per-member normalised) gradient, so each step also climbs
@@ -125,6 +130,7 @@ class AttackConfig:
   cap: float = 2.0  # dlib: 1.2 in its L2 units (threshold 0.6)
   feature_dropout: float = 0.0
   feature_weight: float = 0.0
+  balance: float = 0.0
   ssim_weight: float = 0.0
   lpips_weight: float = 0.0
   chroma: float = 1.0
@@ -138,6 +144,8 @@ class AttackConfig:
       raise ValueError(f'expected eot_samples >= 1, step > 0; got {self.eot_samples}, '
                        f'{self.step}')
     iterative.check_update_config(self.update_config())
+    if not self.balance >= 0:
+      raise ValueError(f'balance must be >= 0 (0: fixed weights), got {self.balance}')
     if not self.ssim_weight >= 0:
       raise ValueError(f'ssim_weight must be >= 0, got {self.ssim_weight}')
     if not self.lpips_weight >= 0:
@@ -369,6 +377,16 @@ def keep_chroma(g: jax.Array, chroma: float) -> jax.Array:
   return grey + chroma * (g - grey)
 
 
+def worst_member_shares(losses: jax.Array, weights: Sequence[float],
+                        temperature: float) -> jax.Array:
+  """Each member's share of the update, (M,), summing to 1: its weight times
+  exp(-loss / temperature), normalised -- the member whose (capped, threshold-unit) distance
+  is still the smallest, the one that would still recognise the face, gets the most; as
+  temperature grows the shares go back to the weights. No gradient flows through them."""
+  logits = jnp.log(jnp.asarray(weights, jnp.float32)) - losses / temperature
+  return jax.lax.stop_gradient(jax.nn.softmax(logits))
+
+
 def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: jax.Array,
                        geoms: tuple, refs: tuple, scope: jax.Array, config: AttackConfig,
                        lpips_params: Any = None) -> iterative.GradientFn:
@@ -376,7 +394,8 @@ def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: j
 
   The weighted sum of each member's gradient divided by its mean |.| over ``scope``:
   recognizers whose losses differ in scale or steepness get the share of the update their
-  weight says, not the share their gradient's size would take.
+  weight says, not the share their gradient's size would take (with ``config.balance``, the
+  shares of `worst_member_shares` instead).
   """
   chip_index, chip_n_down = _chip_member(members)
   total = sum(mem.weight for mem in members)
@@ -386,12 +405,27 @@ def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: j
 
   def gradient(x: jax.Array, keys: jax.Array) -> jax.Array:
     g = jnp.zeros_like(x)
+    grads, losses = [], []
     for i, mem in enumerate(members):
-      gi = jax.grad(_member_loss, argnums=2)(mem, params[i], x[0], window0, geoms, refs, i,
-                                             chip_index, chip_n_down, keys[0], config)[None]
+      args = (mem, params[i], x[0], window0, geoms, refs, i, chip_index, chip_n_down, keys[0],
+              config)
+      if config.balance > 0:
+        loss, gi = jax.value_and_grad(_member_loss, argnums=2)(*args)
+        losses.append(loss)
+      else:
+        gi = jax.grad(_member_loss, argnums=2)(*args)
+      gi = gi[None]
       if len(members) > 1 or config.ssim_weight > 0 or config.lpips_weight > 0:
         gi = gi / iterative.mean_abs(gi, scope)
-      g = g + (mem.weight / total) * gi
+      if config.balance > 0:
+        grads.append(gi)
+      else:
+        g = g + (mem.weight / total) * gi
+    if config.balance > 0:
+      shares = worst_member_shares(jnp.stack(losses), [m.weight for m in members],
+                                   config.balance)
+      for i, gi in enumerate(grads):
+        g = g + shares[i] * gi
     if config.ssim_weight > 0:
       # Unnormalised on purpose: its pull grows with the SSIM a pixel's change costs (about
       # 2 delta / (2 var + C2) per pixel), against the members' unit-mean gradients.

@@ -184,3 +184,20 @@ def test_chroma_zero_changes_brightness_only(face_window):
   assert grey_share < 0.1 * rgb_share and d_grey > 0.05
   with pytest.raises(ValueError, match='chroma'):
     attack.AttackConfig(chroma=1.5)
+
+
+def test_worst_member_shares_go_to_the_member_still_nearest():
+  losses = jnp.asarray([0.2, 1.4, 0.8])
+  shares = np.asarray(attack.worst_member_shares(losses, [1.0, 1.0, 2.0], 0.5))
+  assert shares.sum() == pytest.approx(1.0, abs=1e-6)
+  assert shares[0] > shares[2] > shares[1]   # nearest first; the weight 2 still counts
+  # Equal losses: the fixed weights; a large temperature: back towards them.
+  np.testing.assert_allclose(attack.worst_member_shares(jnp.zeros(3), [1.0, 1.0, 2.0], 0.5),
+                             [0.25, 0.25, 0.5], atol=1e-6)
+  np.testing.assert_allclose(attack.worst_member_shares(losses, [1.0, 1.0, 2.0], 1e4),
+                             [0.25, 0.25, 0.5], atol=1e-3)
+  # The shares steer the step; no gradient flows through them.
+  g = jax.grad(lambda l: jnp.sum(attack.worst_member_shares(l, [1.0, 1.0, 1.0], 0.5) * l))(losses)
+  np.testing.assert_allclose(g, attack.worst_member_shares(losses, [1.0, 1.0, 1.0], 0.5))
+  with pytest.raises(ValueError, match='balance'):
+    attack.AttackConfig(balance=-1.0)
