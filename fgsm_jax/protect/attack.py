@@ -91,15 +91,17 @@ class AttackConfig:
       (its spec's ``feature_layer``) between the protected and the clean window, mean over the views
       (feature-level losses transfer better than output losses in the literature: Inkawhich
       et al. 2019, Huang et al. 2019 ILA); 0: off. Set by no preset: an ingredient of the
-      transfer measurements (BENCHMARKS.md sections 6 and 9).
+      transfer measurements (BENCHMARKS.md section 6).
     feature_dropout: drop this share of every convolution's outputs of each surrogate,
-      afresh each step (model augmentation, for transfer); 0: off. Set by no preset, as
-      ``feature_weight``.
+      afresh each step (model augmentation, for transfer); 0: off. Set by no preset: 0.1
+      moved no left-out recognizer with two (section 6) and broke the white-box attack with
+      five (section 12).
     balance: t > 0: worst-member weighting (loss balancing for transfer): each step the
       members' shares of the update are their weights times exp(-loss / t), normalised,
       the loss being the member's capped distance in units of its threshold, so the
       recognizers that still place the face nearest get most of the step
-      (`worst_member_shares`); 0: the fixed weights.
+      (`worst_member_shares`); 0: the fixed weights. Set by no preset: t 0.5 gained no
+      transfer with five (BENCHMARKS.md section 12).
     ssim_weight: w > 0 adds w times the gradient of the window's summed SSIM map against the
       clean window (`image_ops.window_ssim_sum`: SSIM's own 11 x 11 Gaussian, per RGB
       channel) to the ensemble's (per-member normalised) gradient, so each step also climbs
