@@ -113,6 +113,9 @@ def main(argv=None) -> int:
       row = {'name': name, 'settings': settings, 'attacked': list(attacked),
              'psr': {deg: {n: summary[deg][n]['psr'] for n in judges} for deg in summary},
              'perceptual': seen, 'skipped': skipped,
+             # What the command itself would write: a face its own check still finds
+             # recognised is refused there (kept here as .unverified.png, and judged).
+             'written': float(np.mean([bool(r['verified']) for r in records])),
              'seconds_per_photo': float(np.median([r['seconds'] for r in records]))}
       out['configs'].append(row)
       io.write_json(root / 'frontier.json', out)
@@ -123,7 +126,8 @@ def main(argv=None) -> int:
             f'SSIMULACRA2 {p["ssimulacra2"]["mean"]:.1f} (worst {p["ssimulacra2"]["worst_tenth"]:.1f}; '
             f'JPEG 50 {seen["jpeg50"]["ssimulacra2"]["mean"]:.1f}), LPIPS {p["lpips"]["mean"]:.4f} '
             f'(JPEG 50 {seen["jpeg50"]["lpips"]["mean"]:.4f}), dE00 {p["ciede2000_mean"]["mean"]:.2f}, '
-            f'SSIM {p["ssim"]["mean"]:.3f}, {row["seconds_per_photo"]:.2f} s', flush=True)
+            f'SSIM {p["ssim"]["mean"]:.3f}, written {row["written"]:.2f}, '
+            f'{row["seconds_per_photo"]:.2f} s', flush=True)
   print(f'wrote {root / "frontier.json"}')
   return 0
 

@@ -123,6 +123,15 @@ def recognizer_list(text: str) -> tuple[str, ...]:
   return names
 
 
+def with_preset_recognizers(args: argparse.Namespace) -> argparse.Namespace:
+  """``args`` with ``recognizers`` set to ``args.preset``'s own when --recognizers was not
+  given (None): `transfer` attacks and checks with all five, the others with two."""
+  if getattr(args, 'recognizers', None) is None:
+    from fgsm_jax.protect.presets import PRESETS  # pylint: disable=import-outside-toplevel
+    args.recognizers = tuple(PRESETS[args.preset].recognizers)
+  return args
+
+
 def existing_dir(text: str) -> pathlib.Path:
   """argparse type: a folder that exists (not a file)."""
   path = pathlib.Path(text)

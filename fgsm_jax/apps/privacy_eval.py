@@ -104,10 +104,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="change one of the preset's settings for a research run (repeatable): "
                       'a Preset field (eps=6, texture=0.8, weights=[["mobileface",2]]) or '
                       'attack.<field> (attack.kernel_size=9); values are JSON')
-  p.add_argument('--recognizers', type=cli.recognizer_list, default=DEFAULT,
+  p.add_argument('--recognizers', type=cli.recognizer_list, default=None,
                  metavar='NAMES', help='recognizers that judge (each with its own clean gallery) '
                  f'and attack as --protocol says, comma-separated: some of {", ".join(NAMES)} '
-                 f'(default: {",".join(DEFAULT)})')
+                 "(default: the preset's own, " f'{",".join(DEFAULT)} but for transfer: all five)')
   p.add_argument('--protocol', choices=PROTOCOLS, default='both',
                  help='whitebox: attack with every judge; leave-one-out: for each judge R, '
                       'attack with all but R (R judges an attack that never saw it); '
@@ -129,8 +129,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument('--seed', type=cli.seed, default=0,
                  help=f'PRNG seed of the attacks, 0 to {cli.MAX_SEED}')
   compile_cache.add_arguments(p)
-  args = p.parse_args(argv)
-  return args
+  return cli.with_preset_recognizers(p.parse_args(argv))
 
 
 def _classifiers(workdirs):

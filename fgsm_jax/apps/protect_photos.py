@@ -86,10 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
                  help="override the preset's attack steps of the first round (>= 1)")
   p.add_argument('--attack', choices=sorted(ATTACKS), default=None,
                  help="override the preset's base attack")
-  p.add_argument('--recognizers', type=cli.recognizer_list, default=DEFAULT,
+  p.add_argument('--recognizers', type=cli.recognizer_list, default=None,
                  metavar='NAMES',
                  help='recognizers attacked together and checking the result, comma-separated: '
-                      f'some of {", ".join(NAMES)} (default: {",".join(DEFAULT)})')
+                      f'some of {", ".join(NAMES)} (default: the preset' "'s own, "
+                      f'{",".join(DEFAULT)} but for transfer: all five)')
   p.add_argument('--seed', type=cli.seed, default=0,
                  help=f'PRNG seed (jitter, input diversity), 0 to {cli.MAX_SEED}')
   compile_cache.add_arguments(p)
@@ -105,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  return build_parser().parse_args(argv)
+  from fgsm_jax import cli
+  return cli.with_preset_recognizers(build_parser().parse_args(argv))
 
 
 def _banner(preset) -> str:

@@ -230,7 +230,7 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
     kept = f'; the earlier {out_path} is left as it was' if out_path.exists() else ''
     return failed(f'{path}: not protected (distance {", ".join(short)}); no output '
                   f'written{kept} (--keep-unverified writes it as {target.name}; a larger '
-                  f'budget, e.g. --preset transfer, protects more but shows)', faces)
+                  "budget, --eps above the preset's, protects more but shows)", faces)
   data = encode_png(last['pixels'])
   with Image.open(io.BytesIO(data)) as im:
     if not np.array_equal(np.asarray(im), last['pixels']):  # never: PNG is lossless

@@ -1,6 +1,8 @@
 """Presets: research overrides (--set) and what every preset promises."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -71,3 +73,40 @@ def test_an_attack_override_is_what_it_names(name):
   assert (config.kernel_size == 5) == (name == 'tifgsm')
   # Only the update rule changes: the preset's views stay.
   assert config.eot_samples == presets.PRESETS['default'].attack.eot_samples
+
+
+def test_each_preset_names_registered_recognizers_and_transfer_all_five():
+  from fgsm_jax.protect import registry
+  for p in presets.PRESETS.values():
+    assert set(p.recognizers) <= set(registry.NAMES), p.name
+  assert presets.PRESETS['default'].recognizers == registry.DEFAULT
+  assert presets.PRESETS['transfer'].recognizers == registry.NAMES  # all five
+  # `transfer` is the default's settings with every recognizer: BENCHMARKS.md section 9's
+  # leave-one-out runs (the default against four) are its leave-one-out figures.
+  default, transfer = presets.PRESETS['default'], presets.PRESETS['transfer']
+  same = lambda p: dataclasses.replace(p, name='', summary='', recognizers=('dlib',))
+  assert same(default) == same(transfer)
+
+
+@pytest.mark.parametrize('names', [(), ('dlib', 'dlib'), ('dlib', '')])
+def test_a_preset_needs_distinct_recognizers(names):
+  with pytest.raises(ValueError, match='recognizers must be distinct'):
+    dataclasses.replace(presets.PRESETS['default'], recognizers=names)
+
+
+def test_recognizers_are_the_command_lines_not_a_setting():
+  with pytest.raises(ValueError, match="unknown setting 'recognizers'"):
+    presets.with_fields(presets.PRESETS['default'], ['recognizers=["dlib"]'])
+
+
+@pytest.mark.parametrize('app', ['protect_photos', 'privacy_eval'])
+def test_recognizers_default_to_the_presets_own(app, tmp_path):
+  import importlib
+  module = importlib.import_module(f'fgsm_jax.apps.{app}')
+  base = (['x.jpg', '--out-dir', str(tmp_path)] if app == 'protect_photos' else
+          ['--dataset-dir', str(tmp_path), '--workdir', str(tmp_path / 'w')])
+  assert module.parse_args(base).recognizers == ('dlib', 'mobileface')
+  assert module.parse_args(base + ['--preset', 'transfer']).recognizers == (
+      'dlib', 'mobileface', 'facenet', 'mobilefacenet', 'mfn512')
+  named = ['--preset', 'transfer', '--recognizers', 'facenet,dlib']
+  assert module.parse_args(base + named).recognizers == ('facenet', 'dlib')
