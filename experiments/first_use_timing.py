@@ -70,9 +70,9 @@ def _child(gt_dir: pathlib.Path, cache: pathlib.Path, keep: pathlib.Path | None 
   from fgsm_jax.data import images
   from fgsm_jax.protect import files, photo, recognizer
   from fgsm_jax.protect.presets import PRESETS
-  recognizers = photo.load_recognizers(names or recognizer.RECOGNIZERS)
-  models = recognizer.load_real_dlib()
   preset = PRESETS[preset_name]
+  recognizers = photo.load_recognizers(names or preset.recognizers)
+  models = recognizer.load_real_dlib()
   protect, cpu, distances, written = [], [], [], []
   with tempfile.TemporaryDirectory() as out:
     for i, name in enumerate(PHOTOS):
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
   p.add_argument('--preset', default='default',
                  help='the protection preset (fgsm_jax.protect.presets.PRESETS)')
   p.add_argument('--recognizers', type=cli.recognizer_list, default=None, metavar='NAMES',
-                 help='the ensemble attacked and judging (default: all the project has)')
+                 help="the ensemble attacked and judging (default: the preset's own)")
   p.add_argument('--child', type=pathlib.Path, default=None, help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   from fgsm_jax.protect.presets import PRESETS

@@ -7,7 +7,12 @@ Each RUN is a folder holding frontier.json (experiments/perceptual_frontier.py).
 is the protected faces' mean SSIMULACRA2 (higher: less visible), the y axis each judge's
 PSR on the saved files (white-box attack sets only, unless --all-sets); the vertical lines
 are the same faces re-saved as JPEG 75 and 50 (the mean of the runs' references), the
-visibility people accept. Configs that share a name across runs are plotted apart.
+visibility people accept. Configs that share a name across runs are plotted apart. With
+--all-sets each recognizer's left-out points (the attack never saw it) are joined by a line
+in order of SSIMULACRA2: its transfer curve.
+
+  python experiments/plot_frontier.py runs/loo5 runs/loo5_eps13 --all-sets \
+      --out docs/transfer_curve.png
 """
 from __future__ import annotations
 
@@ -47,11 +52,18 @@ def load_points(runs, all_sets: bool = False) -> tuple[list[dict], dict[str, lis
       seen = c['perceptual']
       label = c['name'] + ('' if whitebox else f' [{"+".join(c["attacked"])}]')
       points.append({'label': label, 'ssimulacra2': seen['protected']['ssimulacra2']['mean'],
+                     'whitebox': whitebox,
                      'psr': {n: v for n, v in c['psr']['none'].items()
                              if whitebox or n not in c['attacked']}})
       for q in refs:
         refs[q].append(seen[q]['ssimulacra2']['mean'])
   return points, refs
+
+
+def left_out_curve(points: list[dict], judge: str) -> list[tuple[float, float]]:
+  """(SSIMULACRA2, PSR) of ``judge`` where the attack left it out, by SSIMULACRA2."""
+  return sorted((p['ssimulacra2'], p['psr'][judge]) for p in points
+                if not p['whitebox'] and judge in p['psr'])
 
 
 def main(argv=None) -> int:
@@ -70,10 +82,14 @@ def main(argv=None) -> int:
   for n, marker in zip(judges, 'os^vD'):
     xs = [p['ssimulacra2'] for p in points if n in p['psr']]
     ys = [p['psr'][n] for p in points if n in p['psr']]
-    ax.scatter(xs, ys, marker=marker, label=f'PSR, judged by {n}', alpha=0.8)
+    dots = ax.scatter(xs, ys, marker=marker, label=f'PSR, judged by {n}', alpha=0.8)
+    curve = left_out_curve(points, n)
+    if len(curve) > 1:
+      ax.plot(*zip(*curve), color=dots.get_facecolor()[0], lw=1, alpha=0.8)
   for p in points:
-    ax.annotate(p['label'], (p['ssimulacra2'], max(p['psr'].values())), fontsize=7,
-                xytext=(3, 3), textcoords='offset points')
+    if p['whitebox']:  # left-out points are told apart by their judge's line
+      ax.annotate(p['label'], (p['ssimulacra2'], max(p['psr'].values())), fontsize=7,
+                  xytext=(3, 3), textcoords='offset points')
   for q, ls in (('jpeg75', ':'), ('jpeg50', '--')):
     if refs[q]:
       ax.axvline(float(np.mean(refs[q])), color='grey', ls=ls, lw=1,
@@ -82,7 +98,9 @@ def main(argv=None) -> int:
   ax.set_ylabel('protection success rate (saved file)')
   ax.set_ylim(-0.03, 1.03)
   ax.legend(fontsize=8, loc='lower left')
-  ax.set_title('protection against visibility, one point per setting', fontsize=10)
+  ax.set_title('protection against visibility, one point per setting'
+               + ('; a line per recognizer left out of the attack' if args.all_sets else ''),
+               fontsize=10)
   fig.tight_layout()
   io.save_figure(fig, args.out, dpi=110)
   plt.close(fig)

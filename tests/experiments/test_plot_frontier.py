@@ -32,3 +32,20 @@ def test_whitebox_points_by_default_and_left_out_judges_with_all_sets(tmp_path):
   assert points[1]['label'] == 'u4 [mobileface]' and points[1]['psr'] == {'dlib': 0.0}
   assert plot_frontier.main([str(run), '--out', str(tmp_path / 'f.png')]) == 0
   assert (tmp_path / 'f.png').stat().st_size > 5000
+
+
+def test_a_left_out_judge_gets_its_transfer_curve(tmp_path):
+  runs = []
+  for name, s2, left in (('eps13', 61.0, 0.75), ('default', 52.0, 0.92), ('eps9', 73.0, 0.25)):
+    run = tmp_path / name
+    run.mkdir()
+    (run / 'frontier.json').write_text(json.dumps({'judges': ['dlib', 'mobileface'], 'configs': [
+        _config(name, ['mobileface'], s2, {'dlib': left, 'mobileface': 1.0})]}))
+    runs.append(run)
+  points, _ = plot_frontier.load_points(runs, all_sets=True)
+  assert plot_frontier.left_out_curve(points, 'dlib') == [(52.0, 0.92), (61.0, 0.75),
+                                                          (73.0, 0.25)]
+  assert plot_frontier.left_out_curve(points, 'mobileface') == []  # never left out
+  out = tmp_path / 'curve.png'
+  assert plot_frontier.main([str(r) for r in runs] + ['--all-sets', '--out', str(out)]) == 0
+  assert out.stat().st_size > 5000
