@@ -126,6 +126,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="give the attack up to K other photos of each probe's person: those "
                       'after the probes in its folder (never gallery or probe photos); a '
                       'user protecting several photos of themselves has them (default: 0)')
+  p.add_argument('--album', action='store_true',
+                 help="protect each person's probes as an album (fgsm-jax-protect --album): "
+                      'each starts from the change made to the last of theirs protected, '
+                      'carried onto its face (default: each probe alone)')
   p.add_argument('--seed', type=cli.seed, default=0,
                  help=f'PRNG seed of the attacks, 0 to {cli.MAX_SEED}')
   compile_cache.add_arguments(p)
@@ -248,6 +252,7 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
   key = jax.random.key(args.seed)
   tag = '+'.join(attacked)
   records, skipped = [], []
+  carried = {}  # --album: per person, the change made to their last probe protected
   for index, (who, path, rgb, subject) in enumerate(subjects):
     out = args.workdir / 'protected' / tag / who / f'{path.stem}{files.OUTPUT_SUFFIX}'
     # Unverified results are kept (as .unverified.png): a face still recognised is a
@@ -255,7 +260,11 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
     result = files.protect_file(path, out, preset, jax.random.fold_in(key, index),
                                 recognizers=[r for r in recognizers if r.name in attacked],
                                 judges=attacked, models=models, keep_unverified=True,
-                                person=(person or {}).get(who, ()))
+                                person=(person or {}).get(who, ()),
+                                carry=carried.get(who) if getattr(args, 'album', False)
+                                else None)
+    if result.carried is not None:
+      carried[who] = result.carried
     if result.error is not None or result.out_path is None:
       skipped.append(result.error)
       print(f'warning: {result.error}', file=sys.stderr)
@@ -266,6 +275,7 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
     # What a person sees: the face region of the saved file against the original.
     seen = perceptual.face_measures(rgb, protected, subject.box)
     records.append({'identity': who, 'photo': str(path), 'seconds': result.seconds,
+                    'cpu_seconds': result.cpu_seconds, 'rounds': [f.rounds for f in result.faces],
                     'protected_file': str(result.out_path), 'verified': result.verified,
                     'judged': judged, 'perceptual': seen,
                     'reference': _jpeg_reference(rgb, subject, path), 'rgb': protected})
@@ -349,7 +359,7 @@ def main(argv=None) -> int:
       'gallery_per_person': args.gallery, 'gallery_photos': len(gallery_photos),
       'preset': preset.name, 'attack': attack_name(preset.attack), 'eps': preset.eps,
       'steps': preset.steps, 'preset_config': _preset_dict(preset), 'judges': list(judges),
-      'person_photos': {who: len(v) for who, v in person.items()},
+      'person_photos': {who: len(v) for who, v in person.items()}, 'album': args.album,
       'protocol': args.protocol, 'clean': clean, 'table': table, 'runs': runs,
       'skipped': skipped + galleries[judges[0]].skipped})
   _plot(runs[0], args.workdir / 'privacy_vs_quality.png', preset.name)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -112,12 +112,14 @@ class FaceResult:
     rounds: attack rounds this face received.
     model_distances: per attacked recognizer, the Flax model's distance after the last
       round (attack-side view).
+    landmarks5: dlib's 5 landmarks of the clean face (5 x 2, x y).
   """
   box: recognizer.Box
   distances: dict[str, float | None]
   protected: bool
   rounds: int
   model_distances: dict[str, float] = dataclasses.field(default_factory=dict)
+  landmarks5: np.ndarray | None = None
 
   @property
   def distance(self) -> float | None:
@@ -358,6 +360,80 @@ def _identity_ratio(face: recognizer.FaceRecord, others: Sequence[recognizer.Fac
 
 
 # ---------------------------------------------------------------------------------------
+# An album: one person's perturbation carried from photo to photo.
+
+
+class Carried(NamedTuple):
+  """One protected face's change, to start another photo of the same person from.
+
+  Attributes:
+    delta: float32 H x W x 3, the protected photo less the original ([-1, 1] units; 0
+      away from the face).
+    landmarks5: 5 x 2 (x, y), dlib's 5 landmarks of the face it was made for.
+  """
+  delta: np.ndarray
+  landmarks5: np.ndarray
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+  """The 2 x 3 similarity (rotation, uniform scale, shift) that maps points ``src`` (N x 2)
+  nearest to ``dst`` in least squares (Umeyama 1991, no reflection)."""
+  src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+  if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
+    raise ValueError(f'expected two N x 2 point sets (N >= 2), got {src.shape} and '
+                     f'{dst.shape}')
+  ms, md = src.mean(0), dst.mean(0)
+  a, b = src - ms, dst - md
+  u, sv, vt = np.linalg.svd(b.T @ a / len(src))
+  d = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
+  rot = u @ d @ vt
+  scale = float(np.trace(np.diag(sv) @ d) / max(a.var(0).sum(), 1e-12))
+  m = scale * rot
+  return np.concatenate([m, (md - m @ ms)[:, None]], axis=1)
+
+
+def _area(box: recognizer.Box) -> float:
+  return float((box[2] - box[0]) * (box[3] - box[1]))
+
+
+def carried_change(original: np.ndarray, protected: np.ndarray,
+                   results: Sequence[FaceResult]) -> Carried | None:
+  """What `protect_photo` did to the photo's largest face, to carry to the person's next
+  photo (uint8 photos; None: no face)."""
+  faces = [r for r in results if r.landmarks5 is not None]
+  if not faces:
+    return None
+  face = max(faces, key=lambda r: _area(r.box))
+  delta = (protected.astype(np.float32) - original.astype(np.float32)) / 255.0
+  return Carried(delta=delta, landmarks5=np.asarray(face.landmarks5))
+
+
+def carry_perturbation(carried: Carried, landmarks5: np.ndarray, hw: tuple[int, int]
+                       ) -> np.ndarray:
+  """``carried.delta`` moved onto a face of another photo, H x W x 3 float32.
+
+  Each pixel of the new photo takes the change at the same place of the face in aligned
+  coordinates (the similarity between the two faces' 5 landmarks; bilinear), 0 where that
+  falls outside the old photo. One person's faces then share one change, as a per-person
+  universal perturbation (OPOM, Zhong and Deng 2022) lives in aligned face coordinates.
+  """
+  m = similarity(landmarks5, carried.landmarks5)  # new photo -> old photo
+  h, w = hw
+  yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+  sx = m[0, 0] * xx + m[0, 1] * yy + m[0, 2]
+  sy = m[1, 0] * xx + m[1, 1] * yy + m[1, 2]
+  src = np.asarray(carried.delta, np.float32)
+  sh, sw = src.shape[:2]
+  x0, y0 = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
+  inside = (x0 >= 0) & (y0 >= 0) & (x0 + 1 < sw) & (y0 + 1 < sh)
+  x0, y0 = np.clip(x0, 0, sw - 2), np.clip(y0, 0, sh - 2)
+  fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
+  out = ((1 - fy) * ((1 - fx) * src[y0, x0] + fx * src[y0, x0 + 1])
+         + fy * ((1 - fx) * src[y0 + 1, x0] + fx * src[y0 + 1, x0 + 1]))
+  return np.where(inside[..., None], out, 0.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------
 # The rounds: a frozen state per face, and the three steps of a round.
 
 
@@ -557,11 +633,25 @@ def _budget(rgb: np.ndarray, states: Sequence[FaceState], preset: Preset) -> np.
                     [s.clean.landmarks5 for s in states])
 
 
+def _carried_start(carry: Carried, original: np.ndarray, budget: np.ndarray,
+                   states: Sequence[FaceState]) -> tuple[np.ndarray, int]:
+  """(the photo with ``carry`` moved onto its largest face, inside that face's window and
+  each pixel's budget, in 8-bit values as a round leaves them; that face's index)."""
+  index = max(range(len(states)), key=lambda i: _area(states[i].clean.box))
+  face = states[index]
+  moved = carry_perturbation(carry, face.clean.landmarks5, original.shape[:2])
+  delta = np.zeros_like(original)
+  sl = face.slices
+  delta[sl] = np.clip(moved[sl], -budget[sl], budget[sl])
+  return np.round(np.clip(original + delta, 0.0, 1.0) * 255.0) / 255.0, index
+
+
 def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
                   recognizers: Sequence[Recognizer], judges: Sequence[str] | None = None,
                   models: recognizer.RealDlib | None = None, check: Check | None = None,
                   clean: Sequence[recognizer.FaceRecord] | None = None,
-                  person: Sequence[recognizer.FaceRecord] = ()
+                  person: Sequence[recognizer.FaceRecord] = (),
+                  carry: Carried | None = None
                   ) -> tuple[np.ndarray, list[FaceResult]]:
   """Protects every face real dlib finds in the photo, against an ensemble of recognizers.
 
@@ -586,6 +676,10 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
       ``target`` away from all of them (what a recognizer holding those photos would need;
       at most ``PERSON_REFS`` - 1 are used). Reported distances stay those from the face's
       own clean descriptor.
+    carry: the change made to the same person's face in another photo (`Carried`, an
+      album). It is moved onto this photo's largest face (`carry_perturbation`), kept
+      inside that face's window and budget, and checked before any step: a face it takes
+      past the target gets no round; otherwise the rounds run as without it, from there.
 
   Returns:
     (protected uint8 H x W x 3, one FaceResult per clean face, in detector order).
@@ -610,7 +704,15 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
   budget = _budget(rgb, states, preset)
   original = rgb.astype(np.float32) / 255.0
   adv = original.copy()
-  for rnd in range(preset.rounds):
+  if carry is not None:
+    # The carried change is checked (completely, as a last round is) before any step: the
+    # face it protects needs no round; one it does not goes through every round from it.
+    adv, carried = _carried_start(carry, original, budget, states)
+    protected = np.round(adv * 255.0).astype(np.uint8)
+    states = check_faces(protected, states, check, attacked=attacked, seeing=seeing,
+                         preset=preset, last=True, models=models)
+    states[carried] = decide(states[carried], preset, preset.rounds - 1)  # no ladder climb
+  for rnd in range(preset.rounds if any(s.todo for s in states) else 0):
     steps = preset.steps if rnd == 0 else preset.extra_steps
     for i, state in enumerate(states):
       if state.todo:
@@ -629,7 +731,8 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
   results = []
   for s in states:
     res = FaceResult(box=s.clean.box, distances={n: s.distances.get(n) for n in judges},
-                     protected=False, rounds=s.rounds, model_distances=dict(s.model_distances))
+                     protected=False, rounds=s.rounds, model_distances=dict(s.model_distances),
+                     landmarks5=s.clean.landmarks5)
     res.protected = all(res.fools(n) for n in judges)
     results.append(res)
   return protected, results
