@@ -1,0 +1,52 @@
+"""experiments/album_table.py: an album against the same photos alone, per person."""
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / 'experiments'))
+import album_table  # noqa: E402
+
+
+def _probe(who, seconds, cpu, rounds, rank1):
+  return {'identity': who, 'seconds': seconds, 'cpu_seconds': cpu, 'rounds': rounds,
+          'judged': {'none': {'judges': {n: {'rank1': v} for n, v in rank1.items()}}}}
+
+
+def _run(album, probes):
+  return {'album': album, 'judges': ['dlib', 'mobileface'],
+          'runs': [{'attacked': ['dlib', 'mobileface'], 'probes': probes}]}
+
+
+def test_a_row_per_person_with_the_ratio_to_one_photo(tmp_path, capsys):
+  album = _run(True, [_probe('s26', 10.0, 12.0, [2], {'dlib': False, 'mobileface': False}),
+                      _probe('s26', 2.0, 2.5, [0], {'dlib': False, 'mobileface': True}),
+                      _probe('s26', 4.0, 5.5, [1], {'dlib': False, 'mobileface': False})])
+  alone = _run(False, [_probe('s26', 8.0, 9.0, [2], {'dlib': False, 'mobileface': False}),
+                       _probe('s26', 10.0, 11.0, [2], {'dlib': False, 'mobileface': False}),
+                       _probe('s26', 12.0, 13.0, [3], {'dlib': True, 'mobileface': False})])
+  paths = []
+  for name, run in (('album', album), ('alone', alone)):
+    paths.append(tmp_path / f'{name}.json')
+    paths[-1].write_text(json.dumps(run))
+  assert album_table.main([str(p) for p in paths]) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  cells = [c.strip() for c in lines[-1].strip('|').split('|')]
+  # 16 s in all against 10 s for one (the median alone): 1.6x; CPU 20 against 11.
+  assert cells == ['s26', 'dlib+mobileface', '3', '16.0 (20.0)', '10.0 (11.0)', '1.6x (1.8x)',
+                   '1 of 2 after the first', '1.00 / 0.67', '0.67 / 1.00']
+
+
+def test_the_files_must_be_an_album_and_its_photos_alone(tmp_path, capsys):
+  a, b = tmp_path / 'a.json', tmp_path / 'b.json'
+  a.write_text(json.dumps(_run(False, [])))
+  b.write_text(json.dumps(_run(False, [])))
+  with pytest.raises(SystemExit) as e:
+    album_table.main([str(a), str(b)])
+  assert e.value.code != 0
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and 'not a fgsm-jax-eval result with --album' in err[0]
