@@ -127,9 +127,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                       'after the probes in its folder (never gallery or probe photos); a '
                       'user protecting several photos of themselves has them (default: 0)')
   p.add_argument('--album', action='store_true',
-                 help="protect each person's probes as an album (fgsm-jax-protect --album): "
-                      'each starts from the change made to the last of theirs protected, '
-                      'carried onto its face (default: each probe alone)')
+                 help="research: protect each person's probes in order, each starting "
+                      'from the change made to the last of theirs protected, carried onto its '
+                      'face by the landmarks (photo.carry_perturbation); measured no faster '
+                      'and no stronger than each alone, BENCHMARKS.md section 13 (default: '
+                      'each probe alone)')
   p.add_argument('--seed', type=cli.seed, default=0,
                  help=f'PRNG seed of the attacks, 0 to {cli.MAX_SEED}')
   compile_cache.add_arguments(p)

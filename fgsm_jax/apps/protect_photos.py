@@ -9,7 +9,6 @@ figures are printed beside those of JPEG 75 and 50 re-saves of it.
   fgsm-jax-protect me.jpg --out-dir out --preset robust
   fgsm-jax-protect me.jpg --out-dir out --eps 4 --steps 24 --attack pgd
   fgsm-jax-protect me/*.jpg --out-dir out --same-person
-  fgsm-jax-protect album/*.jpg --out-dir out --album
 
 Each PHOTO is read upright (EXIF orientation applied), every face dlib finds in it is
 perturbed inside a feathered region around the face (all other pixels stay exactly as
@@ -33,10 +32,7 @@ for the unfinished photo.
 With --same-person the photos are all of one person (the largest face of each): a face
 that matches that person is also moved away from the person's faces in the other photos,
 and its rounds go on until it is far from all of them -- a recognizer that holds other
-photos of someone compares against those, not against the photo being protected. --album
-also carries the change from photo to photo: each starts from the change made to the last
-one protected, moved onto its largest face in aligned coordinates (the similarity between
-the two faces' landmarks), and is attacked only where a recognizer still finds the face.
+photos of someone compares against those, not against the photo being protected.
 
 Bad inputs (missing or unreadable file, more than --max-pixels pixels, no face) get one
 line on stderr and the batch goes on. A file given twice is protected once.
@@ -103,11 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument('--same-person', action='store_true',
                  help='the photos show one person: each face of theirs is also moved away '
                       'from their faces in the other photos (default: each photo alone)')
-  p.add_argument('--album', action='store_true',
-                 help="the photos are one person's album (implies --same-person): each "
-                      'starts from the change made to the last one protected, carried onto '
-                      'its largest face by the landmarks, and is attacked only if a '
-                      'recognizer still finds it (faster for many photos of one person)')
   p.add_argument('--keep-unverified', action='store_true',
                  help='write a photo whose faces are not all protected as '
                       '<stem>.unverified.png (default: not written)')
@@ -170,7 +161,6 @@ def _run(args, stop) -> int:
     say(f'error: {message}', file=sys.stderr, flush=True)
     counts['failed'] += 1
 
-  args.same_person = args.same_person or args.album
   described = _describe_inputs(args, models, stop) if args.same_person else {}
   person = {p: f for p, f in ((p, evaluate.largest(faces)) for p, faces in described.items())
             if f is not None}
@@ -200,7 +190,6 @@ def _batch(args, stop, bar, say, preset, recognizers, models, key, inputs, writt
   import jax
 
   from fgsm_jax.protect import files, registry
-  carry, carry_from = None, None  # --album: the change made to the last photo protected
   for index, path in enumerate(args.photos):
     bar.update(0 if index == 0 else 1)  # the photos before this one are done
     if stop():
@@ -226,15 +215,9 @@ def _batch(args, stop, bar, say, preset, recognizers, models, key, inputs, writt
                                   max_pixels=args.max_pixels,
                                   keep_unverified=args.keep_unverified, stop=stop,
                                   person=[f for p, f in person.items() if p != real],
-                                  clean=described.get(real), measure=True,
-                                  carry=carry if args.album else None)
+                                  clean=described.get(real), measure=True)
     except files.Interrupted:
       break
-    if args.album and carry is not None and result.faces:
-      say(f'  started from the change made to {carry_from}, carried onto its face',
-          flush=True)
-    if result.carried is not None:
-      carry, carry_from = result.carried, path
     written[out.resolve()] = path
     if result.error is None:
       n = len(result.faces)
