@@ -73,11 +73,12 @@ def main(argv=None) -> int:
     if not isinstance(run, dict) or 'runs' not in run or bool(run.get('album')) != album:
       fail(f'{path}: not a fgsm-jax-eval result {"with" if album else "without"} --album')
     runs.append(run)
-  print(f'PSR: {" / ".join(runs[0]["judges"])}, as saved')
-  print(HEADER)
-  print('|' + '---|' * (HEADER.count(' | ') + 1))
-  for line in rows(*runs):
-    print(line)
+  try:
+    lines = [f'PSR: {" / ".join(runs[0]["judges"])}, as saved', HEADER,
+             '|' + '---|' * (HEADER.count(' | ') + 1)] + rows(*runs)
+  except (KeyError, TypeError, ValueError) as e:  # a run from before CPU seconds were kept
+    fail(f'{args.alone}: a probe lacks {e} (run it again with this version)')
+  print('\n'.join(lines))
   return 0
 
 

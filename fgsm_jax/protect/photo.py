@@ -416,9 +416,8 @@ def carry_perturbation(carried: Carried, landmarks5: np.ndarray, hw: tuple[int, 
   coordinates (the similarity between the two faces' 5 landmarks; bilinear), 0 where that
   falls outside the old photo. One person's faces then share one change, as a per-person
   universal perturbation (OPOM, Zhong and Deng 2022) lives in aligned face coordinates:
-  this is the step that applies one. A change made for one photo is not one: on GT it kept
-  about half of dlib's distance and a fifth of MobileFace's on the person's other photos,
-  and protected none of them alone (BENCHMARKS.md section 13).
+  this is the step that applies one. A change made for one photo is not one: carried on
+  through GT albums it protected none of 27 photos alone (BENCHMARKS.md section 13).
   """
   m = similarity(landmarks5, carried.landmarks5)  # new photo -> old photo
   h, w = hw

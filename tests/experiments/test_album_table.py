@@ -50,3 +50,16 @@ def test_the_files_must_be_an_album_and_its_photos_alone(tmp_path, capsys):
   assert e.value.code != 0
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and 'not a fgsm-jax-eval result with --album' in err[0]
+
+
+def test_a_run_without_cpu_seconds_is_one_line(tmp_path, capsys):
+  probe = _probe('s26', 8.0, 9.0, [2], {'dlib': False, 'mobileface': False})
+  old = dict(probe)
+  del old['cpu_seconds']
+  a, b = tmp_path / 'a.json', tmp_path / 'b.json'
+  a.write_text(json.dumps(_run(True, [probe])))
+  b.write_text(json.dumps(_run(False, [old])))
+  with pytest.raises(SystemExit):
+    album_table.main([str(a), str(b)])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and 'cpu_seconds' in err[0]
