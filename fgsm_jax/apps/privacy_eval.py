@@ -126,12 +126,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="give the attack up to K other photos of each probe's person: those "
                       'after the probes in its folder (never gallery or probe photos); a '
                       'user protecting several photos of themselves has them (default: 0)')
-  p.add_argument('--album', action='store_true',
-                 help="research: protect each person's probes in order, each starting "
-                      'from the change made to the last of theirs protected, carried onto its '
-                      'face by the landmarks (photo.carry_perturbation); measured no faster '
-                      'and no stronger than each alone, BENCHMARKS.md section 13 (default: '
-                      'each probe alone)')
+  p.add_argument('--album', type=cli.non_negative_int, default=0, metavar='K',
+                 help="protect each person's probes with one change made over their first K "
+                      'probes at once (protect.universal: a per-person universal '
+                      'perturbation), each probe starting from it and attacked only if a '
+                      'recognizer still finds it (default 0: each probe alone)')
   p.add_argument('--seed', type=cli.seed, default=0,
                  help=f'PRNG seed of the attacks, 0 to {cli.MAX_SEED}')
   compile_cache.add_arguments(p)
@@ -254,8 +253,11 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
   key = jax.random.key(args.seed)
   tag = '+'.join(attacked)
   records, skipped = [], []
-  carried = {}  # --album: per person, the change made to their last probe protected
+  carried = {}  # --album: per person, their universal change
+  album = getattr(args, 'album', 0)
   for index, (who, path, rgb, subject) in enumerate(subjects):
+    if album and who not in carried:
+      carried[who] = _universal(args, who, subjects, preset, recognizers, attacked, key)
     out = args.workdir / 'protected' / tag / who / f'{path.stem}{files.OUTPUT_SUFFIX}'
     # Unverified results are kept (as .unverified.png): a face still recognised is a
     # result this evaluation counts, not a probe to drop.
@@ -263,10 +265,7 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
                                 recognizers=[r for r in recognizers if r.name in attacked],
                                 judges=attacked, models=models, keep_unverified=True,
                                 person=(person or {}).get(who, ()),
-                                carry=carried.get(who) if getattr(args, 'album', False)
-                                else None)
-    if result.carried is not None:
-      carried[who] = result.carried
+                                carry=carried[who][0] if album else None)
     if result.error is not None or result.out_path is None:
       skipped.append(result.error)
       print(f'warning: {result.error}', file=sys.stderr)
@@ -277,6 +276,9 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
     # What a person sees: the face region of the saved file against the original.
     seen = perceptual.face_measures(rgb, protected, subject.box)
     records.append({'identity': who, 'photo': str(path), 'seconds': result.seconds,
+                    # the person's universal change, once (on their first probe)
+                    'album_seconds': (carried[who][1] if album and carried[who][2] == index
+                                      else (0.0, 0.0)),
                     'cpu_seconds': result.cpu_seconds, 'rounds': [f.rounds for f in result.faces],
                     'protected_file': str(result.out_path), 'verified': result.verified,
                     'judged': judged, 'perceptual': seen,
@@ -286,6 +288,21 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
                       for n, j in judged['none']['judges'].items())
           + f'; face {perceptual.describe(seen)}, {result.seconds:.2f} s', flush=True)
   return records, skipped
+
+
+def _universal(args, who, subjects, preset, recognizers, attacked, key):
+  """(person ``who``'s universal change over their first --album probes, the (wall, CPU)
+  seconds it took, the index of their first probe)."""
+  import time
+  import jax
+  from fgsm_jax.protect import universal
+  mine = [(i, s) for i, s in enumerate(subjects) if s[0] == who][:args.album]
+  start, cpu = time.perf_counter(), time.process_time()
+  change = universal.universal_change(
+      [s[2] for _, s in mine], [s[3] for _, s in mine], preset,
+      jax.random.fold_in(key, 1_000_003 + mine[0][0]),
+      recognizers=[r for r in recognizers if r.name in attacked])
+  return (change, (time.perf_counter() - start, time.process_time() - cpu), mine[0][0])
 
 
 _REFERENCES = {}

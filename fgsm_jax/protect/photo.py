@@ -635,17 +635,25 @@ def _budget(rgb: np.ndarray, states: Sequence[FaceState], preset: Preset) -> np.
                     [s.clean.landmarks5 for s in states])
 
 
-def _carried_start(carry: Carried, original: np.ndarray, budget: np.ndarray,
-                   states: Sequence[FaceState]) -> tuple[np.ndarray, int]:
-  """(the photo with ``carry`` moved onto its largest face, inside that face's window and
-  each pixel's budget, in 8-bit values as a round leaves them; that face's index)."""
+def _carried_face(states: Sequence[FaceState], preset: Preset) -> tuple[list[FaceState], int]:
+  """The states with the largest face (the one a carried change is for) at the top rung of
+  the eps ladder, where a per-person change is made (`universal.universal_change`); its
+  index."""
   index = max(range(len(states)), key=lambda i: _area(states[i].clean.box))
-  face = states[index]
+  states = list(states)
+  states[index] = dataclasses.replace(states[index], level=len(preset.eps_ladder))
+  return states, index
+
+
+def _carried_start(carry: Carried, original: np.ndarray, budget: np.ndarray,
+                   face: FaceState) -> np.ndarray:
+  """The photo with ``carry`` moved onto ``face``, inside its window and each pixel's
+  budget, in 8-bit values as a round leaves them."""
   moved = carry_perturbation(carry, face.clean.landmarks5, original.shape[:2])
   delta = np.zeros_like(original)
   sl = face.slices
   delta[sl] = np.clip(moved[sl], -budget[sl], budget[sl])
-  return np.round(np.clip(original + delta, 0.0, 1.0) * 255.0) / 255.0, index
+  return np.round(np.clip(original + delta, 0.0, 1.0) * 255.0) / 255.0
 
 
 def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
@@ -678,10 +686,12 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
       ``target`` away from all of them (what a recognizer holding those photos would need;
       at most ``PERSON_REFS`` - 1 are used). Reported distances stay those from the face's
       own clean descriptor.
-    carry: the change made to the same person's face in another photo (`Carried`, an
-      album). It is moved onto this photo's largest face (`carry_perturbation`), kept
+    carry: a change made for the same person (`Carried`: `universal.universal_change`
+      over several of their photos, or another photo's own). It is moved onto this photo's
+      largest face (`carry_perturbation`), which gets the top rung of the eps ladder, kept
       inside that face's window and budget, and checked before any step: a face it takes
-      past the target gets no round; otherwise the rounds run as without it, from there.
+      past every attacked recognizer's threshold keeps it and gets no round; otherwise the
+      rounds run as without it, from there.
 
   Returns:
     (protected uint8 H x W x 3, one FaceResult per clean face, in detector order).
@@ -703,17 +713,21 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
   if not states:
     raise NoFaceError('no face found')
   lpips_params = lpips_lib.lpips_params('alexnet') if preset.attack.lpips_weight > 0 else None
+  if carry is not None:
+    states, carried = _carried_face(states, preset)
   budget = _budget(rgb, states, preset)
   original = rgb.astype(np.float32) / 255.0
   adv = original.copy()
   if carry is not None:
-    # The carried change is checked (completely, as a last round is) before any step: the
-    # face it protects needs no round; one it does not goes through every round from it.
-    adv, carried = _carried_start(carry, original, budget, states)
+    # The carried change is checked (completely, as a last round is) before any step: a
+    # face it takes past every attacked recognizer's threshold (what the saved file's check
+    # asks) keeps it and gets no round; one it does not goes through every round from it.
+    adv = _carried_start(carry, original, budget, states[carried])
     protected = np.round(adv * 255.0).astype(np.uint8)
     states = check_faces(protected, states, check, attacked=attacked, seeing=seeing,
                          preset=preset, last=True, models=models)
-    states[carried] = decide(states[carried], preset, preset.rounds - 1)  # no ladder climb
+    states[carried] = decide(states[carried], dataclasses.replace(preset, target=1.0),
+                             preset.rounds - 1)  # rnd: no ladder climb
   for rnd in range(preset.rounds if any(s.todo for s in states) else 0):
     steps = preset.steps if rnd == 0 else preset.extra_steps
     for i, state in enumerate(states):
