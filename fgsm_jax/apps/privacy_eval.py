@@ -279,7 +279,8 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
                     # the person's universal change, once (on their first probe)
                     'album_seconds': (carried[who][1] if album and carried[who][2] == index
                                       else (0.0, 0.0)),
-                    'cpu_seconds': result.cpu_seconds, 'rounds': [f.rounds for f in result.faces],
+                    'cpu_seconds': result.cpu_seconds,
+                    'rounds': [f.rounds for f in result.faces],
                     'protected_file': str(result.out_path), 'verified': result.verified,
                     'judged': judged, 'perceptual': seen,
                     'reference': _jpeg_reference(rgb, subject, path), 'rgb': protected})
@@ -298,10 +299,14 @@ def _universal(args, who, subjects, preset, recognizers, attacked, key):
   from fgsm_jax.protect import universal
   mine = [(i, s) for i, s in enumerate(subjects) if s[0] == who][:args.album]
   start, cpu = time.perf_counter(), time.process_time()
-  change = universal.universal_change(
-      [s[2] for _, s in mine], [s[3] for _, s in mine], preset,
-      jax.random.fold_in(key, 1_000_003 + mine[0][0]),
-      recognizers=[r for r in recognizers if r.name in attacked])
+  try:
+    change = universal.universal_change(
+        [s[2] for _, s in mine], [s[3] for _, s in mine], preset,
+        jax.random.fold_in(key, 1_000_003 + mine[0][0]),
+        recognizers=[r for r in recognizers if r.name in attacked])
+  except ValueError as e:  # a face its crops do not fit: the person's probes go alone
+    print(f'warning: {who}: no album change ({e}); each probe alone', file=sys.stderr)
+    change = None
   return (change, (time.perf_counter() - start, time.process_time() - cpu), mine[0][0])
 
 

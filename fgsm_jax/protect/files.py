@@ -125,8 +125,6 @@ class FileResult:
     cpu_seconds: CPU time of the process (all threads) for this file: on a shared machine
       a steadier measure of the work than wall time.
     verified: every face is protected (real dlib distance > 0.6, or no face found there).
-    carried: when verified, the change made to the photo's largest face
-      (`photo.carried_change`), for the same person's next photo (an album's ``carry``).
     perceptual: with ``measure``, per face (as ``faces``): {'protected': what a person
       sees of the change on the face region (`fgsm_jax.perceptual.face_measures`),
       'jpeg75', 'jpeg50': the same measures of a JPEG re-save of the original}; not timed.
@@ -139,7 +137,6 @@ class FileResult:
   cpu_seconds: float | None = None
   verified: bool = False
   perceptual: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-  carried: photo_lib.Carried | None = None
 
   @property
   def ok(self) -> bool:
@@ -220,9 +217,9 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
     return recognizer.describe(last['rgb'], models, recognizers=names, known=known)
 
   try:
-    protected, faces = photo_lib.protect_photo(photo.rgb, preset, key, recognizers=recognizers,
-                                               judges=judges, models=models, check=check,
-                                               person=person, clean=clean, carry=carry)
+    _, faces = photo_lib.protect_photo(photo.rgb, preset, key, recognizers=recognizers,
+                                       judges=judges, models=models, check=check,
+                                       person=person, clean=clean, carry=carry)
   except photo_lib.NoFaceError:
     return failed(f'{path}: no face found (nothing to protect; no output written)')
   verified = all(f.protected for f in faces)
@@ -249,7 +246,5 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
   except OSError as e:
     return failed(f'{path}: cannot write {target} ({e.strerror or e})', faces)
   # verified=False here means kept on request as <stem>.unverified.png: not an error.
-  return _measured(FileResult(
-      path, target, faces, time.perf_counter() - start, None, time.process_time() - cpu_start,
-      verified, carried=photo_lib.carried_change(photo.rgb, protected, faces) if verified
-      else None))
+  return _measured(FileResult(path, target, faces, time.perf_counter() - start, None,
+                              time.process_time() - cpu_start, verified))

@@ -360,7 +360,7 @@ def _identity_ratio(face: recognizer.FaceRecord, others: Sequence[recognizer.Fac
 
 
 # ---------------------------------------------------------------------------------------
-# An album: one person's perturbation carried from photo to photo.
+# A change carried from one photo of a person to another.
 
 
 class Carried(NamedTuple):
@@ -398,8 +398,8 @@ def _area(box: recognizer.Box) -> float:
 
 def carried_change(original: np.ndarray, protected: np.ndarray,
                    results: Sequence[FaceResult]) -> Carried | None:
-  """What `protect_photo` did to the photo's largest face, to carry to the person's next
-  photo (uint8 photos; None: no face)."""
+  """What `protect_photo` did to the photo's largest face, to carry to another photo of
+  the person (uint8 photos; None: no face)."""
   faces = [r for r in results if r.landmarks5 is not None]
   if not faces:
     return None
@@ -416,8 +416,9 @@ def carry_perturbation(carried: Carried, landmarks5: np.ndarray, hw: tuple[int, 
   coordinates (the similarity between the two faces' 5 landmarks; bilinear), 0 where that
   falls outside the old photo. One person's faces then share one change, as a per-person
   universal perturbation (OPOM, Zhong and Deng 2022) lives in aligned face coordinates:
-  this is the step that applies one. A change made for one photo is not one: carried on
-  through GT albums it protected none of 27 photos alone (BENCHMARKS.md section 13).
+  this is the step that applies one (`universal.universal_change` makes one over several
+  photos). A change made for one photo is not one: carried from photo to photo through GT
+  albums it protected none of 27 later photos alone (BENCHMARKS.md section 13).
   """
   m = similarity(landmarks5, carried.landmarks5)  # new photo -> old photo
   h, w = hw

@@ -17,6 +17,10 @@ still finds the face).
 """
 from __future__ import annotations
 
+# The single photo's attack pieces (attack._member_loss, photo._budget, ...) are this
+# module's too: one attack, over several photos.
+# pylint: disable=protected-access
+
 import dataclasses
 import functools
 from typing import Sequence
@@ -83,10 +87,10 @@ def _run(members, params, windows0, budgets, scopes, geoms, refs, coords, key, s
     delta = x[0] - w0
     g = jnp.zeros_like(x)
     for j, ensemble in enumerate(members):
-      chip_index, chip_n_down = attack_lib._chip_member(ensemble)  # pylint: disable=protected-access
+      chip_index, chip_n_down = attack_lib._chip_member(ensemble)
       for i, mem in enumerate(ensemble):
         def loss(d, j=j, i=i, mem=mem):
-          return attack_lib._member_loss(  # pylint: disable=protected-access
+          return attack_lib._member_loss(
               mem, params[i], seen_by(j, d), windows0[j], geoms[j], refs[j], i, chip_index,
               chip_n_down, jax.random.fold_in(keys[0], j), config)
         gi = jax.grad(loss)(delta)[None]
@@ -139,16 +143,16 @@ def universal_change(rgbs: Sequence[np.ndarray], faces: Sequence[recognizer.Face
       raise ValueError('a face whose crops cannot be placed on its landmarks')
     side = photo_lib.bucket_side(*state.region.size)
     wh, ww = state.region.size
-    budget = photo_lib._budget(rgb, [state], preset)  # pylint: disable=protected-access
+    budget = photo_lib._budget(rgb, [state], preset)
     original = rgb.astype(np.float32) / 255.0
     sl = state.slices
     windows0.append(jnp.asarray(photo_lib.pad_to_bucket(original[sl], side)))
     budgets.append(jnp.asarray(photo_lib.pad_to_bucket(budget[sl], side, 'constant')))
     scopes.append(jnp.asarray(photo_lib.pad_to_bucket(np.ones((wh, ww, 1), np.float32), side,
                                                       'constant')))
-    geoms.append(tuple(photo_lib._geometry(r, state.start[r.spec.alignment], state.region)  # pylint: disable=protected-access
+    geoms.append(tuple(photo_lib._geometry(r, state.start[r.spec.alignment], state.region)
                        for r in recognizers))
-    members.append(tuple(photo_lib._surrogate(  # pylint: disable=protected-access
+    members.append(tuple(photo_lib._surrogate(
         r, state.start[r.spec.alignment], preset.weight(r.name), preset.views_of(r.name))
         for r in recognizers))
     states.append(state)
