@@ -139,7 +139,7 @@ def _run(args, stop) -> int:
     fail(str(e), 2)
   import jax
 
-  from fgsm_jax.protect import evaluate, files, registry
+  from fgsm_jax.protect import evaluate
 
   preset, recognizers, models = load_protection(args)
   print(_banner(preset) + f'; against {", ".join(args.recognizers)}', flush=True)
