@@ -112,14 +112,15 @@ class FaceResult:
     rounds: attack rounds this face received.
     model_distances: per attacked recognizer, the Flax model's distance after the last
       round (attack-side view).
-    landmarks5: dlib's 5 landmarks of the clean face (5 x 2, x y).
+    landmarks5: dlib's 5 landmarks of the clean face ((x, y) five times; a tuple, so
+      results compare with ==).
   """
   box: recognizer.Box
   distances: dict[str, float | None]
   protected: bool
   rounds: int
   model_distances: dict[str, float] = dataclasses.field(default_factory=dict)
-  landmarks5: np.ndarray | None = None
+  landmarks5: tuple[tuple[float, float], ...] | None = None
 
   @property
   def distance(self) -> float | None:
@@ -749,7 +750,7 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
   for s in states:
     res = FaceResult(box=s.clean.box, distances={n: s.distances.get(n) for n in judges},
                      protected=False, rounds=s.rounds, model_distances=dict(s.model_distances),
-                     landmarks5=s.clean.landmarks5)
+                     landmarks5=tuple(map(tuple, np.asarray(s.clean.landmarks5).tolist())))
     res.protected = all(res.fools(n) for n in judges)
     results.append(res)
   return protected, results
