@@ -41,6 +41,7 @@ def test_sample_is_bilinear_zero_outside_and_linear():
   rows, cols = np.mgrid[0:8, 0:10].astype(np.float32)
   grid = jnp.stack([rows, cols], -1)
   out = universal.sample(delta, grid)
+  np.testing.assert_allclose(jax.jit(universal.sample)(delta, grid), out, atol=1e-6)
   np.testing.assert_allclose(out[:-1, :-1], delta[:-1, :-1], atol=1e-6)  # the last row and
   # column lack a 2 x 2 neighbourhood: 0, as outside
   half = universal.sample(delta, grid[:-1, :-1] + 0.5)
