@@ -409,32 +409,48 @@ def carried_change(original: np.ndarray, protected: np.ndarray,
   return Carried(delta=delta, landmarks5=np.asarray(face.landmarks5))
 
 
+def similar_coords(landmarks5: np.ndarray, src_landmarks5: np.ndarray, top: int, left: int,
+                   h: int, w: int) -> np.ndarray:
+  """Where the pixels of an h x w window at (top, left) of a photo fall in another photo of
+  the same face, through the similarity between the two faces' 5 landmarks: h x w x 2
+  (row, col) in the other photo's pixels, float32."""
+  m = similarity(landmarks5, src_landmarks5)  # this photo -> the other
+  rows, cols = np.mgrid[top:top + h, left:left + w].astype(np.float64)
+  sx = m[0, 0] * cols + m[0, 1] * rows + m[0, 2]
+  sy = m[1, 0] * cols + m[1, 1] * rows + m[1, 2]
+  return np.stack([sy, sx], axis=-1).astype(np.float32)
+
+
+def sample(delta: jax.Array, coords: jax.Array) -> jax.Array:
+  """Bilinear samples of ``delta`` (H x W x C) at ``coords`` (h x w x 2, row / col), 0 where
+  a sample's 2 x 2 neighbourhood leaves it; linear in ``delta``, so differentiable (the
+  per-person change's carry, `universal`)."""
+  h, w = delta.shape[:2]
+  r, c = coords[..., 0], coords[..., 1]
+  r0, c0 = jnp.floor(r), jnp.floor(c)
+  inside = (r0 >= 0) & (c0 >= 0) & (r0 + 1 < h) & (c0 + 1 < w)
+  fr, fc = (r - r0)[..., None], (c - c0)[..., None]
+  r0 = jnp.clip(r0, 0, h - 2).astype(jnp.int32)
+  c0 = jnp.clip(c0, 0, w - 2).astype(jnp.int32)
+  v = ((1 - fr) * ((1 - fc) * delta[r0, c0] + fc * delta[r0, c0 + 1])
+       + fr * ((1 - fc) * delta[r0 + 1, c0] + fc * delta[r0 + 1, c0 + 1]))
+  return jnp.where(inside[..., None], v, 0.0)
+
+
 def carry_perturbation(carried: Carried, landmarks5: np.ndarray, hw: tuple[int, int]
                        ) -> np.ndarray:
   """``carried.delta`` moved onto a face of another photo, H x W x 3 float32.
 
   Each pixel of the new photo takes the change at the same place of the face in aligned
-  coordinates (the similarity between the two faces' 5 landmarks; bilinear), 0 where that
-  falls outside the old photo. One person's faces then share one change, as a per-person
-  universal perturbation (OPOM, Zhong and Deng 2022) lives in aligned face coordinates:
-  this is the step that applies one (`universal.universal_change` makes one over several
-  photos). A change made for one photo is not one: carried from photo to photo through GT
-  albums it protected none of 27 later photos alone (BENCHMARKS.md section 13).
+  coordinates (`similar_coords`; bilinear, `sample`), 0 where that falls outside the old
+  photo. One person's faces then share one change, as a per-person universal perturbation
+  (OPOM, Zhong and Deng 2022) lives in aligned face coordinates: this is the step that
+  applies one (`universal.universal_change` makes one over several photos). A change made
+  for one photo is not one: carried from photo to photo through GT albums it protected none
+  of 27 later photos alone (BENCHMARKS.md section 13).
   """
-  m = similarity(landmarks5, carried.landmarks5)  # new photo -> old photo
-  h, w = hw
-  yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-  sx = m[0, 0] * xx + m[0, 1] * yy + m[0, 2]
-  sy = m[1, 0] * xx + m[1, 1] * yy + m[1, 2]
-  src = np.asarray(carried.delta, np.float32)
-  sh, sw = src.shape[:2]
-  x0, y0 = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
-  inside = (x0 >= 0) & (y0 >= 0) & (x0 + 1 < sw) & (y0 + 1 < sh)
-  x0, y0 = np.clip(x0, 0, sw - 2), np.clip(y0, 0, sh - 2)
-  fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
-  out = ((1 - fy) * ((1 - fx) * src[y0, x0] + fx * src[y0, x0 + 1])
-         + fy * ((1 - fx) * src[y0 + 1, x0] + fx * src[y0 + 1, x0 + 1]))
-  return np.where(inside[..., None], out, 0.0).astype(np.float32)
+  coords = similar_coords(landmarks5, carried.landmarks5, 0, 0, *hw)
+  return np.asarray(sample(jnp.asarray(carried.delta, jnp.float32), jnp.asarray(coords)))
 
 
 # ---------------------------------------------------------------------------------------

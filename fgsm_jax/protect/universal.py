@@ -4,7 +4,7 @@ OPOM (Zhong and Deng, "OPOM: Customized Invisible Cloak towards Face Privacy Pro
 TPAMI 2022) protects a person with one perturbation for all of their photos, optimised over
 several of them at once. Here the change lives in the face window of the person's first
 photo; each other photo sees it carried onto its own face by the similarity between the two
-faces' five landmarks (`sample`, the differentiable form of `photo.carry_perturbation`),
+faces' five landmarks (`photo.sample`, as `photo.carry_perturbation` carries one),
 clipped to that photo's own budget. One attack (the engine's `iterative.update_loop`, the
 protection's ensemble loss of `attack._member_loss`) ascends the sum of every photo's loss:
 
@@ -41,27 +41,9 @@ def window_coords(src: photo_lib.FaceState, dst: photo_lib.FaceState, side: int
                   ) -> np.ndarray:
   """Where each pixel of ``dst``'s window (padded to ``side``) falls in ``src``'s window,
   through the similarity between the faces' landmarks: side x side x 2 (row, col), float32."""
-  m = photo_lib.similarity(dst.clean.landmarks5, src.clean.landmarks5)  # dst photo -> src
-  rows, cols = np.mgrid[0:side, 0:side].astype(np.float64)
-  x, y = cols + dst.region.left, rows + dst.region.top
-  sx = m[0, 0] * x + m[0, 1] * y + m[0, 2] - src.region.left
-  sy = m[1, 0] * x + m[1, 1] * y + m[1, 2] - src.region.top
-  return np.stack([sy, sx], axis=-1).astype(np.float32)
-
-
-def sample(delta: jax.Array, coords: jax.Array) -> jax.Array:
-  """Bilinear samples of ``delta`` (H x W x C) at ``coords`` (h x w x 2, row / col), 0 where
-  a sample's 2 x 2 neighbourhood leaves it; linear in ``delta``, so differentiable."""
-  h, w = delta.shape[:2]
-  r, c = coords[..., 0], coords[..., 1]
-  r0, c0 = jnp.floor(r), jnp.floor(c)
-  inside = (r0 >= 0) & (c0 >= 0) & (r0 + 1 < h) & (c0 + 1 < w)
-  fr, fc = (r - r0)[..., None], (c - c0)[..., None]
-  r0 = jnp.clip(r0, 0, h - 2).astype(jnp.int32)
-  c0 = jnp.clip(c0, 0, w - 2).astype(jnp.int32)
-  v = ((1 - fr) * ((1 - fc) * delta[r0, c0] + fc * delta[r0, c0 + 1])
-       + fr * ((1 - fc) * delta[r0 + 1, c0] + fc * delta[r0 + 1, c0 + 1]))
-  return jnp.where(inside[..., None], v, 0.0)
+  coords = photo_lib.similar_coords(dst.clean.landmarks5, src.clean.landmarks5,
+                                    dst.region.top, dst.region.left, side, side)
+  return coords - np.asarray([src.region.top, src.region.left], np.float32)
 
 
 _STATIC = ('members', 'config')
@@ -80,7 +62,7 @@ def _run(members, params, windows0, budgets, scopes, geoms, refs, coords, key, s
   def seen_by(j, delta):
     if j == 0:
       return w0 + delta
-    moved = jnp.clip(sample(delta, coords[j - 1]), -budgets[j], budgets[j])
+    moved = jnp.clip(photo_lib.sample(delta, coords[j - 1]), -budgets[j], budgets[j])
     return jnp.clip(windows0[j] + moved, 0.0, 1.0)
 
   def gradient(x, keys):

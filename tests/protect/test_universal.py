@@ -36,20 +36,20 @@ def test_window_coords_follow_the_face_between_windows():
   np.testing.assert_allclose(moved[..., 1], cols - 9, atol=1e-4)
 
 
-def test_sample_is_bilinear_zero_outside_and_linear():
+def test_the_carrys_sampling_is_bilinear_zero_outside_and_linear():
   delta = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (8, 10, 3)), jnp.float32)
   rows, cols = np.mgrid[0:8, 0:10].astype(np.float32)
   grid = jnp.stack([rows, cols], -1)
-  out = universal.sample(delta, grid)
-  np.testing.assert_allclose(jax.jit(universal.sample)(delta, grid), out, atol=1e-6)
+  out = photo.sample(delta, grid)
+  np.testing.assert_allclose(jax.jit(photo.sample)(delta, grid), out, atol=1e-6)
   np.testing.assert_allclose(out[:-1, :-1], delta[:-1, :-1], atol=1e-6)  # the last row and
   # column lack a 2 x 2 neighbourhood: 0, as outside
-  half = universal.sample(delta, grid[:-1, :-1] + 0.5)
+  half = photo.sample(delta, grid[:-1, :-1] + 0.5)
   np.testing.assert_allclose(half, (delta[:-1, :-1] + delta[1:, :-1] + delta[:-1, 1:]
                                     + delta[1:, 1:]) / 4, atol=1e-6)
-  assert not np.asarray(universal.sample(delta, grid - 20.0)).any()
+  assert not np.asarray(photo.sample(delta, grid - 20.0)).any()
   # Linear in delta: its gradient is the transpose of the sampling (weights sum to 1 each).
-  g = jax.grad(lambda d: jnp.sum(universal.sample(d, grid[:-1, :-1] + 0.25)))(delta)
+  g = jax.grad(lambda d: jnp.sum(photo.sample(d, grid[:-1, :-1] + 0.25)))(delta)
   assert float(jnp.sum(g)) == pytest.approx(7 * 9 * 3, rel=1e-5)
 
 
