@@ -80,6 +80,8 @@ def main(argv=None) -> int:
   if not configs:
     configs = [('base', [])]
   presets = configured(args, configs)
+  if any(p.attack.target_weight > 0 for p in presets.values()) and args.targets_dir is None:
+    fail('a config with attack.target_weight > 0 needs --targets-dir', 2)
   import numpy as np
   from fgsm_jax import cli, io
   from fgsm_jax.protect import evaluate
@@ -97,6 +99,7 @@ def main(argv=None) -> int:
   subjects, _ = privacy_eval._subjects(probes, models, judges)  # pylint: disable=protected-access
   if not subjects:
     fail('no probe with a face')
+  candidates = privacy_eval.target_candidates(args, models, judges)
   out = {'dataset_dir': str(args.dataset_dir), 'probes': len(subjects), 'seed': args.seed,
          'base_preset': base.name, 'base_settings': args.set, 'judges': list(judges),
          'configs': []}
@@ -105,7 +108,8 @@ def main(argv=None) -> int:
     for attacked in evaluate.attack_sets(judges, args.protocol):
       args.workdir = root / name
       records, skipped = privacy_eval._run_attack_set(  # pylint: disable=protected-access
-          args, attacked, presets[name], recognizers, models, galleries, subjects)
+          args, attacked, presets[name], recognizers, models, galleries, subjects,
+          candidates=candidates)
       if not records:
         continue
       summary = evaluate.summarize_judged(records)
@@ -119,10 +123,11 @@ def main(argv=None) -> int:
              'seconds_per_photo': float(np.median([r['seconds'] for r in records]))}
       out['configs'].append(row)
       io.write_json(root / 'frontier.json', out)
-      psr = ' '.join(f'{n} {row["psr"]["none"][n]:.2f}/{row["psr"]["jpeg75"][n]:.2f}'
-                     f'/{row["psr"]["resize_half"][n]:.2f}' for n in judges)
+      shown = [d for d in ('none', 'jpeg75', 'resize_half') if d in row['psr']]
+      psr = ' '.join(f'{n} ' + '/'.join(f'{row["psr"][d][n]:.2f}' for d in shown)
+                     for n in judges)
       p = seen['protected']
-      print(f'FRONTIER {name} [{"+".join(attacked)}] PSR (saved/jpeg75/half) {psr}; '
+      print(f'FRONTIER {name} [{"+".join(attacked)}] PSR ({"/".join(shown)}) {psr}; '
             f'SSIMULACRA2 {p["ssimulacra2"]["mean"]:.1f} (worst {p["ssimulacra2"]["worst_tenth"]:.1f}; '
             f'JPEG 50 {seen["jpeg50"]["ssimulacra2"]["mean"]:.1f}), LPIPS {p["lpips"]["mean"]:.4f} '
             f'(JPEG 50 {seen["jpeg50"]["lpips"]["mean"]:.4f}), dE00 {p["ciede2000_mean"]["mean"]:.2f}, '

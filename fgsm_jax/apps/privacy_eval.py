@@ -131,6 +131,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                       'probes at once (protect.universal: a per-person universal '
                       'perturbation), each probe starting from it and attacked only if a '
                       'recognizer still finds it (default 0: each probe alone)')
+  p.add_argument('--targets-dir', type=cli.nonempty_path, default=None, metavar='DIR',
+                 help='candidate target identities, one folder each (people the gallery '
+                      'does not hold, e.g. ORL against GT): each probe is pulled towards the '
+                      'one farthest from it by the attacked recognizers '
+                      '(protect.targets.farthest); needed by attack.target_weight > 0')
+  p.add_argument('--target-photos', type=cli.positive_int, default=3, metavar='K',
+                 help="photos of each candidate averaged into its descriptors (default 3)")
   p.add_argument('--seed', type=cli.seed, default=0,
                  help=f'PRNG seed of the attacks, 0 to {cli.MAX_SEED}')
   compile_cache.add_arguments(p)
@@ -241,13 +248,43 @@ def _person_faces(person_photos, models, names):
   return out
 
 
+def target_candidates(args, models, judges):
+  """{identity: {recognizer: descriptor}} of each folder of --targets-dir (its first
+  --target-photos photos with a face, `targets.identity_descriptors`), or {} without it;
+  exits with one line when it is --dataset-dir itself (a probe identified as its target,
+  a gallery person, would count as protected)."""
+  from fgsm_jax.data import images as images_lib
+  from fgsm_jax.protect import targets as targets_lib
+  if args.targets_dir is None:
+    return {}
+  if args.targets_dir.resolve() == args.dataset_dir.resolve():
+    fail(f'{args.targets_dir}: the targets must be people the gallery does not hold, not '
+         '--dataset-dir', 2)
+  try:
+    folders = images_lib.identity_folders(args.targets_dir)
+  except images_lib.DatasetError as e:
+    fail(str(e))
+  faces, _ = _subjects([(who, p) for who, paths in folders for p in paths[:args.target_photos]],
+                       models, judges)
+  out = {}
+  for who, _ in folders:
+    mine = [f for w, _, _, f in faces if w == who]
+    if mine:
+      out[who] = targets_lib.identity_descriptors(mine, judges)
+  if not out:
+    fail(f'{args.targets_dir}: no target photo with a face')
+  return out
+
+
 def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subjects,
-                    person=None):
-  """Protects every probe against the recognizers ``attacked`` and judges it with all."""
+                    person=None, candidates=None):
+  """Protects every probe against the recognizers ``attacked`` and judges it with all
+  (with ``candidates``, `target_candidates`, each pulled towards the farthest of them by
+  the attacked recognizers when the preset's ``attack.target_weight`` > 0)."""
   import jax
   from fgsm_jax import perceptual, quality
   from fgsm_jax.data import images as images_lib
-  from fgsm_jax.protect import evaluate, files
+  from fgsm_jax.protect import evaluate, files, targets as targets_lib
   degradations = {d: quality.DEGRADATIONS[d]
                   for d in getattr(args, 'degradations', tuple(quality.DEGRADATIONS))}
   key = jax.random.key(args.seed)
@@ -258,6 +295,9 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
   for index, (who, path, rgb, subject) in enumerate(subjects):
     if album and who not in carried:
       carried[who] = _universal(args, who, subjects, preset, recognizers, attacked, key)
+    toward = None
+    if preset.attack.target_weight > 0:
+      toward = targets_lib.farthest(subject, candidates, attacked)
     out = args.workdir / 'protected' / tag / who / f'{path.stem}{files.OUTPUT_SUFFIX}'
     # Unverified results are kept (as .unverified.png): a face still recognised is a
     # result this evaluation counts, not a probe to drop.
@@ -265,7 +305,9 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
                                 recognizers=[r for r in recognizers if r.name in attacked],
                                 judges=attacked, models=models, keep_unverified=True,
                                 person=(person or {}).get(who, ()),
-                                carry=carried[who][0] if album else None)
+                                carry=carried[who][0] if album else None,
+                                target_identity=(None if toward is None else
+                                                 {n: candidates[toward][n] for n in attacked}))
     if result.error is not None or result.out_path is None:
       skipped.append(result.error)
       print(f'warning: {result.error}', file=sys.stderr)
@@ -280,7 +322,7 @@ def _run_attack_set(args, attacked, preset, recognizers, models, galleries, subj
                     'album_seconds': (carried[who][1] if album and carried[who][2] == index
                                       else (0.0, 0.0)),
                     'cpu_seconds': result.cpu_seconds,
-                    'rounds': [f.rounds for f in result.faces],
+                    'rounds': [f.rounds for f in result.faces], 'target': toward,
                     'protected_file': str(result.out_path), 'verified': result.verified,
                     'judged': judged, 'perceptual': seen,
                     'reference': _jpeg_reference(rgb, subject, path), 'rgb': protected})
@@ -349,6 +391,8 @@ def main(argv=None) -> int:
   judges = args.recognizers
   sets = evaluate.attack_sets(judges, args.protocol)
   preset, recognizers, models = load_protection(args, judges)
+  if preset.attack.target_weight > 0 and args.targets_dir is None:
+    fail('attack.target_weight > 0 needs --targets-dir (the candidate target identities)', 2)
   classifiers = _classifiers(args.classifier)
   print(f'{people} people probed, gallery {len(gallery_photos)} photos of {gallery_people} '
         f'people, {len(probes)} probes; preset {preset.name} ({attack_name(preset.attack)}, '
@@ -360,12 +404,13 @@ def main(argv=None) -> int:
     fail(f'{args.dataset_dir}: {e}')
   subjects, skipped = _subjects(probes, models, judges)
   person = _person_faces(person_photos, models, judges) if args.person_photos else {}
+  candidates = target_candidates(args, models, judges)
   clean = {n: evaluate.summarize([evaluate.identify(galleries[n], s.descriptor_of(n), who)
                                   for who, _, _, s in subjects]) for n in judges}
   runs = []
   for attacked in sets:
     records, missed = _run_attack_set(args, attacked, preset, recognizers, models, galleries,
-                                      subjects, person)
+                                      subjects, person, candidates)
     skipped += missed
     if not records:
       fail('no probe could be evaluated')

@@ -116,6 +116,13 @@ class AttackConfig:
       is kept: 1 steps in RGB as it comes; 0 changes brightness only (each pixel's R, G and
       B move together), since people see colour shifts of flat skin and irises sooner than
       the same change in brightness.
+    target_weight: w > 0 adds -w times each member's distance, in units of its threshold,
+      from a target identity's descriptor (``protect_window``'s ``targets``: another
+      person's, the one whose photos the user supplies), mean over the views: the face is
+      pulled towards a distant identity as well as pushed from its own, as Fawkes (Shan et
+      al. 2020) and TIP-IM (Yang et al. 2021) do for transfer, since recognizers trained
+      apart still agree on where that identity lies; 0: off (no targets needed). Set by no
+      preset: an ingredient of the transfer measurements (BENCHMARKS.md section 14).
   """
   step: float = 0.25
   decay: float | None = 1.0
@@ -136,6 +143,7 @@ class AttackConfig:
   ssim_weight: float = 0.0
   lpips_weight: float = 0.0
   chroma: float = 1.0
+  target_weight: float = 0.0
 
   def __post_init__(self):
     bad = [d for d in self.degradations if d not in DEGRADATIONS]
@@ -154,6 +162,8 @@ class AttackConfig:
       raise ValueError(f'lpips_weight must be >= 0, got {self.lpips_weight}')
     if not 0 <= self.chroma <= 1:
       raise ValueError(f'chroma must be in [0, 1], got {self.chroma}')
+    if not self.target_weight >= 0:
+      raise ValueError(f'target_weight must be >= 0 (0: off), got {self.target_weight}')
     if not self.feature_weight >= 0:
       raise ValueError(f'feature_weight must be >= 0, got {self.feature_weight}')
     if not 0 <= self.feature_dropout < 1:
@@ -325,10 +335,12 @@ def _describe(member: Surrogate, params: Any, crops: jax.Array, key: jax.Array,
 
 def _member_loss(member: Surrogate, params: Any, x: jax.Array, x0: jax.Array, geoms: tuple,
                  refs: tuple, index: int, chip_index: int | None, chip_n_down: int,
-                 key: jax.Array, config: AttackConfig) -> jax.Array:
-  """Mean over views of min(distance / threshold, cap) for one ensemble member, plus the
-  weighted intermediate-layer loss when ``config.feature_weight`` > 0 (x0: the clean
-  window, whose crops are cut with the same views)."""
+                 key: jax.Array, config: AttackConfig,
+                 target: jax.Array | None = None) -> jax.Array:
+  """Mean over views of min(distance / threshold, cap) for one ensemble member, less
+  ``config.target_weight`` times the mean distance from ``target`` (D,) in threshold units
+  when given, plus the weighted intermediate-layer loss when ``config.feature_weight`` > 0
+  (x0: the clean window, whose crops are cut with the same views)."""
   chip_geom = geoms[chip_index] if chip_index is not None else None
   jitters = _jitters(chip_geom, key, config, member.views or config.eot_samples)
 
@@ -341,6 +353,9 @@ def _member_loss(member: Surrogate, params: Any, x: jax.Array, x0: jax.Array, ge
   desc, features = _describe(member, params, crops_of(x), model_key, config)
   d = _distance(member.metric, desc, refs[index]) / member.threshold
   loss = jnp.mean(jnp.minimum(d, config.cap))
+  if target is not None and config.target_weight > 0:
+    loss = loss - config.target_weight * jnp.mean(
+        _distance(member.metric, desc, target) / member.threshold)
   if features is None:
     return loss
   _, clean = _describe(member, params, crops_of(x0), model_key, config)
@@ -391,13 +406,15 @@ def worst_member_shares(losses: jax.Array, weights: Sequence[float],
 
 def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: jax.Array,
                        geoms: tuple, refs: tuple, scope: jax.Array, config: AttackConfig,
-                       lpips_params: Any = None) -> iterative.GradientFn:
+                       lpips_params: Any = None, targets: tuple | None = None
+                       ) -> iterative.GradientFn:
   """The engine's ``gradient_fn`` for one window (1 x H x W x 3) and its per-step key.
 
   The weighted sum of each member's gradient divided by its mean |.| over ``scope``:
   recognizers whose losses differ in scale or steepness get the share of the update their
   weight says, not the share their gradient's size would take (with ``config.balance``, the
-  shares of `worst_member_shares` instead).
+  shares of `worst_member_shares` instead). ``targets``: per member, the target
+  identity's descriptor (D,) for ``config.target_weight``, or None.
   """
   chip_index, chip_n_down = _chip_member(members)
   total = sum(mem.weight for mem in members)
@@ -410,7 +427,7 @@ def _ensemble_gradient(members: tuple[Surrogate, ...], params: tuple, window0: j
     grads, losses = [], []
     for i, mem in enumerate(members):
       args = (mem, params[i], x[0], window0, geoms, refs, i, chip_index, chip_n_down, keys[0],
-              config)
+              config, None if targets is None else targets[i])
       if config.balance > 0:
         loss, gi = jax.value_and_grad(_member_loss, argnums=2)(*args)
         losses.append(loss)
@@ -446,7 +463,7 @@ _STATIC = ('members', 'config')
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
 def _run(members, params, window0, start, budget, scope, geoms, refs, key, steps,
-         lpips_params, *, config):
+         lpips_params, targets, *, config):
   """The attack (`iterative.update_loop` over the ensemble's gradient), then each member's
   distance on the 8-bit window (its own metric, unjittered): one program per (window
   shape, members, config), so a new process compiles (or loads) exactly one (the set-up is
@@ -454,7 +471,8 @@ def _run(members, params, window0, start, budget, scope, geoms, refs, key, steps
   scope = scope[None]
   clean_refs = tuple(r if r.ndim == 1 else r[0] for r in refs)
   x = iterative.update_loop(
-      _ensemble_gradient(members, params, window0, geoms, refs, scope, config, lpips_params),
+      _ensemble_gradient(members, params, window0, geoms, refs, scope, config, lpips_params,
+                         targets),
       window0[None],
       budget[None], config.step * budget[None], steps, config=config.update_config(),
       keys=key[None], start=start[None], scope=scope)[0]
@@ -478,8 +496,8 @@ def _clean_crops(members: tuple[Surrogate, ...], window: jax.Array, geoms: tuple
 def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.Array,
                    start: jax.Array, budget: jax.Array, geoms: tuple, refs: tuple,
                    key: jax.Array, steps: int, *, config: AttackConfig,
-                   scope: jax.Array | None = None,
-                   lpips_params: Any = None) -> tuple[jax.Array, jax.Array]:
+                   scope: jax.Array | None = None, lpips_params: Any = None,
+                   targets: tuple | None = None) -> tuple[jax.Array, jax.Array]:
   """Runs the attack on one face's window against an ensemble of recognizers.
 
   The steps are the shared attack engine's (`fgsm_jax.attacks.iterative.update_loop`) in a
@@ -508,6 +526,8 @@ def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.A
       taken over it; padding must have budget 0.
     lpips_params: `fgsm_jax.models.lpips.lpips_params('alexnet')`, needed when
       ``config.lpips_weight`` > 0.
+    targets: per member, a target identity's descriptor (D,) in its own descriptor space
+      (`fgsm_jax.protect.targets`), needed when ``config.target_weight`` > 0.
 
   Returns:
     (window, distances): the protected window rounded to 8 bits (float [0, 1]), and each
@@ -530,8 +550,19 @@ def protect_window(members: tuple[Surrogate, ...], params: tuple, window0: jax.A
     raise ValueError('config.lpips_weight > 0 needs lpips_params (lpips.lpips_params())')
   if config.lpips_weight == 0:
     lpips_params = None  # not part of the program when the term is off
+  if config.target_weight > 0:
+    if targets is None or len(targets) != len(members):
+      raise ValueError(f'config.target_weight > 0 needs one target descriptor per member '
+                       f'({len(members)}), got {None if targets is None else len(targets)}')
+    targets = tuple(jnp.asarray(t, jnp.float32) for t in targets)
+    for mem, t in zip(members, targets):
+      if t.shape != (mem.spec.dim,):
+        raise ValueError(f'{mem.name}: expected a target descriptor of shape '
+                         f'({mem.spec.dim},), got {t.shape}')
+  else:
+    targets = None
   return _run(members, tuple(params), window0, jnp.asarray(start, jnp.float32), budget, scope,
-              tuple(geoms), refs, key, jnp.asarray(steps, jnp.int32), lpips_params,
+              tuple(geoms), refs, key, jnp.asarray(steps, jnp.int32), lpips_params, targets,
               config=config)
 
 

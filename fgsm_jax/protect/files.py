@@ -18,7 +18,7 @@ import io
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -152,13 +152,15 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
                  stop: Callable[[], bool] | None = None,
                  person: Sequence[recognizer.FaceRecord] = (),
                  clean: Sequence[recognizer.FaceRecord] | None = None,
-                 measure: bool = False, carry: photo_lib.Carried | None = None) -> FileResult:
+                 measure: bool = False, carry: photo_lib.Carried | None = None,
+                 target_identity: Mapping[str, np.ndarray] | None = None) -> FileResult:
   """Protects one photo file and, when every face is protected, writes ``out_path``.
 
   Args:
     path: the photo (read only).
     out_path: ``<stem>.protected.png``; written once, atomically, after verification.
-    preset, key, recognizers, judges, models, person, carry: as `photo.protect_photo`.
+    preset, key, recognizers, judges, models, person, carry, target_identity: as
+      `photo.protect_photo`.
     clean: the faces of this file's photo as `images.load_photo` reads it, if already
       described (every judge's descriptors; `photo.protect_photo`'s ``clean``).
     max_pixels: larger photos are refused from the header.
@@ -219,7 +221,8 @@ def protect_file(path: str | os.PathLike, out_path: str | os.PathLike, preset: P
   try:
     _, faces = photo_lib.protect_photo(photo.rgb, preset, key, recognizers=recognizers,
                                        judges=judges, models=models, check=check,
-                                       person=person, clean=clean, carry=carry)
+                                       person=person, clean=clean, carry=carry,
+                                       target_identity=target_identity)
   except photo_lib.NoFaceError:
     return failed(f'{path}: no face found (nothing to protect; no output written)')
   verified = all(f.protected for f in faces)

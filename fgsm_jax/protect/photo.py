@@ -470,6 +470,9 @@ class FaceState:
     aligned: per alignment, the geometry the next round attacks (landmarks found again on
       the protected photo; ``start`` where they were not).
     refs: per attacked recognizer, the attack's references (`_references`).
+    targets: per attacked recognizer, the target identity's descriptor the attack pulls
+      the face towards (``preset.attack.target_weight``; `fgsm_jax.protect.targets`), or
+      None.
     others: the same person's faces in other photos (empty: none given, or not them).
     level: rungs of the eps ladder climbed (`Preset.eps_at`).
     rounds: attack rounds received.
@@ -488,6 +491,7 @@ class FaceState:
   start: Mapping[registry.Alignment, Any]
   aligned: Mapping[registry.Alignment, Any]
   refs: tuple[np.ndarray, ...]
+  targets: tuple[np.ndarray, ...] | None = None
   others: tuple[recognizer.FaceRecord, ...] = ()
   level: int = 0
   rounds: int = 0
@@ -576,7 +580,8 @@ def attack_face(state: FaceState, original: np.ndarray, adv: np.ndarray, budget:
       jnp.asarray(pad_to_bucket(original[sl], side)), jnp.asarray(pad_to_bucket(adv[sl], side)),
       jnp.asarray(pad_to_bucket(budget[sl], side, 'constant')), tuple(geoms),
       tuple(jnp.asarray(v) for v in state.refs), key, jnp.asarray(steps, jnp.int32),
-      config=preset.attack, scope=jnp.asarray(scope), lpips_params=lpips_params)
+      config=preset.attack, scope=jnp.asarray(scope), lpips_params=lpips_params,
+      targets=state.targets)
   model_d = {r.name: float(v) for r, v in zip(recognizers, np.asarray(d))}
   return (dataclasses.replace(state, aligned=aligned, rounds=state.rounds + 1,
                               model_distances=model_d),
@@ -679,7 +684,8 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
                   models: recognizer.RealDlib | None = None, check: Check | None = None,
                   clean: Sequence[recognizer.FaceRecord] | None = None,
                   person: Sequence[recognizer.FaceRecord] = (),
-                  carry: Carried | None = None
+                  carry: Carried | None = None,
+                  target_identity: Mapping[str, np.ndarray] | None = None
                   ) -> tuple[np.ndarray, list[FaceResult]]:
   """Protects every face real dlib finds in the photo, against an ensemble of recognizers.
 
@@ -710,6 +716,10 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
       inside that face's window and budget, and checked before any step: a face it takes
       past every attacked recognizer's threshold keeps it and gets no round; otherwise the
       rounds run as without it, from there.
+    target_identity: a target identity's descriptor per attacked recognizer
+      (`targets.identity_descriptors` of photos of someone the user chooses), needed when
+      ``preset.attack.target_weight`` > 0: every face is pulled towards it as well as pushed
+      from its own. Reported distances stay those from each face's clean descriptor.
 
   Returns:
     (protected uint8 H x W x 3, one FaceResult per clean face, in detector order).
@@ -730,6 +740,13 @@ def protect_photo(rgb: np.ndarray, preset: Preset, key: jax.Array, *,
             if s is not None]
   if not states:
     raise NoFaceError('no face found')
+  if preset.attack.target_weight > 0:
+    missing = [n for n in attacked if target_identity is None or n not in target_identity]
+    if missing:
+      raise ValueError(f'attack.target_weight > 0 needs a target descriptor for '
+                       f'{", ".join(missing)}')
+    toward = tuple(np.asarray(target_identity[n], np.float32) for n in attacked)
+    states = [dataclasses.replace(s, targets=toward) for s in states]
   lpips_params = lpips_lib.lpips_params('alexnet') if preset.attack.lpips_weight > 0 else None
   if carry is not None:
     states, carried = _carried_face(states, preset)

@@ -201,3 +201,46 @@ def test_worst_member_shares_go_to_the_member_still_nearest():
   np.testing.assert_allclose(g, attack.worst_member_shares(losses, [1.0, 1.0, 1.0], 0.5))
   with pytest.raises(ValueError, match='balance'):
     attack.AttackConfig(balance=-1.0)
+
+
+def _other_person(gt_dir) -> jax.Array:
+  """dlib's descriptor of another GT person's face (s08/04): a target identity."""
+  from fgsm_jax.data import images
+  from fgsm_jax.protect import recognizer
+  return jnp.asarray(recognizer.describe(images.load_rgb(gt_dir / 's08' / '04.jpg'))[0]
+                     .descriptor_of('dlib'))
+
+
+def _dlib_of(fw, window) -> jax.Array:
+  chip = warp.window_chip(window, fw['geom'], fw['n_down'])
+  return dlib_resnet_apply(fw['params'], chip[None])[0]
+
+
+@pytest.mark.slow
+def test_the_target_term_pulls_the_face_towards_the_target(face_window, gt_dir):
+  fw, toward = face_window, _other_person(gt_dir)
+  config = dataclasses.replace(CONFIG, target_weight=1.0)
+  args = (_dlib(fw), (fw['params'],), fw['window'], fw['window'], fw['budget'], (fw['geom'],),
+          (fw['ref'],), jax.random.key(0), 4)
+  dodged, _ = attack.protect_window(*args, config=CONFIG)
+  pulled, d = attack.protect_window(*args, config=config, targets=(toward,))
+  dist = lambda w, r: float(jnp.linalg.norm(_dlib_of(fw, w) - r))
+  # Nearer the target than the plain dodge gets, and still away from its own descriptor.
+  assert dist(pulled, toward) < dist(dodged, toward) - 0.02
+  assert float(d[0]) > 0.2
+  # Without the weight, targets are ignored: the program and result are the plain one's.
+  same, _ = attack.protect_window(*args, config=CONFIG, targets=(toward,))
+  np.testing.assert_array_equal(np.asarray(same), np.asarray(dodged))
+
+
+def test_the_target_term_needs_one_target_descriptor_per_member(face_window):
+  fw = face_window
+  config = dataclasses.replace(CONFIG, target_weight=1.0)
+  args = (_dlib(fw), (fw['params'],), fw['window'], fw['window'], fw['budget'], (fw['geom'],),
+          (fw['ref'],), jax.random.key(0), 1)
+  with pytest.raises(ValueError, match='one target descriptor per member'):
+    attack.protect_window(*args, config=config)
+  with pytest.raises(ValueError, match=r'dlib: expected a target descriptor of shape \(128,\)'):
+    attack.protect_window(*args, config=config, targets=(jnp.zeros(64),))
+  with pytest.raises(ValueError, match='target_weight'):
+    attack.AttackConfig(target_weight=-0.5)

@@ -205,3 +205,62 @@ def test_degradations_flag_takes_the_defences_by_name(script, tmp_path, capsys):
   assert e.value.code == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert 'sharpen' in err[-1] and 'median3' in err[-1]
+
+
+def _orl(orl_dir, root: pathlib.Path, people=('s1', 's2', 's3'), n=2) -> pathlib.Path:
+  for who in people:
+    (root / who).mkdir(parents=True)
+    for k in range(1, n + 1):
+      (root / who / f'{k}.pgm').symlink_to(orl_dir / who / f'{k}.pgm')
+  return root
+
+
+@pytest.mark.slow
+def test_each_probe_is_pulled_towards_the_farthest_target_by_the_attacked(
+    cli, gt_dir, orl_dir, tmp_path, monkeypatch):
+  from fgsm_jax.protect import files, targets
+  data = _dataset(gt_dir, tmp_path / 'data', people=('s01', 's02'), n=6)
+  orl = _orl(orl_dir, tmp_path / 'orl')
+  given = []
+  protect_file = files.protect_file
+
+  def recording(*args, target_identity=None, **kwargs):
+    given.append(target_identity)
+    return protect_file(*args, target_identity=target_identity, **kwargs)
+
+  monkeypatch.setattr(files, 'protect_file', recording)
+  assert cli(['--dataset-dir', str(data), '--workdir', str(tmp_path / 'work'), '--people', '1',
+              '--preset', 'fast', '--steps', '2', '--recognizers', 'dlib,mobileface',
+              '--protocol', 'leave-one-out', '--targets-dir', str(orl), '--target-photos', '2',
+              '--set', 'attack.target_weight=1.0']) == 0
+  out = json.loads((tmp_path / 'work' / 'privacy_eval.json').read_text())
+  # Each attack set (one recognizer attacked) gets the candidate farthest by that one.
+  faces = {who: [recognizer.describe(images.load_rgb(orl / who / f'{k}.pgm'),
+                                     recognizers=('dlib', 'mobileface'))[0] for k in (1, 2)]
+           for who in ('s1', 's2', 's3')}
+  candidates = {w: targets.identity_descriptors(f, ('dlib', 'mobileface'))
+                for w, f in faces.items()}
+  probe = recognizer.describe(images.load_rgb(data / 's01' / '06.jpg'),
+                              recognizers=('dlib', 'mobileface'))[0]
+  for run, got in zip(out['runs'], given):
+    attacked = run['attacked']
+    want = targets.farthest(probe, candidates, attacked)
+    assert run['probes'][0]['target'] == want
+    assert list(got) == attacked
+    for n in attacked:
+      np.testing.assert_allclose(got[n], candidates[want][n], atol=1e-5)
+
+
+def test_targets_are_checked_before_any_photo_is_attacked(cli, gt_dir, tmp_path, capsys):
+  data = _dataset(gt_dir, tmp_path / 'data', people=('s01',), n=6)
+  base = ['--dataset-dir', str(data), '--workdir', str(tmp_path / 'w'), '--preset', 'fast',
+          '--recognizers', 'dlib', '--protocol', 'whitebox']
+  with pytest.raises(SystemExit) as e:  # a weight and nothing to pull towards
+    cli([*base, '--set', 'attack.target_weight=1.0'])
+  assert e.value.code == 2
+  assert '--targets-dir' in capsys.readouterr().err
+  with pytest.raises(SystemExit) as e:  # the gallery's own people as targets
+    cli([*base, '--set', 'attack.target_weight=1.0', '--targets-dir', str(data)])
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and 'the gallery does not hold' in err
