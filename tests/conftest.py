@@ -114,3 +114,19 @@ def gt_dir() -> pathlib.Path:
 def orl_dir() -> pathlib.Path:
   """The ORL faces: one folder per person (s1..s40), 10 PGMs each."""
   return _dataset('orl_faces')
+
+
+def _link_dataset(src: pathlib.Path, root: pathlib.Path, people, names) -> pathlib.Path:
+  """A folder-per-identity set under ``root``: links to the photos ``names`` of each of
+  ``src``'s ``people`` (the shared data is read, never copied into the project)."""
+  for who in people:
+    (root / who).mkdir(parents=True)
+    for name in names:
+      (root / who / name).symlink_to(src / who / name)
+  return root
+
+
+@pytest.fixture(scope='session')
+def link_dataset():
+  """`_link_dataset`: (src, root, people, photo names) -> root."""
+  return _link_dataset

@@ -20,19 +20,11 @@ def frontier():
   return module
 
 
-def _links(src: pathlib.Path, root: pathlib.Path, people, names) -> pathlib.Path:
-  for who in people:
-    (root / who).mkdir(parents=True)
-    for name in names:
-      (root / who / name).symlink_to(src / who / name)
-  return root
-
-
 @pytest.mark.slow
 def test_a_target_config_beside_a_plain_one_with_one_defence(frontier, gt_dir, orl_dir,
-                                                             tmp_path, capsys):
-  data = _links(gt_dir, tmp_path / 'gt', ('s01', 's02'), [f'{k:02d}.jpg' for k in range(1, 7)])
-  orl = _links(orl_dir, tmp_path / 'orl', ('s1', 's2'), ['1.pgm'])
+                                                             link_dataset, tmp_path, capsys):
+  data = link_dataset(gt_dir, tmp_path / 'gt', ('s01', 's02'), [f'{k:02d}.jpg' for k in range(1, 7)])
+  orl = link_dataset(orl_dir, tmp_path / 'orl', ('s1', 's2'), ['1.pgm'])
   work = tmp_path / 'work'
   assert frontier.main([
       '--dataset-dir', str(data), '--workdir', str(work), '--people', '1',

@@ -26,17 +26,17 @@ def cli(script):
   return script.main
 
 
-def _dataset(gt_dir, root: pathlib.Path, people=('s01', 's02'), n=6) -> pathlib.Path:
-  for who in people:
-    (root / who).mkdir(parents=True)
-    for k in range(1, n + 1):
-      (root / who / f'{k:02d}.jpg').symlink_to(gt_dir / who / f'{k:02d}.jpg')
-  return root
+@pytest.fixture
+def dataset(gt_dir, link_dataset):
+  """(root, people, n) -> a folder-per-identity set of links to GT photos 01..n."""
+  def make(root: pathlib.Path, people=('s01', 's02'), n=6) -> pathlib.Path:
+    return link_dataset(gt_dir, root, people, [f'{k:02d}.jpg' for k in range(1, n + 1)])
+  return make
 
 
 @pytest.mark.slow
-def test_privacy_eval_writes_the_figures(cli, gt_dir, tmp_path, capsys):
-  data = _dataset(gt_dir, tmp_path / 'data')
+def test_privacy_eval_writes_the_figures(cli, dataset, tmp_path, capsys):
+  data = dataset(tmp_path / 'data')
   # An untrained GT classifier: exercises the transfer path (its accuracy is chance).
   cfg = train.TrainConfig(dataset='gt', model='cnn', num_classes=50)
   state = train.create_train_state(jax.random.key(0), cfg)
@@ -99,10 +99,10 @@ def test_missing_dataset_is_one_line(cli, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_person_photos_come_after_the_probes_and_reach_the_attack(cli, gt_dir, tmp_path,
+def test_person_photos_come_after_the_probes_and_reach_the_attack(cli, dataset, tmp_path,
                                                                    monkeypatch):
   from fgsm_jax.protect import files
-  data = _dataset(gt_dir, tmp_path / 'data', people=('s01', 's02'), n=9)
+  data = dataset(tmp_path / 'data', people=('s01', 's02'), n=9)
   given = []
   protect_file = files.protect_file
 
@@ -207,20 +207,14 @@ def test_degradations_flag_takes_the_defences_by_name(script, tmp_path, capsys):
   assert 'sharpen' in err[-1] and 'median3' in err[-1]
 
 
-def _orl(orl_dir, root: pathlib.Path, people=('s1', 's2', 's3'), n=2) -> pathlib.Path:
-  for who in people:
-    (root / who).mkdir(parents=True)
-    for k in range(1, n + 1):
-      (root / who / f'{k}.pgm').symlink_to(orl_dir / who / f'{k}.pgm')
-  return root
 
 
 @pytest.mark.slow
 def test_each_probe_is_pulled_towards_the_farthest_target_by_the_attacked(
-    cli, gt_dir, orl_dir, tmp_path, monkeypatch):
+    cli, dataset, orl_dir, link_dataset, tmp_path, monkeypatch):
   from fgsm_jax.protect import files, targets
-  data = _dataset(gt_dir, tmp_path / 'data', people=('s01', 's02'), n=6)
-  orl = _orl(orl_dir, tmp_path / 'orl')
+  data = dataset(tmp_path / 'data', people=('s01', 's02'), n=6)
+  orl = link_dataset(orl_dir, tmp_path / 'orl', ('s1', 's2', 's3'), ['1.pgm', '2.pgm'])
   given = []
   protect_file = files.protect_file
 
@@ -251,8 +245,8 @@ def test_each_probe_is_pulled_towards_the_farthest_target_by_the_attacked(
       np.testing.assert_allclose(got[n], candidates[want][n], atol=1e-5)
 
 
-def test_targets_are_checked_before_any_photo_is_attacked(cli, gt_dir, tmp_path, capsys):
-  data = _dataset(gt_dir, tmp_path / 'data', people=('s01',), n=6)
+def test_targets_are_checked_before_any_photo_is_attacked(cli, dataset, tmp_path, capsys):
+  data = dataset(tmp_path / 'data', people=('s01',), n=6)
   base = ['--dataset-dir', str(data), '--workdir', str(tmp_path / 'w'), '--preset', 'fast',
           '--recognizers', 'dlib', '--protocol', 'whitebox']
   with pytest.raises(SystemExit) as e:  # a weight and nothing to pull towards
