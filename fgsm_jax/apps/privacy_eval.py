@@ -137,7 +137,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                       'one farthest from it by the attacked recognizers '
                       '(protect.targets.farthest); needed by attack.target_weight > 0')
   p.add_argument('--target-photos', type=cli.positive_int, default=3, metavar='K',
-                 help="photos of each candidate averaged into its descriptors (default 3)")
+                 help='photos of each candidate averaged into its descriptors (default 3)')
   p.add_argument('--seed', type=cli.seed, default=0,
                  help=f'PRNG seed of the attacks, 0 to {cli.MAX_SEED}')
   compile_cache.add_arguments(p)
