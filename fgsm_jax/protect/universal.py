@@ -100,7 +100,9 @@ def universal_change(rgbs: Sequence[np.ndarray], faces: Sequence[recognizer.Face
     rgbs: uint8 H x W x 3 photos of one person (sizes may differ).
     faces: the person's face in each (real dlib's record, with the attacked recognizers'
       descriptors: `recognizer.describe`).
-    preset: budget (its top rung, ``max_eps``), region, views and update (`AttackConfig`).
+    preset: budget (its top rung, ``max_eps``), region, views and update (`AttackConfig`;
+      its ``target_weight`` is not applied here: the change only moves the person away
+      from their own descriptors, and each photo's own rounds pull towards a target).
     key: PRNG key (jitter, input diversity).
     recognizers: the ensemble (`registry.load`).
     steps: attack steps (default: every step the preset's rounds could take).
