@@ -80,8 +80,7 @@ def main(argv=None) -> int:
   if not configs:
     configs = [('base', [])]
   presets = configured(args, configs)
-  if any(p.attack.target_weight > 0 for p in presets.values()) and args.targets_dir is None:
-    fail('a config with attack.target_weight > 0 needs --targets-dir', 2)
+  privacy_eval.check_targets(args, presets.values())
   import numpy as np
   from fgsm_jax import cli, io
   from fgsm_jax.protect import evaluate

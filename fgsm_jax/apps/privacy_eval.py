@@ -248,6 +248,13 @@ def _person_faces(person_photos, models, names):
   return out
 
 
+def check_targets(args, presets) -> None:
+  """Exits 2 with one line when one of ``presets`` pulls towards a target
+  (``attack.target_weight`` > 0) and --targets-dir gives no candidates."""
+  if args.targets_dir is None and any(p.attack.target_weight > 0 for p in presets):
+    fail('attack.target_weight > 0 needs --targets-dir (the candidate target identities)', 2)
+
+
 def target_candidates(args, models, judges):
   """{identity: {recognizer: descriptor}} of each folder of --targets-dir (its first
   --target-photos photos with a face, `targets.identity_descriptors`), or {} without it;
@@ -391,8 +398,7 @@ def main(argv=None) -> int:
   judges = args.recognizers
   sets = evaluate.attack_sets(judges, args.protocol)
   preset, recognizers, models = load_protection(args, judges)
-  if preset.attack.target_weight > 0 and args.targets_dir is None:
-    fail('attack.target_weight > 0 needs --targets-dir (the candidate target identities)', 2)
+  check_targets(args, [preset])
   classifiers = _classifiers(args.classifier)
   print(f'{people} people probed, gallery {len(gallery_photos)} photos of {gallery_people} '
         f'people, {len(probes)} probes; preset {preset.name} ({attack_name(preset.attack)}, '

@@ -106,7 +106,7 @@ CASES = [
                              'a:eps=4', '--config', 'a:eps=5'], 2, '--config names must differ'),
     ('perceptual_frontier', ['--dataset-dir', '{tmp}', '--workdir', '{tmp}/w', '--config',
                              'a:attack.target_weight=1'], 2,
-     'a config with attack.target_weight > 0 needs --targets-dir'),
+     'attack.target_weight > 0 needs --targets-dir (the candidate target identities)'),
     ('privacy_eval', ['--dataset-dir', '{afile}', '--workdir', '{tmp}/w'], 1,
      '{afile}: not a folder'),
     ('plot_curves', ['{tmp}', '--out', '{tmp}/x.png'], 1, '{tmp}/fgsm_eval.json: not found'),
